@@ -1,0 +1,86 @@
+"""Typed errors raised by the package.
+
+Every error a user can cause carries enough context to be fixed without a traceback: the file, the row,
+the field and the reason for data errors; the key for policy errors; the conflicting rules for
+infeasibility.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class MatchingError(Exception):
+    """Base class of every error raised on purpose by ``matching``."""
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One bad value in an input file.
+
+    Attributes
+    ----------
+    file
+        Path (or name) of the file.
+    row
+        1-based data row number (the header is row 0), or ``None`` for a file-level problem.
+    field
+        Column name.
+    value
+        The offending value, as text.
+    reason
+        Why it is refused, in words.
+    """
+
+    file: str
+    row: int | None
+    field: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" if self.row is not None else "file"
+        return f"{self.file}: {where}, field '{self.field}', value {self.value!r}: {self.reason}"
+
+
+class DataError(MatchingError):
+    """Input data refused; lists every problem found, not only the first."""
+
+    def __init__(self, problems: list[RowProblem], max_shown: int = 50) -> None:
+        self.problems = problems
+        shown = "\n".join(f"  - {p}" for p in problems[:max_shown])
+        more = len(problems) - max_shown
+        tail = f"\n  ... and {more} more problem(s)" if more > 0 else ""
+        super().__init__(f"{len(problems)} problem(s) in the input data:\n{shown}{tail}")
+
+
+class PolicyError(MatchingError):
+    """A policy or scenario file is invalid; the message names the file and key."""
+
+
+class InfeasibleError(MatchingError):
+    """Hard quotas cannot all be met; carries the conflicting rule ids and a soft-mode diagnosis."""
+
+    def __init__(self, message: str, rule_ids: list[str] | None = None) -> None:
+        self.rule_ids = list(rule_ids or [])
+        super().__init__(message)
+
+
+class CheckFailedError(MatchingError):
+    """The independent checker found violations in a solver result (a bug, never a user error)."""
+
+
+@dataclass
+class Problems:
+    """Accumulator used by validators to collect every problem before raising one DataError."""
+
+    items: list[RowProblem] = field(default_factory=list)
+
+    def add(self, file: str, row: int | None, field_: str, value: object, reason: str) -> None:
+        """Record one problem."""
+        self.items.append(RowProblem(file, row, field_, str(value), reason))
+
+    def raise_if_any(self) -> None:
+        """Raise a DataError listing every problem, if there is one."""
+        if self.items:
+            raise DataError(self.items)

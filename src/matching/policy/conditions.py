@@ -1,0 +1,98 @@
+"""A small declarative condition language, evaluated vectorised on DataFrames.
+
+Cotation criteria, réservataire pools, flux exclusions and quota rules all select rows with the same
+conditions, written in policy files as ``{field: dalo, op: eq, value: true}``. A list of conditions
+means all of them (AND). Evaluation is one numpy operation per condition, never a loop over rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from matching.policy.fields import FieldKind
+
+Op = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "nonempty", "empty"]
+
+_NUMERIC_OPS = {"lt", "le", "gt", "ge"}
+_LIST_OPS = {"contains", "nonempty", "empty"}
+
+
+class Condition(BaseModel):
+    """One comparison of a field with a value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    field: str = Field(description="Field name (see matching.policy.fields)")
+    op: Op = Field(default="eq", description="Comparison operator")
+    value: Any = Field(default=True, description="Value compared with (a list for in/not_in)")
+
+    @model_validator(mode="after")
+    def _value_matches_op(self) -> Condition:
+        if self.op in {"in", "not_in"} and not isinstance(self.value, list):
+            raise ValueError(f"op '{self.op}' needs a list value")
+        if self.op in _NUMERIC_OPS and not isinstance(self.value, int | float):
+            raise ValueError(f"op '{self.op}' needs a number")
+        return self
+
+    def check_field(self, known: dict[str, FieldKind]) -> str | None:
+        """Return why this condition cannot apply to the known fields, or None when it can."""
+        kind = known.get(self.field)
+        if kind is None:
+            return f"unknown field '{self.field}'"
+        if self.op in _LIST_OPS and kind != "list":
+            return f"op '{self.op}' needs a list field, '{self.field}' is {kind}"
+        if self.op in _NUMERIC_OPS and kind != "number":
+            return f"op '{self.op}' needs a number field, '{self.field}' is {kind}"
+        return None
+
+    def describe(self) -> str:
+        """The condition in words, for explanations."""
+        words = {
+            "eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
+            "in": "in", "not_in": "not in", "contains": "contains",
+        }  # fmt: skip
+        if self.op == "nonempty":
+            return f"{self.field} not empty"
+        if self.op == "empty":
+            return f"{self.field} empty"
+        return f"{self.field} {words[self.op]} {self.value}"
+
+
+def evaluate(conditions: tuple[Condition, ...] | list[Condition], frame: pd.DataFrame) -> np.ndarray:
+    """Return a boolean array, True where every condition holds on that row of ``frame``."""
+    mask = np.ones(len(frame), dtype=bool)
+    for cond in conditions:
+        mask &= _evaluate_one(cond, frame[cond.field])
+    return mask
+
+
+def _evaluate_one(cond: Condition, column: pd.Series) -> np.ndarray:
+    op, value = cond.op, cond.value
+    if op in _LIST_OPS:
+        lengths = column.map(len).to_numpy()
+        if op == "nonempty":
+            return lengths > 0
+        if op == "empty":
+            return lengths == 0
+        return column.map(lambda items: value in items).to_numpy(dtype=bool)
+    arr = column.to_numpy()
+    if op == "eq":
+        return np.asarray(arr == value, dtype=bool)
+    if op == "ne":
+        return np.asarray(arr != value, dtype=bool)
+    if op == "in":
+        return column.isin(value).to_numpy()
+    if op == "not_in":
+        return ~column.isin(value).to_numpy()
+    num = arr.astype(float)
+    if op == "lt":
+        return num < value
+    if op == "le":
+        return num <= value
+    if op == "gt":
+        return num > value
+    return num >= value

@@ -1,0 +1,69 @@
+"""Read policy files (YAML) from ``models/`` and validate them into a `Policy`.
+
+Errors name the file and the dotted key that is wrong, e.g.
+``models/x.yaml: quotas.rules.2.target: a share must lie in [0, 1]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from matching.exceptions import PolicyError
+from matching.policy.model import Policy
+
+BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
+"""Policy files shipped inside the package (a copy of the repository's ``models/``)."""
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, with an error naming the file when it cannot be read or parsed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PolicyError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    """Render a pydantic error as one line per problem, each naming the dotted key."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def policy_from_dict(data: dict[str, Any], source: str = "<policy>") -> Policy:
+    """Validate a mapping into a Policy, raising PolicyError naming each bad key."""
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(format_validation_error(source, exc)) from None
+
+
+def resolve_policy_path(name: str | Path) -> Path:
+    """Find a policy file: a path as given, else a bundled model by name (``default-2026``)."""
+    path = Path(name)
+    if path.exists():
+        return path
+    bundled = BUNDLED_MODELS / f"{Path(name).stem}.yaml"
+    if bundled.exists():
+        return bundled
+    raise PolicyError(f"{name}: no such policy file, and no bundled model of that name")
+
+
+def load_policy(name: str | Path) -> Policy:
+    """Load and validate a policy file (a path, or the name of a bundled model)."""
+    path = resolve_policy_path(name)
+    return policy_from_dict(read_yaml(path), str(path))

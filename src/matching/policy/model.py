@@ -1,0 +1,329 @@
+"""The Policy aggregate: every rule of DOMAIN Part A as validated, immutable data.
+
+A policy file in ``models/`` is loaded into these models by `matching.policy.loader`. Nothing in
+the solver, the checker or the cotation hard-codes a number that lives here.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from matching.policy.conditions import Condition
+from matching.policy.fields import ALLOCATION_FIELDS, DEMAND_FIELDS
+from matching.types import Bound, Financing, FluxExclusion, Measure, QuotaMode, Stage
+
+
+class Frozen(BaseModel):
+    """Base of the policy models: immutable, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_conditions(conds: tuple[Condition, ...], known: dict, where: str) -> None:
+    for i, cond in enumerate(conds):
+        problem = cond.check_field(known)
+        if problem:
+            raise ValueError(f"{where}[{i}]: {problem}")
+
+
+class ConsumptionUnitScale(Frozen):
+    """Consumption units (OECD-modified scale, DOMAIN A1)."""
+
+    first_person: float = Field(default=1.0, gt=0, description="Weight of the first person")
+    other_14_plus: float = Field(default=0.5, ge=0, description="Each other person aged 14 or more")
+    child_under_14: float = Field(default=0.3, ge=0, description="Each child under 14")
+
+
+class HouseholdRules(Frozen):
+    """How household facts are derived from a demand (DOMAIN A1)."""
+
+    q1_threshold_eur_per_cu: float = Field(
+        gt=0, description="First-quartile threshold of the EPCI, EUR of annual income per CU"
+    )
+    q1_threshold_source: str = Field(default="", description="Where the threshold comes from")
+    consumption_units: ConsumptionUnitScale = ConsumptionUnitScale()
+    anru_counts_as_q1: bool = Field(default=True, description="ANRU households count with Q1 (A1)")
+    dalo_is_priority: bool = Field(default=True, description="DALO households are priority")
+    priority_categories: tuple[str, ...] = Field(
+        default=(), description="Known L441-1 category codes (open: other codes still count)"
+    )
+
+
+class CeilingRow(Frozen):
+    """Income ceilings of one financing product, EUR/year, by household category."""
+
+    by_category: tuple[int, int, int, int, int, int] = Field(description="Categories 1 to 6")
+    extra_person: int = Field(ge=0, description="Added per category above 6")
+
+    @model_validator(mode="after")
+    def _increasing(self) -> CeilingRow:
+        if any(b < a for a, b in zip(self.by_category, self.by_category[1:], strict=False)):
+            raise ValueError("ceilings must not decrease with the category")
+        return self
+
+
+class IncomeCeilings(Frozen):
+    """Income ceilings by financing product (DOMAIN A2.1)."""
+
+    zone: str = Field(description="Ceiling zone, e.g. autres_regions")
+    source: str = Field(default="", description="Arrêté or data set the values come from")
+    products: dict[Financing, CeilingRow] = Field(description="One row per financing product")
+
+    @model_validator(mode="after")
+    def _all_products(self) -> IncomeCeilings:
+        missing = set(Financing) - set(self.products)
+        if missing:
+            raise ValueError(f"missing products: {sorted(missing)}")
+        return self
+
+
+class TypologyBand(Frozen):
+    """Admissible numbers of rooms for a range of household sizes (DOMAIN A2.2)."""
+
+    min_size: int = Field(ge=1, description="Smallest household size of the band, persons")
+    max_size: int | None = Field(ge=1, description="Largest household size (None: no upper bound)")
+    min_rooms: int = Field(ge=1, le=7, description="Fewest rooms admissible")
+    max_rooms: int = Field(ge=1, le=7, description="Most rooms admissible")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TypologyBand:
+        if self.max_size is not None and self.max_size < self.min_size:
+            raise ValueError("max_size < min_size")
+        if self.max_rooms < self.min_rooms:
+            raise ValueError("max_rooms < min_rooms")
+        return self
+
+
+class SurfaceRule(Frozen):
+    """Minimum surface by household size (CCH R822-25, DOMAIN A2.3)."""
+
+    one_person_m2: float = Field(default=9, ge=0)
+    two_persons_m2: float = Field(default=16, ge=0)
+    per_extra_person_m2: float = Field(default=9, ge=0)
+    cap_m2: float = Field(default=70, ge=0, description="The minimum never exceeds this")
+
+
+class RentEffortRule(Frozen):
+    """Maximum rent effort (DOMAIN A2.4)."""
+
+    max_ratio: float = Field(default=0.33, gt=0, le=1, description="(rent - benefit) / resources")
+
+
+ELIGIBILITY_RULES: tuple[str, ...] = (
+    "income_ceiling",
+    "typology",
+    "surface",
+    "rent_effort",
+    "location",
+    "accessibility",
+    "flux_exclusion",
+)
+"""Rule ids of DOMAIN A2, plus the restriction of excluded units to the households they are for (A3)."""
+
+
+class EligibilityRules(Frozen):
+    """Which pair rules apply and their parameters (DOMAIN A2)."""
+
+    rules: tuple[str, ...] = Field(default=ELIGIBILITY_RULES, description="Enabled rule ids")
+    typology: tuple[TypologyBand, ...] = Field(min_length=1)
+    surface: SurfaceRule = SurfaceRule()
+    rent_effort: RentEffortRule = RentEffortRule()
+
+    @model_validator(mode="after")
+    def _valid(self) -> EligibilityRules:
+        unknown = set(self.rules) - set(ELIGIBILITY_RULES)
+        if unknown:
+            raise ValueError(f"unknown eligibility rules {sorted(unknown)}; known: {ELIGIBILITY_RULES}")
+        bands = sorted(self.typology, key=lambda b: b.min_size)
+        if bands[0].min_size != 1:
+            raise ValueError("typology: the first band must start at household size 1")
+        for a, b in zip(bands, bands[1:], strict=False):
+            if a.max_size is None or b.min_size <= a.max_size:
+                raise ValueError(f"typology: bands starting at {a.min_size} and {b.min_size} overlap")
+            if b.min_size != a.max_size + 1:
+                raise ValueError(f"typology: gap between sizes {a.max_size} and {b.min_size}")
+        if bands[-1].max_size is not None:
+            raise ValueError("typology: the last band must have no max_size (open-ended)")
+        return self
+
+
+class ReservataireRule(Frozen):
+    """A réservataire, its flux share and its pool (DOMAIN A3, A4)."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+    share: float | None = Field(
+        ge=0, le=1, description="Share of the yearly flux; null for the landlord (the remainder)"
+    )
+    pool: tuple[Condition, ...] = Field(default=(), description="Who it may propose; empty = anyone")
+
+    @model_validator(mode="after")
+    def _fields(self) -> ReservataireRule:
+        _check_conditions(self.pool, DEMAND_FIELDS, f"reservataires.{self.id}.pool")
+        return self
+
+
+class FluxRules(Frozen):
+    """Flux management (DOMAIN A3, A4)."""
+
+    landlord: str = Field(default="bailleur", description="Réservataire id receiving the remainder")
+    exclusions: dict[FluxExclusion, tuple[Condition, ...]] = Field(
+        description="For each exclusion reason, the households an excluded unit may go to"
+    )
+
+    @model_validator(mode="after")
+    def _fields(self) -> FluxRules:
+        for reason, conds in self.exclusions.items():
+            _check_conditions(conds, DEMAND_FIELDS, f"flux.exclusions.{reason.value}")
+        missing = set(FluxExclusion) - {FluxExclusion.NONE} - set(self.exclusions)
+        if missing:
+            raise ValueError(f"flux.exclusions: missing {sorted(m.value for m in missing)}")
+        return self
+
+
+class QuotaRule(Frozen):
+    """One generic quota: a floor or ceiling, on a share or count of selected allocations (A4).
+
+    The base is the set of allocations selected by ``base`` (conditions on ``unit.*``,
+    ``demand.*``, ``reservataire``, ``in_flux``); the counted set is the part of the base that also
+    meets ``count``. With ``measure: share`` the rule reads counted >= target x base (floor) or
+    counted <= target x base (ceiling); with ``measure: count``, counted >= target (or <=). The rule
+    holds separately in every group of ``scope`` (None: the whole EPCI), over the year so far.
+    """
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_\-]*$")
+    label: str
+    bound: Bound
+    measure: Measure = Measure.SHARE
+    target: float = Field(ge=0)
+    base: tuple[Condition, ...] = Field(default=(), description="Allocations the rule is about")
+    count: tuple[Condition, ...] = Field(description="Which of them count toward the target")
+    scope: str | None = Field(default=None, description="Group-by field, e.g. unit.bailleur")
+    weight: int = Field(default=1000, ge=0, description="Penalty per unit of shortfall (soft mode)")
+    source: str = Field(default="", description="Legal or contractual clause")
+
+    @model_validator(mode="after")
+    def _valid(self) -> QuotaRule:
+        if self.measure == Measure.SHARE and self.target > 1:
+            raise ValueError(f"quotas.{self.id}.target: a share must lie in [0, 1]")
+        if self.measure == Measure.COUNT and self.target != int(self.target):
+            raise ValueError(f"quotas.{self.id}.target: a count must be a whole number")
+        _check_conditions(self.base, ALLOCATION_FIELDS, f"quotas.{self.id}.base")
+        _check_conditions(self.count, ALLOCATION_FIELDS, f"quotas.{self.id}.count")
+        if self.scope is not None and self.scope not in ALLOCATION_FIELDS:
+            raise ValueError(f"quotas.{self.id}.scope: unknown field '{self.scope}'")
+        return self
+
+    def target_fraction(self) -> Fraction:
+        """The target as an exact fraction, so that share constraints have integer coefficients."""
+        return Fraction(str(self.target)).limit_denominator(10_000)
+
+
+class QuotaRules(Frozen):
+    """The quota rules and whether they are hard or soft."""
+
+    mode: QuotaMode = QuotaMode.HARD
+    rules: tuple[QuotaRule, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> QuotaRules:
+        ids = [r.id for r in self.rules]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"quotas: duplicate rule ids {sorted(dup)}")
+        return self
+
+
+class Criterion(Frozen):
+    """One cotation criterion: a condition on demand fields and its points (DOMAIN A7)."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+    when: tuple[Condition, ...] = Field(default=(), description="All must hold; empty = always")
+    points: int = Field(description="Points, or points per unit of `per`")
+    per: str | None = Field(default=None, description="Numeric field the points are multiplied by")
+    cap: int | None = Field(default=None, ge=0, description="Most points this criterion can give")
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _fields(self) -> Criterion:
+        _check_conditions(self.when, DEMAND_FIELDS, f"cotation.criteria.{self.id}.when")
+        if self.per is not None and DEMAND_FIELDS.get(self.per) != "number":
+            raise ValueError(f"cotation.criteria.{self.id}.per: '{self.per}' is not a numeric field")
+        return self
+
+
+class CotationGrid(Frozen):
+    """A published scoring grid: a list of criteria (DOMAIN A7)."""
+
+    id: str
+    label: str
+    criteria: tuple[Criterion, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> CotationGrid:
+        ids = [c.id for c in self.criteria]
+        if len(set(ids)) != len(ids):
+            raise ValueError("cotation.criteria: duplicate ids")
+        return self
+
+
+class ObjectiveRules(Frozen):
+    """Lexicographic stages (DOMAIN A5) and the tie-break order of equal-score households."""
+
+    stages: tuple[Stage, ...] = (Stage.SHORTFALL, Stage.ALLOCATIONS, Stage.SCORE)
+    tie_break: tuple[str, ...] = Field(
+        default=("-score", "filed_on", "income_per_cu", "demand_id"),
+        description="Order among households (a leading '-' sorts descending)",
+    )
+
+
+class Policy(Frozen):
+    """Every parameter of an allocation policy (DOMAIN Part A)."""
+
+    id: str
+    label: str
+    version: int = 1
+    year: int = Field(ge=2000, le=2100)
+    household: HouseholdRules
+    income_ceilings: IncomeCeilings
+    eligibility: EligibilityRules
+    reservataires: tuple[ReservataireRule, ...] = Field(min_length=1)
+    flux: FluxRules
+    quotas: QuotaRules
+    objective: ObjectiveRules = ObjectiveRules()
+    cotation: CotationGrid
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        ids = [r.id for r in self.reservataires]
+        if len(set(ids)) != len(ids):
+            raise ValueError("reservataires: duplicate ids")
+        if self.flux.landlord not in ids:
+            raise ValueError(f"flux.landlord: '{self.flux.landlord}' is not a reservataire")
+        total = sum(r.share or 0.0 for r in self.reservataires)
+        if total > 1 + 1e-9:
+            raise ValueError(f"reservataires: shares sum to {total:.4f} > 1")
+        for r in self.reservataires:
+            if r.share is None and r.id != self.flux.landlord:
+                raise ValueError(f"reservataires.{r.id}.share: only the landlord may have no share")
+        for rule in self.quotas.rules:
+            for cond in (*rule.base, *rule.count):
+                if cond.field == "reservataire":
+                    vals = cond.value if isinstance(cond.value, list) else [cond.value]
+                    bad = [v for v in vals if v not in ids]
+                    if bad:
+                        raise ValueError(f"quotas.{rule.id}: unknown reservataire(s) {bad}")
+        return self
+
+    def reservataire_ids(self) -> tuple[str, ...]:
+        """Réservataire ids in policy order."""
+        return tuple(r.id for r in self.reservataires)
+
+    def shares(self) -> dict[str, float]:
+        """Flux share of each réservataire; the landlord's is the remainder."""
+        explicit = {r.id: r.share for r in self.reservataires if r.share is not None}
+        rest = max(0.0, 1.0 - sum(explicit.values()))
+        return {r.id: explicit.get(r.id, rest) for r in self.reservataires}
