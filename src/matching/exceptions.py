@@ -61,8 +61,11 @@ class PolicyError(MatchingError):
 class InfeasibleError(MatchingError):
     """Hard quotas cannot all be met; carries the conflicting rule ids and a soft-mode diagnosis."""
 
-    def __init__(self, message: str, rule_ids: list[str] | None = None) -> None:
+    def __init__(
+        self, message: str, rule_ids: list[str] | None = None, soft_result: object = None
+    ) -> None:
         self.rule_ids = list(rule_ids or [])
+        self.soft_result = soft_result
         super().__init__(message)
 
 

@@ -1,0 +1,81 @@
+"""Canonical in-memory tables: domain records <-> pandas DataFrames with fixed dtypes.
+
+Every layer above `domain` exchanges units and demands as DataFrames whose columns are exactly the
+fields of `matching.domain.Unit` / `Demand`, in that order, with these dtypes: text as Python
+``str`` (object), booleans ``bool``, integers ``int64``, amounts ``float64``, dates
+``datetime64[ns]`` at midnight, lists as tuples of ``str`` (object), ``pools`` as ``None`` or a
+tuple. `matching.io` produces the same frames from files. Row order is kept; the index is a
+RangeIndex, so positions double as compact integer ids in the pair table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from matching.domain import DEMAND_COLUMNS, UNIT_COLUMNS, Demand, Unit
+
+UNIT_DTYPES: dict[str, str] = {
+    "unit_id": "object", "bailleur": "object", "commune_insee": "object", "qpv": "bool",
+    "rooms": "int64", "surface_m2": "float64", "financing": "object", "rent_eur": "float64",
+    "accessible": "bool", "flux_excluded": "object", "released_on": "datetime64[ns]",
+}  # fmt: skip
+
+DEMAND_DTYPES: dict[str, str] = {
+    "demand_id": "object", "filed_on": "datetime64[ns]", "household_size": "int64",
+    "adults": "int64", "children_under_14": "int64", "dependants": "int64",
+    "disabled_member": "bool", "young_couple": "bool", "annual_income_eur": "float64",
+    "monthly_resources_eur": "float64", "housing_benefit_eur": "float64",
+    "wished_communes": "object", "needs_accessible": "bool", "dalo": "bool",
+    "priority_categories": "object", "anru": "bool", "state_agent": "bool",
+    "private_employee": "bool", "resident_commune_insee": "object",
+    "current_social_tenant": "bool", "eviction_threat": "bool", "single_parent": "bool",
+    "overcrowded": "bool", "current_rent_effort": "float64", "hosted": "bool",
+    "unsuitable_size": "bool", "refusals": "int64", "pools": "object",
+}  # fmt: skip
+
+assert tuple(UNIT_DTYPES) == UNIT_COLUMNS, "UNIT_DTYPES must follow domain.Unit"
+assert tuple(DEMAND_DTYPES) == DEMAND_COLUMNS, "DEMAND_DTYPES must follow domain.Demand"
+
+
+def _frame(rows: list[dict], columns: tuple[str, ...], dtypes: dict[str, str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(columns))
+    for col, dtype in dtypes.items():
+        if dtype == "object":
+            frame[col] = pd.Series(list(frame[col]), dtype=object)
+        elif dtype.startswith("datetime"):
+            frame[col] = pd.to_datetime(frame[col]).astype("datetime64[ns]")
+        else:
+            frame[col] = frame[col].astype(dtype)
+    return frame.reset_index(drop=True)
+
+
+def units_frame(units: Iterable[Unit]) -> pd.DataFrame:
+    """Build the canonical units table from validated Unit records."""
+    rows = [u.model_dump() for u in units]
+    for row in rows:
+        row["financing"] = str(row["financing"].value)
+        row["flux_excluded"] = str(row["flux_excluded"].value)
+    return _frame(rows, UNIT_COLUMNS, UNIT_DTYPES)
+
+
+def demands_frame(demands: Iterable[Demand]) -> pd.DataFrame:
+    """Build the canonical demands table from validated Demand records."""
+    return _frame([d.model_dump() for d in demands], DEMAND_COLUMNS, DEMAND_DTYPES)
+
+
+def frame_records(
+    frame: pd.DataFrame, model: type[Unit] | type[Demand]
+) -> list[Unit] | list[Demand]:
+    """Turn a canonical table back into validated records (small tables: one object per row)."""
+    out = []
+    for row in frame.to_dict(orient="records"):
+        for key, value in row.items():
+            if isinstance(value, pd.Timestamp):
+                row[key] = value.date()
+            elif isinstance(value, np.generic):
+                row[key] = value.item()
+        out.append(model.model_validate(row))
+    return out  # type: ignore[return-value]

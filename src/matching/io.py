@@ -1,0 +1,999 @@
+"""Read and write the units and demands tables (CSV or Parquet), validating every row.
+
+This is the only module that turns files into the canonical tables of `matching.frames` and back.
+Validation is vectorised, one pass per column, because a territory's demand file holds hundreds of
+thousands of rows and building one pydantic object per row would take minutes. The constraints are
+nevertheless read from the pydantic field metadata of `matching.domain` (type, ``ge``/``gt``/``le``
+/``lt``, ``min_length``, ``pattern``, enumeration values, defaults), so the domain records stay the
+single source of truth of the data contract (docs/data-format.md).
+
+Every problem found is collected and raised as one `DataError` naming file, row, field, value and
+reason: a user fixing a file wants the whole list at once, not one error per run. No row is ever
+dropped or repaired silently. Row numbers are 1-based data rows (the header is row 0), for files
+and DataFrames alike.
+
+Writing is deterministic (same frame, same bytes): lists are joined with ``;``, booleans written
+``true``/``false``, dates ISO, floats in their shortest round-trip form, and Parquet files carry a
+fixed schema and no pandas index.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import difflib
+import math
+import re
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import annotated_types as at
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from matching.domain import DEMAND_COLUMNS, UNIT_COLUMNS, Demand, Reservataire, Unit
+from matching.exceptions import DataError, Problems
+from matching.frames import DEMAND_DTYPES, UNIT_DTYPES
+
+PathLike = str | Path
+
+LIST_SEPARATOR = ";"
+"""Separator of list entries inside one cell (wished_communes, priority_categories, pools)."""
+
+TRUE_WORDS: frozenset[str] = frozenset({"true", "1", "yes", "oui"})
+"""Cell texts read as True (case-insensitive)."""
+
+FALSE_WORDS: frozenset[str] = frozenset({"false", "0", "no", "non"})
+"""Cell texts read as False (case-insensitive)."""
+
+SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
+"""File types read and written, chosen by the file suffix."""
+
+
+def _metadata_pattern(model: type[BaseModel], name: str) -> str:
+    for meta in model.model_fields[name].metadata:
+        pattern = getattr(meta, "pattern", None)
+        if isinstance(pattern, str):
+            return pattern
+    raise AssertionError(f"{model.__name__}.{name} declares no pattern")  # pragma: no cover
+
+
+INSEE_PATTERN = _metadata_pattern(Unit, "commune_insee")
+"""Form of an INSEE commune code (5 characters; Corsica has 2A/2B), read from `domain.Unit`."""
+
+RESERVATAIRE_PATTERN = _metadata_pattern(Reservataire, "id")
+"""Form of a réservataire id, read from `domain.Reservataire`."""
+
+# Facts the domain annotations cannot carry (the list items are plain ``str`` aliases there), kept
+# here in one place: which list entries must be commune codes or réservataire ids, and which
+# commune fields must lie in the territory (a demand may come from outside it: resident commune).
+_ENTRY_PATTERNS: dict[str, str] = {"wished_communes": INSEE_PATTERN, "pools": RESERVATAIRE_PATTERN}
+_TERRITORY_FIELDS: frozenset[str] = frozenset({"commune_insee", "wished_communes"})
+
+Kind = Literal["text", "choice", "bool", "int", "float", "date", "list", "pools"]
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """What one column accepts, derived from the pydantic field of the same name.
+
+    Attributes
+    ----------
+    name
+        Column (= field) name.
+    kind
+        How cells are parsed: text, choice (an enumeration), bool, int, float, date, list
+        (``;``-separated) or pools (a list where empty means "derive the pools").
+    required
+        True when the column must be present and no cell may be empty; an optional column may
+        be absent or have empty cells, both meaning `default`.
+    default
+        Value of an absent column or empty cell of an optional column.
+    ge, gt, le, lt
+        Numeric bounds from the field metadata.
+    min_length
+        Minimum text length from the field metadata.
+    pattern
+        Regular expression a text cell (or each list entry) must match in full.
+    choices
+        Allowed values of a choice column, the empty string excluded.
+    in_territory
+        True when the value (or each entry) must be a commune of the territory, when one is given.
+    """
+
+    name: str
+    kind: Kind
+    required: bool
+    default: Any = None
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    min_length: int | None = None
+    pattern: str | None = None
+    choices: tuple[str, ...] = ()
+    in_territory: bool = False
+
+
+def _kind_of(annotation: Any) -> tuple[Kind, tuple[str, ...]]:
+    if annotation is bool:
+        return "bool", ()
+    if annotation is int:
+        return "int", ()
+    if annotation is float:
+        return "float", ()
+    if annotation is dt.date:
+        return "date", ()
+    if annotation is str:
+        return "text", ()
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return "choice", tuple(str(m.value) for m in annotation if str(m.value))
+    origin = get_origin(annotation)
+    if origin is tuple:
+        return "list", ()
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1 and get_origin(args[0]) is tuple:
+            return "pools", ()
+    raise TypeError(f"no file encoding for field type {annotation!r}")  # pragma: no cover
+
+
+def column_specs(model: type[Unit] | type[Demand]) -> tuple[ColumnSpec, ...]:
+    """Column rules of a table, read from the pydantic fields of its record, in field order."""
+    specs = []
+    for name, field in model.model_fields.items():
+        kind, choices = _kind_of(field.annotation)
+        bounds: dict[str, Any] = {}
+        for meta in field.metadata:
+            if isinstance(meta, at.Ge):
+                bounds["ge"] = meta.ge
+            elif isinstance(meta, at.Gt):
+                bounds["gt"] = meta.gt
+            elif isinstance(meta, at.Le):
+                bounds["le"] = meta.le
+            elif isinstance(meta, at.Lt):
+                bounds["lt"] = meta.lt
+            elif isinstance(meta, at.MinLen):
+                bounds["min_length"] = meta.min_length
+            elif isinstance(getattr(meta, "pattern", None), str):
+                bounds["pattern"] = meta.pattern
+        if name in _ENTRY_PATTERNS:
+            bounds["pattern"] = _ENTRY_PATTERNS[name]
+        default = None if field.is_required() else field.default
+        if isinstance(default, Enum):
+            default = str(default.value)
+        specs.append(
+            ColumnSpec(
+                name=name,
+                kind=kind,
+                required=field.is_required(),
+                default=default,
+                choices=choices,
+                in_territory=name in _TERRITORY_FIELDS,
+                **bounds,
+            )
+        )
+    return tuple(specs)
+
+
+UNIT_SPECS: tuple[ColumnSpec, ...] = column_specs(Unit)
+"""Column rules of the units table (docs/data-format.md)."""
+
+DEMAND_SPECS: tuple[ColumnSpec, ...] = column_specs(Demand)
+"""Column rules of the demands table (docs/data-format.md)."""
+
+assert tuple(s.name for s in UNIT_SPECS) == UNIT_COLUMNS
+assert tuple(s.name for s in DEMAND_SPECS) == DEMAND_COLUMNS
+
+
+# ---------------------------------------------------------------------------------------------
+# Cells as text
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_missing(value: object) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float | np.floating) and math.isnan(value)
+
+
+def cell_text(value: object) -> str:
+    """Render one cell as it is written to a file (and shown in error messages).
+
+    Missing values give ``""``, booleans ``true``/``false``, dates at midnight ``YYYY-MM-DD``,
+    floats their shortest round-trip form (``repr``), sequences their entries joined with ``;``.
+    """
+    if _is_missing(value):
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):  # includes pd.Timestamp
+        ts = pd.Timestamp(value)
+        return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, np.datetime64):
+        return cell_text(pd.Timestamp(value))
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    if isinstance(value, tuple | list | np.ndarray):
+        return LIST_SEPARATOR.join(cell_text(v) for v in value)
+    return str(value)
+
+
+def _object_texts(series: pd.Series) -> np.ndarray:
+    """Return `cell_text` of every cell as an object array of ``str``, fast for common columns.
+
+    Text columns are taken as they are; other object columns (tuples, dates, mixed values)
+    repeat a lot, so each distinct value is rendered once.
+    """
+    if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        return series.fillna("").to_numpy(dtype=object)
+    values = series.to_numpy(dtype=object)
+    try:
+        codes, distinct = pd.factorize(values, use_na_sentinel=False)
+    except TypeError:  # unhashable cells (lists, arrays): render each one
+        texts = np.empty(len(values), dtype=object)
+        texts[:] = [cell_text(v) for v in values]
+        return texts
+    rendered = np.empty(len(distinct), dtype=object)
+    rendered[:] = [cell_text(v) for v in distinct]
+    return rendered[codes]
+
+
+def _texts(series: pd.Series) -> pd.Series:
+    """Return the cells of a column as stripped text, missing cells as ``""``."""
+    if isinstance(series.dtype, pd.StringDtype):  # CSV input: stay in Arrow, no object copy
+        return series.fillna("").str.strip()
+    return pd.Series(_object_texts(series), dtype=str).str.strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Column parsers: each returns (values, ok) and records its problems
+# ---------------------------------------------------------------------------------------------
+
+
+Parsed = tuple[np.ndarray, np.ndarray]
+"""A parsed column: canonical values, and the mask of rows whose value is valid."""
+
+
+@dataclass
+class _Context:
+    """What every column parser needs: where to report and the optional reference sets."""
+
+    source: str
+    problems: Problems
+    communes: frozenset[str] | None
+    as_of: dt.date | None
+    reservataires: frozenset[str] | None
+
+    def report(self, mask: np.ndarray, field: str, shown: pd.Series, reason: str) -> None:
+        """Record one problem per row where ``mask`` holds, showing the row's cell text."""
+        rows = np.flatnonzero(mask)
+        if rows.size == 0:
+            return
+        values = shown.iloc[rows].tolist()
+        for row, value in zip(rows.tolist(), values, strict=True):
+            self.problems.add(self.source, row + 1, field, value, reason)
+
+
+class _Lazy:
+    """Cell texts of a column for messages, computed on first use (typed columns rarely need it)."""
+
+    def __init__(self, series: pd.Series, text: pd.Series | None = None) -> None:
+        self._series = series
+        self._text = text
+
+    def get(self) -> pd.Series:
+        """Return the texts, computing them once."""
+        if self._text is None:
+            self._text = _texts(self._series)
+        return self._text
+
+
+def _empty_and_required(
+    spec: ColumnSpec, empty: np.ndarray, shown: _Lazy, ctx: _Context
+) -> np.ndarray:
+    """Report empty cells of a required column; return the mask of empty cells."""
+    if spec.required and empty.any():
+        ctx.report(empty, spec.name, shown.get(), "required value is missing (empty cell)")
+    return empty
+
+
+def _check_bounds(
+    spec: ColumnSpec, numbers: np.ndarray, ok: np.ndarray, shown: _Lazy, ctx: _Context
+) -> np.ndarray:
+    """Report numbers outside the field's bounds; return ``ok`` without them."""
+    checks: list[tuple[float | None, Callable[[np.ndarray, float], np.ndarray], str]] = [
+        (spec.ge, np.less, "must be at least {}"),
+        (spec.gt, np.less_equal, "must be greater than {}"),
+        (spec.le, np.greater, "must be at most {}"),
+        (spec.lt, np.greater_equal, "must be less than {}"),
+    ]
+    for bound, fails, reason in checks:
+        if bound is None:
+            continue
+        out = ok & fails(numbers, bound)
+        if out.any():
+            ctx.report(out, spec.name, shown.get(), reason.format(_number_text(bound)))
+            ok = ok & ~out
+    return ok
+
+
+def _number_text(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
+def _parse_bool(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
+    if pd.api.types.is_bool_dtype(series.dtype) and not series.hasnans:
+        values = series.to_numpy(dtype=bool)
+        return values, np.ones(len(values), dtype=bool)
+    text = _texts(series)
+    shown = _Lazy(series, text)
+    lower = text.str.lower()
+    is_true = lower.isin(sorted(TRUE_WORDS)).to_numpy()
+    is_false = lower.isin(sorted(FALSE_WORDS)).to_numpy()
+    empty = _empty_and_required(spec, (text == "").to_numpy(), shown, ctx)
+    bad = ~(is_true | is_false | empty)
+    if bad.any():
+        ctx.report(bad, spec.name, text, "not a boolean (true/false, 1/0, yes/no, oui/non)")
+    values = np.where(empty, bool(spec.default), is_true)
+    return values, ~bad & (~empty | ~spec.required)
+
+
+def _parse_number(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
+    dtype = series.dtype
+    typed = (
+        pd.api.types.is_numeric_dtype(dtype)
+        and not pd.api.types.is_bool_dtype(dtype)
+        and not pd.api.types.is_object_dtype(dtype)
+    )
+    if typed:
+        numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        shown = _Lazy(series)
+        empty = np.isnan(numbers)
+    else:
+        text = _texts(series)
+        shown = _Lazy(series, text)
+        numbers = _to_float(text)
+        empty = (text == "").to_numpy()
+    _empty_and_required(spec, empty, shown, ctx)
+    if spec.kind == "int":
+        with np.errstate(invalid="ignore"):
+            bad = ~empty & ~(np.isfinite(numbers) & (numbers == np.round(numbers)))
+        reason = "not a whole number"
+    else:
+        bad = ~empty & ~np.isfinite(numbers)
+        reason = "not a number (decimal point '.', no thousands separator)"
+    if bad.any():
+        ctx.report(bad, spec.name, shown.get(), reason)
+    ok = _check_bounds(spec, numbers, ~bad & ~empty, shown, ctx)
+    default = 0 if spec.default is None else spec.default
+    numbers = np.where(empty | bad, default, numbers)
+    if spec.kind == "int":
+        return numbers.astype(np.int64), ok | (empty & ~spec.required)
+    return numbers, ok | (empty & ~spec.required)
+
+
+def _to_float(text: pd.Series) -> np.ndarray:
+    """Parse text as float64, NaN where empty or not a number.
+
+    Arrow's parser is some 20 times faster than `pandas.to_numeric` but fails the whole column on
+    one bad cell; the two accept the same notations (decimal point, exponent, inf, nan), so the
+    slow one only runs on columns that hold a bad cell anyway.
+    """
+    try:
+        arrow = pa.array(text)
+        arrow = pc.if_else(pc.equal(arrow, ""), pa.scalar(None, arrow.type), arrow)
+        return pc.cast(arrow, pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        return pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+_NS_MIN = pd.Timestamp("1678-01-01")
+_NS_MAX = pd.Timestamp("2261-12-31")
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}"
+
+
+def _parse_date(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        stamps = series
+        if getattr(series.dtype, "tz", None) is not None:
+            stamps = stamps.dt.tz_localize(None)
+        empty = stamps.isna().to_numpy()
+        shown = _Lazy(series)
+        bad = np.zeros(len(series), dtype=bool)
+    elif pd.api.types.infer_dtype(series, skipna=True) in ("date", "datetime", "datetime64"):
+        stamps = pd.to_datetime(pd.Series(series.to_numpy(dtype=object)), errors="coerce")
+        empty = series.isna().to_numpy()
+        shown = _Lazy(series)
+        bad = stamps.isna().to_numpy() & ~empty
+    else:
+        text = _texts(series)
+        shown = _Lazy(series, text)
+        empty = (text == "").to_numpy()
+        iso = text.str.fullmatch(_ISO_DATE).to_numpy(dtype=bool, na_value=False)
+        stamps = pd.to_datetime(text.where(iso, ""), format="%Y-%m-%d", errors="coerce")
+        bad = ~empty & stamps.isna().to_numpy()
+    _empty_and_required(spec, empty, shown, ctx)
+    if bad.any():
+        ctx.report(bad, spec.name, shown.get(), "not a date (YYYY-MM-DD)")
+    ok = ~bad & ~empty
+    with np.errstate(invalid="ignore"):
+        timed = ok & (stamps != stamps.dt.normalize()).to_numpy()
+    if timed.any():
+        ctx.report(timed, spec.name, shown.get(), "not a date: has a time of day")
+    ok &= ~timed
+    far = ok & ((stamps < _NS_MIN) | (stamps > _NS_MAX)).to_numpy()
+    if far.any():
+        ctx.report(far, spec.name, shown.get(), "date out of range (years 1678 to 2261)")
+    ok &= ~far
+    if ctx.as_of is not None:
+        future = ok & (stamps > pd.Timestamp(ctx.as_of)).to_numpy()
+        if future.any():
+            reason = f"date in the future (after the as-of date {ctx.as_of.isoformat()})"
+            ctx.report(future, spec.name, shown.get(), reason)
+        ok &= ~future
+    values = stamps.where(ok, pd.Timestamp("1970-01-01")).to_numpy(dtype="datetime64[ns]")
+    return values, ok
+
+
+def _parse_text(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
+    text = _texts(series)
+    shown = _Lazy(series, text)
+    empty = _empty_and_required(spec, (text == "").to_numpy(), shown, ctx)
+    ok = ~empty
+    if spec.kind == "choice":
+        bad = ok & ~text.isin(spec.choices).to_numpy()
+        if bad.any():
+            allowed = ", ".join(spec.choices) + ("" if spec.required else ", or empty")
+            ctx.report(bad, spec.name, text, f"unknown value (expected {allowed})")
+        ok &= ~bad
+    if spec.min_length is not None and spec.min_length > 1:
+        short = ok & (text.str.len() < spec.min_length).to_numpy()
+        if short.any():
+            ctx.report(short, spec.name, text, f"shorter than {spec.min_length} characters")
+        ok &= ~short
+    if spec.pattern is not None:
+        bad = ok & ~text.str.fullmatch(spec.pattern).to_numpy(dtype=bool, na_value=False)
+        if bad.any():
+            ctx.report(bad, spec.name, text, _pattern_reason(spec.pattern))
+        ok &= ~bad
+    if spec.in_territory and ctx.communes is not None:
+        outside = ok & ~text.isin(sorted(ctx.communes)).to_numpy()
+        if outside.any():
+            ctx.report(outside, spec.name, text, "commune not in the territory")
+        ok &= ~outside
+    values = text.to_numpy(dtype=object)
+    if not spec.required:
+        values[empty] = spec.default
+    return values, ok | (empty & ~spec.required)
+
+
+def _pattern_reason(pattern: str) -> str:
+    if pattern == INSEE_PATTERN:
+        return "not an INSEE commune code (5 characters, e.g. 14118 or 2A004)"
+    if pattern == RESERVATAIRE_PATTERN:
+        return "not a réservataire id (lower-case letters, digits and '_')"
+    return f"does not match the pattern {pattern}"  # pragma: no cover
+
+
+def _split(cell: str) -> tuple[str, ...]:
+    return tuple(p for p in (e.strip() for e in cell.split(LIST_SEPARATOR)) if p)
+
+
+def _parse_list(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
+    # Lists repeat a lot (the same few wished communes): parse each distinct cell once. Cells may
+    # be text (files) or tuples (typed frames); lists and arrays are unhashable, so go via text.
+    try:
+        codes, distinct = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=False)
+    except TypeError:  # unhashable cells (lists, arrays)
+        codes, distinct = pd.factorize(_object_texts(series))
+    uniques = [cell_text(cell) for cell in distinct]
+    parsed = np.empty(len(uniques), dtype=object)
+    bad_entries: dict[int, list[tuple[str, str]]] = {}
+    pattern = re.compile(spec.pattern) if spec.pattern else None
+    known = ctx.reservataires if spec.kind == "pools" else None
+    communes = ctx.communes if spec.in_territory else None
+    for i, cell in enumerate(uniques):
+        entries = _split(cell)
+        parsed[i] = entries
+        for entry in entries:
+            if pattern is not None and not pattern.fullmatch(entry):
+                bad_entries.setdefault(i, []).append((entry, _pattern_reason(spec.pattern or "")))
+            elif communes is not None and entry not in communes:
+                bad_entries.setdefault(i, []).append((entry, "commune not in the territory"))
+            elif known is not None and entry not in known:
+                reason = f"unknown réservataire (expected one of {', '.join(sorted(known))})"
+                bad_entries.setdefault(i, []).append((entry, reason))
+    values = parsed[codes] if len(codes) else np.empty(0, dtype=object)
+    ok = np.ones(len(codes), dtype=bool)
+    if bad_entries:
+        bad = np.isin(codes, np.fromiter(bad_entries, dtype=np.int64))
+        for row in np.flatnonzero(bad).tolist():
+            for entry, reason in bad_entries[int(codes[row])]:
+                ctx.problems.add(ctx.source, row + 1, spec.name, entry, reason)
+        ok &= ~bad
+    if spec.kind == "pools":
+        values = values.copy()
+        empty = np.array([not entries for entries in parsed], dtype=bool)
+        values[empty[codes]] = None
+    return values, ok
+
+
+_PARSERS: dict[Kind, Callable[[ColumnSpec, pd.Series, _Context], Parsed]] = {
+    "text": _parse_text,
+    "choice": _parse_text,
+    "bool": _parse_bool,
+    "int": _parse_number,
+    "float": _parse_number,
+    "date": _parse_date,
+    "list": _parse_list,
+    "pools": _parse_list,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Table validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _default_column(spec: ColumnSpec, n: int) -> np.ndarray:
+    if spec.kind in ("list", "pools", "text", "choice"):
+        values = np.empty(n, dtype=object)
+        values.fill(spec.default)
+        return values
+    return np.full(n, spec.default)
+
+
+def _check_columns(frame: pd.DataFrame, specs: tuple[ColumnSpec, ...], ctx: _Context) -> None:
+    """Report missing required columns, unknown columns (with a close match) and duplicates."""
+    names = [str(c) for c in frame.columns]
+    known = [s.name for s in specs]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            ctx.problems.add(ctx.source, None, name, "", "column appears more than once")
+        seen.add(name)
+        if name in known:
+            continue
+        mangled = re.fullmatch(r"(.+)\.(\d+)", name)
+        if mangled and mangled.group(1) in names:
+            reason = f"column '{mangled.group(1)}' appears more than once"
+        else:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            reason = f"unknown column{hint}"
+        ctx.problems.add(ctx.source, None, name, "", reason)
+    for spec in specs:
+        if spec.required and spec.name not in seen:
+            ctx.problems.add(ctx.source, None, spec.name, "", "required column is missing")
+
+
+def _check_unique(id_field: str, values: np.ndarray, ok: np.ndarray, ctx: _Context) -> None:
+    """Report every repeated id, naming the row it first appeared on."""
+    if len(values) == 0:
+        return
+    codes, _ = pd.factorize(values)
+    codes = np.where(ok, codes, -1)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]
+    first = order[np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))]
+    repeated = ~starts & (sorted_codes >= 0)
+    for pos in np.flatnonzero(repeated).tolist():
+        row = int(order[pos])
+        reason = f"duplicate id (first seen on row {int(first[pos]) + 1})"
+        ctx.problems.add(ctx.source, row + 1, id_field, values[row], reason)
+
+
+def _check_household(columns: Mapping[str, Parsed], ctx: _Context) -> None:
+    """Cross-field rules of `domain.Demand`: composition adds up, dependants fewer than persons."""
+    needed = ("household_size", "adults", "children_under_14", "dependants")
+    if not all(name in columns for name in needed):
+        return
+    size, size_ok = columns["household_size"]
+    adults, adults_ok = columns["adults"]
+    children, children_ok = columns["children_under_14"]
+    dependants, dependants_ok = columns["dependants"]
+    mismatch = size_ok & adults_ok & children_ok & (adults + children != size)
+    for row in np.flatnonzero(mismatch).tolist():
+        reason = (
+            f"adults ({adults[row]}) + children_under_14 ({children[row]}) "
+            f"must equal household_size ({size[row]})"
+        )
+        ctx.problems.add(ctx.source, row + 1, "household_size", size[row], reason)
+    too_many = size_ok & dependants_ok & (dependants > size - 1)
+    for row in np.flatnonzero(too_many).tolist():
+        reason = f"dependants must be fewer than household_size ({size[row]})"
+        ctx.problems.add(ctx.source, row + 1, "dependants", dependants[row], reason)
+
+
+def _validate(
+    frame: pd.DataFrame,
+    specs: tuple[ColumnSpec, ...],
+    dtypes: Mapping[str, str],
+    ctx: _Context,
+) -> pd.DataFrame:
+    _check_columns(frame, specs, ctx)
+    names = [str(c) for c in frame.columns]
+    n = len(frame)
+    parsed: dict[str, Parsed] = {}
+    for spec in specs:
+        if names.count(spec.name) != 1:
+            if not spec.required and spec.name not in names:
+                parsed[spec.name] = (_default_column(spec, n), np.ones(n, dtype=bool))
+            continue
+        series = frame.iloc[:, names.index(spec.name)].reset_index(drop=True)
+        parsed[spec.name] = _PARSERS[spec.kind](spec, series, ctx)
+    id_field = specs[0].name
+    if id_field in parsed:
+        _check_unique(id_field, *parsed[id_field], ctx)
+    _check_household(parsed, ctx)
+    order = {spec.name: i for i, spec in enumerate(specs)}
+    ctx.problems.items.sort(
+        key=lambda p: (p.row is not None, p.row or 0, order.get(p.field, len(order)))
+    )
+    ctx.problems.raise_if_any()
+    out = {}
+    for name, dtype in dtypes.items():
+        values = parsed[name][0]
+        out[name] = pd.Series(values, dtype=dtype)
+    return pd.DataFrame(out, columns=list(dtypes))
+
+
+def validate_units(
+    frame: pd.DataFrame,
+    source: str,
+    *,
+    communes: frozenset[str] | None = None,
+    as_of: dt.date | None = None,
+) -> pd.DataFrame:
+    """Validate a units table and return it in canonical form (`matching.frames` dtypes).
+
+    Parameters
+    ----------
+    frame
+        One row per unit; cells as text (as read from CSV) or already typed.
+    source
+        Name shown in error messages (the file path, or e.g. ``"<units frame>"``).
+    communes
+        INSEE codes of the territory; when given, ``commune_insee`` must be one of them.
+    as_of
+        Date of the round; when given, ``released_on`` may not be later.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns of `domain.Unit` in order, canonical dtypes, RangeIndex, optional columns filled.
+
+    Raises
+    ------
+    DataError
+        Listing every problem (file, row, field, value, reason); nothing is dropped silently.
+    """
+    ctx = _Context(source, Problems(), communes, as_of, None)
+    return _validate(frame, UNIT_SPECS, UNIT_DTYPES, ctx)
+
+
+def validate_demands(
+    frame: pd.DataFrame,
+    source: str,
+    *,
+    communes: frozenset[str] | None = None,
+    as_of: dt.date | None = None,
+    reservataires: frozenset[str] | None = None,
+) -> pd.DataFrame:
+    """Validate a demands table and return it in canonical form (`matching.frames` dtypes).
+
+    Parameters
+    ----------
+    frame
+        One row per demand; cells as text (as read from CSV) or already typed.
+    source
+        Name shown in error messages (the file path, or e.g. ``"<demands frame>"``).
+    communes
+        INSEE codes of the territory; when given, every wished commune must be one of them
+        (``resident_commune_insee`` only needs the INSEE form: households may come from elsewhere).
+    as_of
+        Date of the round; when given, ``filed_on`` may not be later.
+    reservataires
+        Known réservataire ids; when given, every ``pools`` entry must be one of them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns of `domain.Demand` in order, canonical dtypes, RangeIndex, optional columns filled.
+
+    Raises
+    ------
+    DataError
+        Listing every problem (file, row, field, value, reason); nothing is dropped silently.
+    """
+    ctx = _Context(source, Problems(), communes, as_of, reservataires)
+    return _validate(frame, DEMAND_SPECS, DEMAND_DTYPES, ctx)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+
+def _file_error(path: PathLike, reason: str) -> DataError:
+    problems = Problems()
+    problems.add(str(path), None, "", "", reason)
+    return DataError(problems.items)
+
+
+def _suffix(path: PathLike) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIXES:
+        shown = suffix or "no suffix"
+        raise _file_error(path, f"unsupported file type ({shown}); expected .csv or .parquet")
+    return suffix
+
+
+def _read_csv(path: PathLike) -> pd.DataFrame:
+    """Read a CSV file with every cell as text; malformed rows are reported, never skipped."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), None)
+    if not header:
+        raise _file_error(path, "empty file (no header row)")
+    malformed: list[tuple[int | None, int, int, str]] = []
+
+    def on_malformed(row: Any) -> str:
+        malformed.append((row.number, row.expected_columns, row.actual_columns, row.text))
+        return "skip"
+
+    table = pcsv.read_csv(
+        path,
+        # One thread: the parser then knows the line number of a malformed row.
+        read_options=pcsv.ReadOptions(use_threads=False),
+        parse_options=pcsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=on_malformed),
+        convert_options=pcsv.ConvertOptions(
+            column_types=dict.fromkeys(header, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    if malformed:
+        # Rows after a skipped one would be misnumbered: report the file's structure only.
+        problems = Problems()
+        for line, expected, actual, text in malformed:
+            row = None if line is None else line - 1
+            reason = f"expected {expected} fields, found {actual}"
+            problems.add(str(path), row, "", text, reason)
+        problems.raise_if_any()
+    frame = table.to_pandas()
+    frame.columns = pd.Index([str(c).strip() for c in frame.columns], dtype=object)
+    return frame
+
+
+def read_table(path: PathLike) -> pd.DataFrame:
+    """Read a CSV or Parquet file as it is, for validation.
+
+    CSV is read as UTF-8 (a byte-order mark is accepted), comma-separated, with every cell as
+    text and empty cells as ``""``; blank lines are kept as rows, so row numbers match the file's
+    data rows and nothing is skipped. Surrounding spaces in header names are ignored. Parquet
+    keeps its column types.
+
+    Raises
+    ------
+    DataError
+        A file-level problem when the file is missing, unreadable, not of its type, or has an
+        unsupported suffix; a row problem for each CSV row with the wrong number of fields.
+    """
+    suffix = _suffix(path)
+    try:
+        if suffix == ".csv":
+            return _read_csv(path)
+        table = pq.read_table(path).to_pandas(date_as_object=False, ignore_metadata=True)
+    except FileNotFoundError:
+        raise _file_error(path, "file not found") from None
+    except IsADirectoryError:
+        raise _file_error(path, "is a directory, not a file") from None
+    except OSError as exc:
+        raise _file_error(path, f"cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise _file_error(path, "not UTF-8 text") from None
+    except pa.ArrowInvalid as exc:
+        what = "CSV" if suffix == ".csv" else "Parquet"
+        detail = "not UTF-8 text" if "UTF8" in str(exc) else str(exc)
+        raise _file_error(path, f"not a readable {what} file: {detail}") from None
+    except pa.ArrowException as exc:
+        raise _file_error(path, f"cannot read: {exc}") from None
+    pandas_index = [c for c in table.columns if re.fullmatch(r"__index_level_\d+__", str(c))]
+    return table.drop(columns=pandas_index)
+
+
+def read_units(
+    path: PathLike,
+    *,
+    communes: frozenset[str] | None = None,
+    as_of: dt.date | None = None,
+) -> pd.DataFrame:
+    """Read and validate a units file (``.csv`` or ``.parquet``) into the canonical table.
+
+    See `validate_units` for the parameters and docs/data-format.md for the columns.
+    """
+    return validate_units(read_table(path), str(path), communes=communes, as_of=as_of)
+
+
+def read_demands(
+    path: PathLike,
+    *,
+    communes: frozenset[str] | None = None,
+    as_of: dt.date | None = None,
+    reservataires: frozenset[str] | None = None,
+) -> pd.DataFrame:
+    """Read and validate a demands file (``.csv`` or ``.parquet``) into the canonical table.
+
+    See `validate_demands` for the parameters and docs/data-format.md for the columns.
+    """
+    return validate_demands(
+        read_table(path), str(path), communes=communes, as_of=as_of, reservataires=reservataires
+    )
+
+
+def _dates_only(series: pd.Series) -> bool:
+    stamps = series.dropna()
+    return bool((stamps == stamps.dt.normalize()).all())
+
+
+def _datetimes(series: pd.Series) -> np.ndarray:
+    """Naive datetime64[ns] values of a datetime column (a time zone is dropped)."""
+    if getattr(series.dtype, "tz", None) is not None:
+        series = series.dt.tz_localize(None)
+    return series.to_numpy(dtype="datetime64[ns]")
+
+
+def _rendered(values: np.ndarray, render: Callable[[np.ndarray], list[str]]) -> np.ndarray:
+    """Render each distinct value once (columns repeat a lot) and spread the texts."""
+    codes, distinct = pd.factorize(values)
+    texts = np.empty(len(distinct) + 1, dtype=object)
+    texts[:-1] = render(np.asarray(distinct))
+    texts[-1] = ""  # code -1: missing
+    return texts[codes]
+
+
+def _csv_texts(series: pd.Series) -> np.ndarray:
+    """Render a column's cells as CSV text, as documented in `write_table`."""
+    dtype = series.dtype
+    missing = series.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(dtype) and not missing.any():
+        words = np.array(["false", "true"], dtype=object)
+        return words[series.to_numpy(dtype=bool).astype(np.intp)]
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        unit = "D" if _dates_only(series) else "us"
+        values = _datetimes(series).astype(f"datetime64[{unit}]")
+        return _rendered(values, lambda v: np.datetime_as_string(v).tolist())
+    if pd.api.types.is_integer_dtype(dtype) and not missing.any():
+        return _rendered(series.to_numpy(dtype=np.int64), lambda v: [str(x) for x in v.tolist()])
+    if pd.api.types.is_float_dtype(dtype):
+        # repr is the shortest text that reads back as the same float (Python >= 3.1); not
+        # factorized, which would merge -0.0 with 0.0.
+        texts = np.empty(len(series), dtype=object)
+        texts[:] = [repr(v) for v in series.to_numpy(dtype=np.float64).tolist()]
+        texts[missing] = ""
+        return texts
+    return _object_texts(series)
+
+
+def _quoted(texts: pa.Array, lone: bool) -> pa.Array:
+    """Quote the cells that need it, as `csv.QUOTE_MINIMAL` does (RFC 4180).
+
+    A cell holding a comma, a quote or a line break is enclosed in quotes, its quotes doubled;
+    ``lone`` also quotes empty cells, which a one-column table needs to tell them from blank lines.
+    """
+    needs = pc.match_substring_regex(texts, r'[,"\r\n]')
+    if lone:
+        needs = pc.or_(needs, pc.equal(texts, ""))
+    if not pc.any(needs).as_py():
+        return texts
+    escaped = pc.replace_substring(texts, '"', '""')
+    return pc.if_else(needs, pc.binary_join_element_wise('"', escaped, '"', ""), texts)
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    """Write the table as CSV: comma, minimal quoting, LF line ends, UTF-8 (no BOM).
+
+    Cells are rendered and joined in Arrow, column by column: the `csv` module takes seconds on
+    a 250,000-row demand table, one Python call per cell.
+    """
+    lone = frame.shape[1] == 1
+    header = _quoted(pa.array([str(c) for c in frame.columns], type=pa.string()), lone)
+    lines = [",".join(header.to_pylist())]
+    if frame.shape[1] and len(frame):
+        columns = []
+        for i in range(frame.shape[1]):
+            series = frame.iloc[:, i]
+            texts = pa.array(_csv_texts(series), type=pa.string())
+            plain = pd.api.types.is_numeric_dtype(
+                series.dtype
+            ) or pd.api.types.is_datetime64_any_dtype(
+                series.dtype
+            )  # numbers, booleans and dates never hold a comma, quote or line break
+            columns.append(texts if plain and not lone else _quoted(texts, lone))
+        rows = columns[0] if lone else pc.binary_join_element_wise(*columns, ",")
+        lines.extend(rows.to_pylist())
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _arrow_column(series: pd.Series, dtype: str | None) -> pa.Array:
+    """Convert a column to a typed Arrow array, following the canonical dtype when given."""
+    kind = pd.api.types.pandas_dtype(dtype) if dtype is not None else series.dtype
+    missing = series.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(kind):
+        if not missing.any():
+            return pa.array(series.to_numpy(dtype=bool), type=pa.bool_())
+        return pa.array(series.to_numpy(dtype=object), type=pa.bool_(), from_pandas=True)
+    if pd.api.types.is_datetime64_any_dtype(kind):
+        values = _datetimes(series)
+        if dtype is not None or _dates_only(series):
+            return pa.array(values.astype("datetime64[D]"), type=pa.date32(), from_pandas=True)
+        return pa.array(values.astype("datetime64[us]"), type=pa.timestamp("us"), from_pandas=True)
+    if pd.api.types.is_integer_dtype(kind):
+        return pa.array(series, type=pa.int64(), from_pandas=True)
+    if pd.api.types.is_float_dtype(kind):
+        return pa.array(series.to_numpy(dtype=np.float64), type=pa.float64())
+    return pa.array(_object_texts(series), type=pa.string())
+
+
+def _write(frame: pd.DataFrame, path: PathLike, dtypes: Mapping[str, str] | None) -> None:
+    suffix = _suffix(path)
+    frame = frame.reset_index(drop=True)
+    try:
+        if suffix == ".csv":
+            Path(path).write_bytes(_csv_bytes(frame))
+            return
+        names = [str(c) for c in frame.columns]
+        arrays = [
+            _arrow_column(frame.iloc[:, i], dtypes.get(names[i]) if dtypes else None)
+            for i in range(frame.shape[1])
+        ]
+        schema = pa.schema([pa.field(n, a.type) for n, a in zip(names, arrays, strict=True)])
+        table = pa.Table.from_arrays(arrays, schema=schema)
+        pq.write_table(table, path, compression="snappy")
+    except OSError as exc:
+        raise _file_error(path, f"cannot write ({exc.strerror or exc})") from None
+
+
+def _write_canonical(
+    frame: pd.DataFrame, path: PathLike, dtypes: Mapping[str, str], what: str
+) -> None:
+    missing = [c for c in dtypes if c not in frame.columns]
+    if missing:
+        problems = Problems()
+        for name in missing:
+            problems.add(str(path), None, name, "", f"column missing from the {what} table")
+        problems.raise_if_any()
+    _write(frame[list(dtypes)], path, dtypes)
+
+
+def write_table(frame: pd.DataFrame, path: PathLike) -> None:
+    """Write any table (e.g. allocations) to ``.csv`` or ``.parquet``, deterministically.
+
+    Lists are joined with ``;``, booleans written ``true``/``false``, dates at midnight as
+    ``YYYY-MM-DD``, floats in their shortest round-trip form, missing values as empty cells; the
+    index is not written.
+    """
+    _write(frame, path, None)
+
+
+def write_units(frame: pd.DataFrame, path: PathLike) -> None:
+    """Write a canonical units table so that `read_units` gives it back unchanged."""
+    _write_canonical(frame, path, UNIT_DTYPES, "units")
+
+
+def write_demands(frame: pd.DataFrame, path: PathLike) -> None:
+    """Write a canonical demands table so that `read_demands` gives it back unchanged."""
+    _write_canonical(frame, path, DEMAND_DTYPES, "demands")

@@ -1,0 +1,551 @@
+"""Tests of `matching.io`: file loading, validation errors, canonical frames and round trips."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from tests.factories import ROUND_DATE, demand, demands_of, unit, units_of
+
+from matching import io
+from matching.domain import Demand, Unit
+from matching.exceptions import DataError, RowProblem
+from matching.frames import DEMAND_DTYPES, UNIT_DTYPES, demands_frame, frame_records, units_frame
+
+TERRITORY = frozenset({"14118", "14027", "2A004"})
+RESERVATAIRES = frozenset({"etat", "etat_agents", "collectivite", "action_logement", "bailleur"})
+
+UNIT_ROW: dict[str, str] = {
+    "unit_id": "U1", "bailleur": "B1", "commune_insee": "14118", "qpv": "false", "rooms": "2",
+    "surface_m2": "45.0", "financing": "PLUS", "rent_eur": "400.0", "accessible": "false",
+    "flux_excluded": "", "released_on": "2026-03-01",
+}  # fmt: skip
+
+DEMAND_ROW: dict[str, str] = {
+    "demand_id": "D1", "filed_on": "2025-03-31", "household_size": "1", "adults": "1",
+    "children_under_14": "0", "dependants": "0", "disabled_member": "false",
+    "young_couple": "false", "annual_income_eur": "15000", "monthly_resources_eur": "1500",
+    "housing_benefit_eur": "0", "wished_communes": "", "needs_accessible": "false",
+    "dalo": "false", "priority_categories": "", "anru": "false", "state_agent": "false",
+    "private_employee": "false", "resident_commune_insee": "14118",
+    "current_social_tenant": "false",
+}  # fmt: skip
+
+
+def write_rows(path: Path, rows: list[dict[str, str]]) -> Path:
+    """Write rows of text cells as a CSV file; columns are all keys, empty where a row lacks one."""
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def unit_rows(*overrides: dict[str, str]) -> list[dict[str, str]]:
+    """One valid unit row per override mapping, ids U1, U2, ... unless overridden."""
+    return [{**UNIT_ROW, "unit_id": f"U{i + 1}", **o} for i, o in enumerate(overrides)]
+
+
+def demand_rows(*overrides: dict[str, str]) -> list[dict[str, str]]:
+    """One valid demand row per override mapping, ids D1, D2, ... unless overridden."""
+    return [{**DEMAND_ROW, "demand_id": f"D{i + 1}", **o} for i, o in enumerate(overrides)]
+
+
+def problems_of(call: Callable[[], object]) -> list[RowProblem]:
+    """Return the problems of the DataError the call raises (fail if it does not raise)."""
+    with pytest.raises(DataError) as info:
+        call()
+    return info.value.problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Valid input
+# ---------------------------------------------------------------------------------------------
+
+
+def test_valid_units_csv_loads_into_canonical_dtypes(tmp_path: Path) -> None:
+    """A valid units CSV gives the canonical frame: domain column order, frames.py dtypes."""
+    rows = unit_rows({}, {"qpv": "OUI", "rooms": "3", "flux_excluded": "anru", "accessible": "1"})
+    path = write_rows(tmp_path / "units.csv", rows)
+    frame = io.read_units(path, communes=TERRITORY, as_of=ROUND_DATE)
+    assert list(frame.columns) == list(UNIT_DTYPES)
+    assert {c: str(t) for c, t in frame.dtypes.items()} == UNIT_DTYPES
+    assert isinstance(frame.index, pd.RangeIndex)
+    assert frame["qpv"].tolist() == [False, True]  # "OUI" is a true word
+    assert frame["accessible"].tolist() == [False, True]  # "1" is a true word
+    assert frame["rooms"].tolist() == [2, 3]
+    assert frame["flux_excluded"].tolist() == ["", "anru"]
+    assert frame["released_on"].tolist() == [pd.Timestamp("2026-03-01")] * 2
+    assert isinstance(frame["unit_id"].iloc[0], str)
+
+
+def test_optional_columns_absent_take_the_model_defaults(tmp_path: Path) -> None:
+    """Without the optional columns, demands get eviction_threat False, refusals 0, pools None..."""
+    path = write_rows(tmp_path / "demands.csv", demand_rows({}))
+    frame = io.read_demands(path)
+    assert {c: str(t) for c, t in frame.dtypes.items()} == DEMAND_DTYPES
+    row = frame.iloc[0]
+    flags = ["eviction_threat", "single_parent", "overcrowded", "hosted", "unsuitable_size"]
+    assert not row[flags].any()
+    assert row["current_rent_effort"] == 0.0
+    assert row["refusals"] == 0
+    assert row["wished_communes"] == ()
+    assert row["priority_categories"] == ()
+    assert row["pools"] is None
+    # The same frame as the record built by the factory with its defaults.
+    pd.testing.assert_frame_equal(frame, demands_of(demand("D1")))
+
+
+def test_units_without_flux_excluded_column_default_to_empty(tmp_path: Path) -> None:
+    """flux_excluded is optional: absent, every unit is in the flux ("")."""
+    rows = [{k: v for k, v in UNIT_ROW.items() if k != "flux_excluded"}]
+    frame = io.read_units(write_rows(tmp_path / "units.csv", rows))
+    assert frame["flux_excluded"].tolist() == [""]
+
+
+def test_lists_booleans_and_spaces_are_parsed(tmp_path: Path) -> None:
+    """Lists split on ';' (spaces and empty entries ignored); booleans in any case and language."""
+    rows = demand_rows(
+        {
+            "wished_communes": " 14118 ; 14027;",
+            "priority_categories": "sans_logement;handicap",
+            "pools": "etat;bailleur",
+            "dalo": "Yes",
+            "anru": "NON",
+            "eviction_threat": "oui",
+            "refusals": "2",
+        },
+        {"pools": "", "eviction_threat": "", "refusals": ""},  # empty optional cells = defaults
+    )
+    frame = io.read_demands(
+        write_rows(tmp_path / "d.csv", rows), communes=TERRITORY, reservataires=RESERVATAIRES
+    )
+    assert frame["wished_communes"].tolist() == [("14118", "14027"), ()]
+    assert frame["priority_categories"].tolist() == [("sans_logement", "handicap"), ()]
+    assert frame["pools"].tolist() == [("etat", "bailleur"), None]
+    assert frame["dalo"].tolist() == [True, False]
+    assert frame["anru"].tolist() == [False, False]
+    assert frame["eviction_threat"].tolist() == [True, False]
+    assert frame["refusals"].tolist() == [2, 0]
+
+
+def test_resident_commune_outside_the_territory_is_accepted(tmp_path: Path) -> None:
+    """A household may live outside the EPCI: resident_commune_insee only needs the INSEE form."""
+    path = write_rows(tmp_path / "d.csv", demand_rows({"resident_commune_insee": "75056"}))
+    frame = io.read_demands(path, communes=TERRITORY)
+    assert frame["resident_commune_insee"].tolist() == ["75056"]
+
+
+def test_validate_accepts_typed_and_text_frames_alike() -> None:
+    """validate_demands gives the same canonical frame from typed values or from their text."""
+    canonical = demands_of(
+        demand("D1"), demand("D2", wished_communes=("14118",), pools=("etat",), refusals=3)
+    )
+    from_typed = io.validate_demands(canonical.copy(), "<typed>", reservataires=RESERVATAIRES)
+    pd.testing.assert_frame_equal(from_typed, canonical)
+    as_text = canonical.map(io.cell_text).astype(object)
+    pd.testing.assert_frame_equal(io.validate_demands(as_text, "<text>"), canonical)
+
+
+def test_validate_numbers_rows_by_position_whatever_the_index() -> None:
+    """Rows of a DataFrame are numbered by position (first row = 1), not by its index labels."""
+    frame = pd.DataFrame(unit_rows({}, {"rooms": "9"}), index=[10, 20])
+    (problem,) = problems_of(lambda: io.validate_units(frame, "<units>"))
+    assert (problem.file, problem.row, problem.field) == ("<units>", 2, "rooms")
+
+
+# ---------------------------------------------------------------------------------------------
+# One problem kind at a time: the error names file, row, field, value and reason
+# ---------------------------------------------------------------------------------------------
+
+UNIT_CASES: list[tuple[str, str, str, str, dict[str, Any]]] = [
+    # field, bad cell, value shown, reason fragment, keyword arguments of read_units
+    ("rooms", "x", "x", "not a whole number", {}),
+    ("rooms", "2.5", "2.5", "not a whole number", {}),
+    ("rooms", "8", "8", "must be at most 7", {}),  # Unit.rooms le=7
+    ("rooms", "0", "0", "must be at least 1", {}),  # Unit.rooms ge=1
+    ("surface_m2", "0", "0", "must be greater than 0", {}),  # Unit.surface_m2 gt=0
+    ("surface_m2", "45,5", "45,5", "not a number", {}),  # decimal comma
+    ("rent_eur", "-1", "-1", "must be at least 0", {}),
+    ("rent_eur", "inf", "inf", "not a number", {}),
+    ("qpv", "maybe", "maybe", "not a boolean", {}),
+    ("financing", "PLI", "PLI", "unknown value (expected PLAI, PLUS, PLS)", {}),
+    ("flux_excluded", "demolition", "demolition", "unknown value", {}),
+    ("commune_insee", "1411", "1411", "not an INSEE commune code", {}),
+    ("commune_insee", "14A18", "14A18", "not an INSEE commune code", {}),
+    ("commune_insee", "75056", "75056", "commune not in the territory", {"communes": TERRITORY}),
+    ("released_on", "01/03/2026", "01/03/2026", "not a date (YYYY-MM-DD)", {}),
+    ("released_on", "2026-02-30", "2026-02-30", "not a date", {}),
+    ("released_on", "2026-04-01", "2026-04-01", "date in the future", {"as_of": ROUND_DATE}),
+    ("bailleur", "", "", "required value is missing", {}),
+    ("unit_id", " ", "", "required value is missing", {}),
+]
+
+
+@pytest.mark.parametrize(("field", "cell", "shown", "reason", "kwargs"), UNIT_CASES)
+def test_each_bad_unit_value_is_reported_with_file_row_field_value_reason(
+    tmp_path: Path, field: str, cell: str, shown: str, reason: str, kwargs: dict[str, Any]
+) -> None:
+    """A bad cell on the second data row gives exactly one problem naming all five facts."""
+    path = write_rows(tmp_path / "units.csv", unit_rows({}, {field: cell}))
+    problems = problems_of(lambda: io.read_units(path, **kwargs))
+    assert len(problems) == 1, problems
+    (problem,) = problems
+    assert (problem.file, problem.row, problem.field, problem.value) == (str(path), 2, field, shown)
+    assert reason in problem.reason
+
+
+DEMAND_CASES: list[tuple[dict[str, str], str, str, str, dict[str, Any]]] = [
+    # bad cells of row 2, field reported, value shown, reason fragment, read_demands kwargs
+    ({"annual_income_eur": "-5"}, "annual_income_eur", "-5", "must be at least 0", {}),
+    ({"monthly_resources_eur": "abc"}, "monthly_resources_eur", "abc", "not a number", {}),
+    ({"household_size": "0"}, "household_size", "0", "must be at least 1", {}),
+    ({"adults": "0"}, "adults", "0", "must be at least 1", {}),
+    ({"current_rent_effort": "11"}, "current_rent_effort", "11", "must be at most 10", {}),
+    ({"refusals": "-1"}, "refusals", "-1", "must be at least 0", {}),
+    ({"dalo": "peut-être"}, "dalo", "peut-être", "not a boolean", {}),
+    ({"demand_id": ""}, "demand_id", "", "required value is missing", {}),
+    ({"filed_on": "2026-04-01"}, "filed_on", "2026-04-01", "in the future", {"as_of": ROUND_DATE}),
+    ({"filed_on": "2026-4-1"}, "filed_on", "2026-4-1", "not a date (YYYY-MM-DD)", {}),
+    ({"resident_commune_insee": "ABCDE"}, "resident_commune_insee", "ABCDE", "INSEE", {}),
+    ({"wished_communes": "14118;1411"}, "wished_communes", "1411", "not an INSEE", {}),
+    (
+        {"wished_communes": "14118;75056"},
+        "wished_communes",
+        "75056",
+        "commune not in the territory",
+        {"communes": TERRITORY},
+    ),
+    (
+        {"pools": "etat;mairie"},
+        "pools",
+        "mairie",
+        "unknown réservataire",
+        {"reservataires": RESERVATAIRES},
+    ),
+    ({"pools": "Etat"}, "pools", "Etat", "not a réservataire id", {}),
+    # Cross-field rules of domain.Demand: 2 + 0 != 1, and 1 dependant in a 1-person household.
+    (
+        {"adults": "2"},
+        "household_size",
+        "1",
+        "adults (2) + children_under_14 (0) must equal household_size (1)",
+        {},
+    ),
+    ({"dependants": "1"}, "dependants", "1", "dependants must be fewer than household_size", {}),
+]
+
+
+@pytest.mark.parametrize(("cells", "field", "shown", "reason", "kwargs"), DEMAND_CASES)
+def test_each_bad_demand_value_is_reported_with_file_row_field_value_reason(
+    tmp_path: Path,
+    cells: dict[str, str],
+    field: str,
+    shown: str,
+    reason: str,
+    kwargs: dict[str, Any],
+) -> None:
+    """A bad demand cell on the second data row gives exactly one problem naming all five facts."""
+    path = write_rows(tmp_path / "demands.csv", demand_rows({}, cells))
+    problems = problems_of(lambda: io.read_demands(path, **kwargs))
+    assert len(problems) == 1, problems
+    (problem,) = problems
+    assert (problem.file, problem.row, problem.field, problem.value) == (str(path), 2, field, shown)
+    assert reason in problem.reason
+
+
+def test_missing_required_column_is_a_file_level_problem(tmp_path: Path) -> None:
+    """A missing required column is reported once, with no row number."""
+    rows = [{k: v for k, v in UNIT_ROW.items() if k != "rooms"}]
+    path = write_rows(tmp_path / "units.csv", rows)
+    (problem,) = problems_of(lambda: io.read_units(path))
+    assert problem == RowProblem(str(path), None, "rooms", "", "required column is missing")
+
+
+def test_unknown_extra_column_is_refused_and_named(tmp_path: Path) -> None:
+    """A typo in a column name is refused, named, with the closest known column suggested."""
+    rows = [{**DEMAND_ROW, "houshold_size": "1"}]
+    path = write_rows(tmp_path / "demands.csv", rows)
+    (problem,) = problems_of(lambda: io.read_demands(path))
+    assert (problem.row, problem.field) == (None, "houshold_size")
+    assert problem.reason == "unknown column; did you mean 'household_size'?"
+
+
+def test_duplicate_ids_are_all_reported_naming_the_first_row(tmp_path: Path) -> None:
+    """Ids U1, U2, U1, U1: rows 3 and 4 are duplicates of row 1, and both are reported."""
+    rows = unit_rows({}, {}, {"unit_id": "U1"}, {"unit_id": "U1"})
+    path = write_rows(tmp_path / "units.csv", rows)
+    problems = problems_of(lambda: io.read_units(path))
+    assert [(p.row, p.field, p.value) for p in problems] == [
+        (3, "unit_id", "U1"),
+        (4, "unit_id", "U1"),
+    ]
+    assert all(p.reason == "duplicate id (first seen on row 1)" for p in problems)
+
+
+def test_several_bad_rows_are_all_reported_at_once(tmp_path: Path) -> None:
+    """Every problem of every row comes in one error, sorted by row then column order."""
+    rows = demand_rows(
+        {"annual_income_eur": "-1"},
+        {},
+        {"household_size": "x", "dalo": "?"},
+        {"filed_on": "2030-01-01", "wished_communes": "99"},
+    )
+    path = write_rows(tmp_path / "demands.csv", rows)
+    problems = problems_of(lambda: io.read_demands(path, as_of=ROUND_DATE))
+    assert [(p.row, p.field) for p in problems] == [
+        (1, "annual_income_eur"),
+        (3, "household_size"),
+        (3, "dalo"),
+        (4, "filed_on"),
+        (4, "wished_communes"),
+    ]
+    message = str(DataError(problems))
+    assert message.startswith("5 problem(s) in the input data:")
+    assert f"{path}: row 3, field 'dalo', value '?': not a boolean" in message
+
+
+def test_blank_line_is_a_row_not_skipped(tmp_path: Path) -> None:
+    """A blank line inside a CSV counts as a data row with empty cells: reported, never dropped."""
+    path = tmp_path / "units.csv"
+    write_rows(path, unit_rows({}, {}))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[0], lines[1], "", lines[2]]) + "\n", encoding="utf-8")
+    problems = problems_of(lambda: io.read_units(path))
+    assert {p.row for p in problems} == {2}
+    assert "unit_id" in {p.field for p in problems}
+
+
+def test_row_with_wrong_number_of_fields_is_reported(tmp_path: Path) -> None:
+    """A CSV row with too many fields is a problem on that row (data row 2 = file line 3)."""
+    path = tmp_path / "units.csv"
+    write_rows(path, unit_rows({}, {}))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([*lines, lines[2] + ",extra"]) + "\n", encoding="utf-8")
+    (problem,) = problems_of(lambda: io.read_units(path))
+    assert problem.row == 3
+    assert problem.reason == "expected 11 fields, found 12"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("missing.csv", None, "file not found"),
+        ("units.xlsx", b"", "unsupported file type (.xlsx)"),
+        ("empty.csv", b"", "empty file"),
+        ("latin1.csv", "unit_id\nLogement é\n".encode("latin-1"), "not UTF-8"),
+        ("fake.parquet", b"not parquet", "not a readable Parquet file"),
+    ],
+)
+def test_unreadable_files_give_a_file_level_data_error(
+    tmp_path: Path, name: str, content: bytes | None, reason: str
+) -> None:
+    """Missing, unreadable or unsupported files raise DataError (file-level), not OSError."""
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    (problem,) = problems_of(lambda: io.read_units(path))
+    assert (problem.file, problem.row) == (str(path), None)
+    assert reason in problem.reason
+
+
+def test_directory_is_not_a_file(tmp_path: Path) -> None:
+    """A directory named like a data file is a DataError, not an IsADirectoryError."""
+    path = tmp_path / "units.csv"
+    path.mkdir()
+    (problem,) = problems_of(lambda: io.read_table(path))
+    assert problem.row is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing and round trips
+# ---------------------------------------------------------------------------------------------
+
+
+def round_trip_units() -> list[Unit]:
+    """Units exercising every column: quotes and commas in text, Corsican code, floats, dates."""
+    return [
+        unit("U1"),
+        unit(
+            "U2",
+            bailleur='Caen "Habitat", SA',
+            commune_insee="2A004",
+            qpv=True,
+            rooms=7,
+            surface_m2=1234.56,
+            financing="PLAI",
+            rent_eur=0.1,
+            accessible=True,
+            flux_excluded="habitat_indigne",
+            released_on=dt.date(2026, 1, 31),
+        ),
+    ]
+
+
+def round_trip_demands() -> list[Demand]:
+    """Demands exercising lists, pools (None and given), floats like 0.1 and 1/3, old dates."""
+    return [
+        demand("D1"),
+        demand(
+            "D2",
+            filed_on=dt.date(2019, 12, 31),
+            household_size=4,
+            adults=2,
+            children_under_14=2,
+            dependants=2,
+            disabled_member=True,
+            annual_income_eur=1234.56,
+            monthly_resources_eur=0.1,
+            housing_benefit_eur=1 / 3,
+            wished_communes=("14118", "14027"),
+            priority_categories=("sans_logement", "handicap"),
+            pools=("etat", "bailleur"),
+            eviction_threat=True,
+            current_rent_effort=0.35,
+            refusals=1,
+        ),
+        demand("D3", pools=("collectivite",), resident_commune_insee="2B033"),
+    ]
+
+
+def test_units_round_trip_csv_models_parquet_models_loses_nothing(tmp_path: Path) -> None:
+    """Units: frame -> CSV -> records -> frame -> Parquet -> frame equals the original exactly."""
+    records = round_trip_units()
+    original = units_of(*records)
+    io.write_units(original, tmp_path / "u.csv")
+    from_csv = frame_records(io.read_units(tmp_path / "u.csv"), Unit)
+    assert from_csv == records
+    io.write_units(units_frame(from_csv), tmp_path / "u.parquet")  # type: ignore[arg-type]
+    from_parquet = io.read_units(tmp_path / "u.parquet")
+    pd.testing.assert_frame_equal(from_parquet, original)
+    assert frame_records(from_parquet, Unit) == records
+
+
+def test_demands_round_trip_csv_models_parquet_models_loses_nothing(tmp_path: Path) -> None:
+    """Demands: frame -> CSV -> records -> frame -> Parquet -> frame equals the original exactly."""
+    records = round_trip_demands()
+    original = demands_of(*records)
+    io.write_demands(original, tmp_path / "d.csv")
+    from_csv = frame_records(io.read_demands(tmp_path / "d.csv"), Demand)
+    assert from_csv == records
+    io.write_demands(demands_frame(from_csv), tmp_path / "d.parquet")  # type: ignore[arg-type]
+    from_parquet = io.read_demands(tmp_path / "d.parquet", reservataires=RESERVATAIRES)
+    pd.testing.assert_frame_equal(from_parquet, original)
+    assert frame_records(from_parquet, Demand) == records
+
+
+@given(
+    st.lists(
+        st.floats(allow_nan=False, allow_infinity=False),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_any_float_round_trips_exactly_through_csv_text(values: list[float]) -> None:
+    """Floats are written in their shortest exact form, and the reader parses that form back equal.
+
+    Checks the two primitives the writer and reader use (a full file per example would take
+    a tenth of a second each); the file-level round trips are the tests above.
+    """
+    texts = io._csv_texts(pd.Series(values, dtype="float64"))
+    back = io._to_float(pd.Series(texts, dtype=str))
+    assert back.tolist() == values
+
+
+def test_written_csv_has_the_documented_format(tmp_path: Path) -> None:
+    """CSV output: header, true/false, ISO dates, ';' lists, empty pools, quotes only if needed."""
+    frame = demands_of(
+        demand("D1", dalo=True, wished_communes=("14118", "14027"), annual_income_eur=0.1)
+    )
+    io.write_demands(frame, tmp_path / "d.csv")
+    header, row = (tmp_path / "d.csv").read_text(encoding="utf-8").splitlines()
+    assert header == ",".join(DEMAND_DTYPES)
+    assert row == (
+        "D1,2025-03-31,1,1,0,0,false,false,0.1,1500.0,0.0,14118;14027,false,true,,false,false,"
+        "false,14118,false,false,false,false,0.0,false,false,0,"
+    )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_writing_twice_gives_identical_bytes(tmp_path: Path, suffix: str) -> None:
+    """Same frame, same bytes: CSV and Parquet output are deterministic."""
+    frame = demands_of(*round_trip_demands())
+    io.write_demands(frame, tmp_path / f"a{suffix}")
+    io.write_demands(frame.copy(), tmp_path / f"b{suffix}")
+    assert (tmp_path / f"a{suffix}").read_bytes() == (tmp_path / f"b{suffix}").read_bytes()
+
+
+def test_parquet_has_a_fixed_schema_and_no_index(tmp_path: Path) -> None:
+    """Parquet columns are typed from frames.py (bool, int64, double, date32, string), no index."""
+    import pyarrow.parquet as pq
+
+    frame = units_of(*round_trip_units())
+    frame.index = pd.Index([5, 7])  # not written
+    io.write_units(frame, tmp_path / "u.parquet")
+    schema = pq.read_schema(tmp_path / "u.parquet")
+    assert schema.names == list(UNIT_DTYPES)
+    types = {name: str(schema.field(name).type) for name in schema.names}
+    assert types["qpv"] == "bool"
+    assert types["rooms"] == "int64"
+    assert types["rent_eur"] == "double"
+    assert types["released_on"] == "date32[day]"
+    assert types["unit_id"] == "string"
+    assert schema.metadata is None or b"pandas" not in schema.metadata
+
+
+def test_write_table_writes_any_frame(tmp_path: Path) -> None:
+    """write_table writes an allocations-like frame; read_table gives the text back."""
+    allocations = pd.DataFrame(
+        {"unit_id": ["U1", "U2"], "demand_id": ["D1", "D2"], "reservataire": ["etat", None]}
+    )
+    allocations["score"] = [12.5, 0.1]
+    io.write_table(allocations, tmp_path / "allocations.csv")
+    text = (tmp_path / "allocations.csv").read_text(encoding="utf-8")
+    assert text == "unit_id,demand_id,reservataire,score\nU1,D1,etat,12.5\nU2,D2,,0.1\n"
+    back = io.read_table(tmp_path / "allocations.csv")
+    assert back["reservataire"].tolist() == ["etat", ""]
+
+
+def test_writing_a_non_canonical_frame_is_refused(tmp_path: Path) -> None:
+    """write_units needs every unit column; a missing one is a DataError naming it."""
+    frame = units_of(unit("U1")).drop(columns=["rooms"])
+    (problem,) = problems_of(lambda: io.write_units(frame, tmp_path / "u.csv"))
+    assert (problem.field, problem.row) == ("rooms", None)
+
+
+def test_column_rules_come_from_the_pydantic_fields() -> None:
+    """Bounds, patterns, defaults and choices are read from domain.Unit / domain.Demand."""
+    units = {s.name: s for s in io.UNIT_SPECS}
+    assert (units["rooms"].ge, units["rooms"].le) == (1, 7)
+    assert units["surface_m2"].gt == 0
+    assert units["financing"].choices == ("PLAI", "PLUS", "PLS")
+    assert units["commune_insee"].pattern == r"^\d[\dAB]\d{3}$"
+    demands = {s.name: s for s in io.DEMAND_SPECS}
+    assert demands["current_rent_effort"].le == 10
+    assert demands["refusals"].required is False
+    assert demands["refusals"].default == 0
+    assert demands["pools"].kind == "pools"
+
+
+def test_200k_demands_validate(tmp_path: Path) -> None:
+    """A 200,000-row demands table of text cells validates into the canonical frame (sanity)."""
+    n = 200_000
+    base = pd.DataFrame(
+        demand_rows({}, {"wished_communes": "14118;14027", "pools": "etat"}, {"dalo": "true"})
+    )
+    frame = base.iloc[np.arange(n) % 3].reset_index(drop=True)
+    frame["demand_id"] = [f"D{i}" for i in range(n)]
+    out = io.validate_demands(frame, "<big>", communes=TERRITORY, as_of=ROUND_DATE)
+    assert len(out) == n
+    assert {c: str(t) for c, t in out.dtypes.items()} == DEMAND_DTYPES
+    assert out["pools"].iloc[1] == ("etat",)
+    assert int(out["dalo"].sum()) == 66_666  # positions 2, 5, ..., 199_997: (199_997 - 2) / 3 + 1
