@@ -1,0 +1,114 @@
+"""Quota rules as counts: selection masks, tallies per scope group and exact integer shortfalls.
+
+Shared by the solver (to build the quota rows from masks) and the independent checker (to count
+what an allocation achieves). Both read the *same selection* of the policy but compute the
+constraint separately: the solver as linear rows, the checker by counting.
+
+A share target p/q is handled exactly in integers: a floor holds when q x counted >= p x base,
+and its shortfall is the least number of extra counted allocations that would make it hold,
+``ceil((p x base - q x counted) / q)``. Year-so-far tallies are added to both sides first (A4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from matching.policy.conditions import evaluate
+from matching.policy.model import QuotaRule
+from matching.types import Bound, Measure
+
+NO_RESERVATAIRE = ""
+"""Réservataire of an allocation of a unit excluded from the flux: it belongs to nobody (A4)."""
+
+
+class Tally(BaseModel):
+    """Allocations in a quota's base and how many of them count toward its target."""
+
+    model_config = ConfigDict(frozen=True)
+
+    base: int = Field(default=0, ge=0, description="Allocations selected by the rule's base")
+    counted: int = Field(default=0, ge=0, description="Those that also meet the rule's count")
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(base=self.base + other.base, counted=self.counted + other.counted)
+
+
+def allocation_frame(
+    units: pd.DataFrame,
+    demands: pd.DataFrame,
+    unit_pos: np.ndarray,
+    demand_pos: np.ndarray,
+    reservataire: np.ndarray,
+) -> pd.DataFrame:
+    """One row per allocation with ``unit.*``, ``demand.*``, ``reservataire`` and ``in_flux``.
+
+    ``demands`` must carry the derived facts (matching.facts). Positions index the tables' rows.
+    """
+    u = units.iloc[unit_pos].reset_index(drop=True).add_prefix("unit.")
+    d = demands.iloc[demand_pos].reset_index(drop=True).add_prefix("demand.")
+    frame = pd.concat([u, d], axis=1)
+    frame["reservataire"] = np.asarray(reservataire, dtype=object)
+    frame["in_flux"] = frame["unit.flux_excluded"].to_numpy() == ""
+    return frame
+
+
+def selection(rule: QuotaRule, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the rows in the rule's base and of those counted (a subset of the base)."""
+    base = evaluate(rule.base, frame)
+    counted = base & evaluate(rule.count, frame)
+    return base, counted
+
+
+def scope_keys(rule: QuotaRule, frame: pd.DataFrame) -> np.ndarray:
+    """The scope group of each row as text ('' when the rule is EPCI-wide)."""
+    if rule.scope is None:
+        return np.full(len(frame), "", dtype=object)
+    return frame[rule.scope].astype(str).to_numpy(dtype=object)
+
+
+def tally(rule: QuotaRule, frame: pd.DataFrame) -> dict[str, Tally]:
+    """Count base and counted allocations of ``frame`` per scope group, in sorted group order."""
+    base, counted = selection(rule, frame)
+    keys = scope_keys(rule, frame)
+    out: dict[str, Tally] = {}
+    for key in sorted(set(keys[base].tolist())):
+        in_group = keys == key
+        out[key] = Tally(base=int((base & in_group).sum()), counted=int((counted & in_group).sum()))
+    return out
+
+
+def shortfall(rule: QuotaRule, total: Tally) -> int:
+    """Least number of allocations by which ``total`` misses the rule (0 when it holds).
+
+    For a floor: extra counted allocations needed; for a ceiling: counted allocations too many.
+    """
+    if rule.measure == Measure.COUNT:
+        target = int(rule.target)
+        gap = target - total.counted if rule.bound == Bound.FLOOR else total.counted - target
+        return max(0, gap)
+    frac = rule.target_fraction()
+    p, q = frac.numerator, frac.denominator
+    if rule.bound == Bound.FLOOR:
+        excess = p * total.base - q * total.counted
+    else:
+        excess = q * total.counted - p * total.base
+    return max(0, -(-excess // q))
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    """How one scope group of one rule stands: totals including the year so far, and shortfall."""
+
+    rule_id: str
+    scope: str
+    total: Tally
+    shortfall: int
+
+    @property
+    def rate(self) -> float | None:
+        """Counted share of the base (None when the base is empty)."""
+        return self.total.counted / self.total.base if self.total.base else None
