@@ -47,34 +47,57 @@ class Demand(Record):
     """A social housing demand (demande) of one household."""
 
     demand_id: DemandId = Field(min_length=1, description="Unique registration number")
-    filed_on: dt.date = Field(description="Date of first filing (kept through renewals), for seniority")
+    filed_on: dt.date = Field(
+        description="Date of first filing (kept through renewals), for seniority"
+    )
     household_size: int = Field(ge=1, le=20, description="Persons who will live in the unit")
     adults: int = Field(ge=1, le=20, description="Persons aged 14 or more in the household")
     children_under_14: int = Field(ge=0, le=20, description="Children under 14 in the household")
-    dependants: int = Field(ge=0, le=20, description="Persons dependent on the household (à charge)")
-    disabled_member: bool = Field(description="A member holds a disability card (raises the category)")
+    dependants: int = Field(
+        ge=0, le=20, description="Persons dependent on the household (à charge)"
+    )
+    disabled_member: bool = Field(
+        description="A member holds a disability card (raises the category)"
+    )
     young_couple: bool = Field(description="Couple whose ages sum to 55 or less (jeune ménage)")
-    annual_income_eur: float = Field(ge=0, description="Household reference taxable income N-2, EUR/year")
+    annual_income_eur: float = Field(
+        ge=0, description="Household reference taxable income N-2, EUR/year"
+    )
     monthly_resources_eur: float = Field(ge=0, description="Current monthly resources, EUR/month")
-    housing_benefit_eur: float = Field(ge=0, description="Expected housing benefit (APL/AL), EUR/month")
+    housing_benefit_eur: float = Field(
+        ge=0, description="Expected housing benefit (APL/AL), EUR/month"
+    )
     wished_communes: tuple[CommuneCode, ...] = Field(
         default=(), description="Wished communes (INSEE codes); empty means any"
     )
-    needs_accessible: bool = Field(description="The household needs a unit adapted to reduced mobility")
+    needs_accessible: bool = Field(
+        description="The household needs a unit adapted to reduced mobility"
+    )
     dalo: bool = Field(description="Recognised priority and urgent by the DALO commission")
     priority_categories: tuple[str, ...] = Field(
         default=(), description="L441-1 priority categories (open enumeration of codes)"
     )
     anru: bool = Field(description="Household to rehouse under an urban renewal (ANRU) operation")
     state_agent: bool = Field(description="A member is a civil or military State agent")
-    private_employee: bool = Field(description="A member works for a private-sector employer (Action Logement)")
-    resident_commune_insee: InseeCode = Field(description="INSEE code of the current commune of residence")
-    current_social_tenant: bool = Field(description="Already a social tenant (the demand is a mutation)")
-    eviction_threat: bool = Field(default=False, description="Threatened with eviction without rehousing")
+    private_employee: bool = Field(
+        description="A member works for a private-sector employer (Action Logement)"
+    )
+    resident_commune_insee: InseeCode = Field(
+        description="INSEE code of the current commune of residence"
+    )
+    current_social_tenant: bool = Field(
+        description="Already a social tenant (the demand is a mutation)"
+    )
+    eviction_threat: bool = Field(
+        default=False, description="Threatened with eviction without rehousing"
+    )
     single_parent: bool = Field(default=False, description="Single parent with at least one child")
     overcrowded: bool = Field(default=False, description="Current housing is over-occupied")
     current_rent_effort: float = Field(
-        default=0.0, ge=0, le=10, description="Current rent effort rate (rent net of benefit / resources)"
+        default=0.0,
+        ge=0,
+        le=10,
+        description="Current rent effort rate (rent net of benefit / resources)",
     )
     hosted: bool = Field(default=False, description="Hosted by a third party or family")
     unsuitable_size: bool = Field(
@@ -82,7 +105,8 @@ class Demand(Record):
     )
     refusals: int = Field(default=0, ge=0, description="Suitable offers refused so far")
     pools: tuple[ReservataireId, ...] | None = Field(
-        default=None, description="Explicit réservataire pools; overrides the derived pools when given"
+        default=None,
+        description="Explicit réservataire pools; overrides the derived pools when given",
     )
 
     @model_validator(mode="after")
@@ -103,7 +127,9 @@ class Reservataire(Record):
     id: ReservataireId = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Stable identifier")
     label: str = Field(description="Name shown in reports")
     share: float | None = Field(
-        ge=0, le=1, description="Share of the yearly flux; None for the landlord, who keeps the remainder"
+        ge=0,
+        le=1,
+        description="Share of the yearly flux; None for the landlord, who keeps the remainder",
     )
 
 

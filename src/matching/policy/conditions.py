@@ -62,7 +62,9 @@ class Condition(BaseModel):
         return f"{self.field} {words[self.op]} {self.value}"
 
 
-def evaluate(conditions: tuple[Condition, ...] | list[Condition], frame: pd.DataFrame) -> np.ndarray:
+def evaluate(
+    conditions: tuple[Condition, ...] | list[Condition], frame: pd.DataFrame
+) -> np.ndarray:
     """Return a boolean array, True where every condition holds on that row of ``frame``."""
     mask = np.ones(len(frame), dtype=bool)
     for cond in conditions:

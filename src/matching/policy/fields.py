@@ -43,7 +43,9 @@ DEMAND_FIELDS: dict[str, FieldKind] = {
     **DERIVED_DEMAND_FIELDS,
 }
 
-UNIT_FIELDS: dict[str, FieldKind] = {name: _kind(f.annotation) for name, f in Unit.model_fields.items()}
+UNIT_FIELDS: dict[str, FieldKind] = {
+    name: _kind(f.annotation) for name, f in Unit.model_fields.items()
+}
 
 ALLOCATION_FIELDS: dict[str, FieldKind] = {
     **{f"unit.{k}": v for k, v in UNIT_FIELDS.items()},

@@ -135,13 +135,17 @@ class EligibilityRules(Frozen):
     def _valid(self) -> EligibilityRules:
         unknown = set(self.rules) - set(ELIGIBILITY_RULES)
         if unknown:
-            raise ValueError(f"unknown eligibility rules {sorted(unknown)}; known: {ELIGIBILITY_RULES}")
+            raise ValueError(
+                f"unknown eligibility rules {sorted(unknown)}; known: {ELIGIBILITY_RULES}"
+            )
         bands = sorted(self.typology, key=lambda b: b.min_size)
         if bands[0].min_size != 1:
             raise ValueError("typology: the first band must start at household size 1")
         for a, b in zip(bands, bands[1:], strict=False):
             if a.max_size is None or b.min_size <= a.max_size:
-                raise ValueError(f"typology: bands starting at {a.min_size} and {b.min_size} overlap")
+                raise ValueError(
+                    f"typology: bands starting at {a.min_size} and {b.min_size} overlap"
+                )
             if b.min_size != a.max_size + 1:
                 raise ValueError(f"typology: gap between sizes {a.max_size} and {b.min_size}")
         if bands[-1].max_size is not None:
@@ -157,7 +161,9 @@ class ReservataireRule(Frozen):
     share: float | None = Field(
         ge=0, le=1, description="Share of the yearly flux; null for the landlord (the remainder)"
     )
-    pool: tuple[Condition, ...] = Field(default=(), description="Who it may propose; empty = anyone")
+    pool: tuple[Condition, ...] = Field(
+        default=(), description="Who it may propose; empty = anyone"
+    )
 
     @model_validator(mode="after")
     def _fields(self) -> ReservataireRule:
@@ -251,7 +257,9 @@ class Criterion(Frozen):
     def _fields(self) -> Criterion:
         _check_conditions(self.when, DEMAND_FIELDS, f"cotation.criteria.{self.id}.when")
         if self.per is not None and DEMAND_FIELDS.get(self.per) != "number":
-            raise ValueError(f"cotation.criteria.{self.id}.per: '{self.per}' is not a numeric field")
+            raise ValueError(
+                f"cotation.criteria.{self.id}.per: '{self.per}' is not a numeric field"
+            )
         return self
 
 

@@ -1,0 +1,32 @@
+"""Solver settings with defaults, a file form (the scenario's ``solver`` mapping) and determinism.
+
+Determinism: CP-SAT's parallel portfolio is not reproducible run to run by default, so with
+``deterministic`` (the default) the workers are interleaved in fixed batches
+(``interleave_search``), which makes the search independent of thread timing; together with the
+fixed seed, stable input order and stable output sorting, the same inputs give the same files.
+A wall-clock time limit can still cut a search at a different point on a loaded machine: runs that
+must be audited should finish by proving optimality (the default goal) rather than by the limit.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SolveParams(BaseModel):
+    """Parameters of one allocation round's solve."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    time_limit_s: float = Field(
+        default=60.0, gt=0, description="Wall-clock limit for the whole solve, s"
+    )
+    num_workers: int = Field(default=2, ge=1, le=64, description="CP-SAT worker threads")
+    seed: int = Field(default=1, ge=0, description="Random seed of CP-SAT")
+    relative_gap: float = Field(default=0.0, ge=0, le=1, description="Stop when within this gap")
+    log: bool = Field(default=False, description="Print CP-SAT's search log")
+    deterministic: bool = Field(default=True, description="Reproducible parallel search")
+    prune: bool = Field(
+        default=True,
+        description="Solve a reduced core with an LP optimality certificate (exact); off = full model",
+    )

@@ -1,0 +1,146 @@
+"""Result of one allocation round: the allocation, its status and bounds, and its provenance.
+
+Files written from a Result are byte-stable: everything in ``result.json`` depends only on the
+inputs, the policy and the parameters (timings go to ``timings.json``, which is expected to vary).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from matching import __version__
+from matching.params import SolveParams
+
+
+def versions() -> dict[str, str]:
+    """Versions of the package and of the libraries that can change a result."""
+    import numpy
+    import ortools
+    import scipy
+
+    return {
+        "matching": __version__,
+        "ortools": ortools.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+        "scipy": scipy.__version__,
+        "python": platform.python_version(),
+    }
+
+
+@dataclass
+class Result:
+    """Outcome and provenance of one round (STYLE practice 9)."""
+
+    status: str  # OPTIMAL, FEASIBLE (time limit), INFEASIBLE, UNKNOWN
+    policy_id: str
+    round_date: dt.date
+    params: SolveParams
+    allocation: pd.DataFrame  # unit_id, demand_id, reservataire, score (sorted by unit_id)
+    orientation: pd.DataFrame  # unit_id, reservataire for every flux unit (sorted)
+    unallocated_units: pd.DataFrame  # unit_id, reason
+    stage_values: dict[str, int] = field(default_factory=dict)
+    stage_bounds: dict[str, float] = field(default_factory=dict)
+    shortfalls: dict[str, int] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    kpis: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    versions: dict[str, str] = field(default_factory=versions)
+    soft_diagnosis: Result | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in {"OPTIMAL", "FEASIBLE", "INFEASIBLE", "UNKNOWN"}:
+            raise ValueError(f"unknown status {self.status}")
+
+    @property
+    def gap(self) -> float:
+        """Relative gap of the last stage (0 when proven optimal)."""
+        if not self.stage_values:
+            return 0.0
+        stage = list(self.stage_values)[-1]
+        value, bound = (
+            self.stage_values[stage],
+            self.stage_bounds.get(stage, self.stage_values[stage]),
+        )
+        return abs(bound - value) / max(1.0, abs(bound))
+
+    @property
+    def seed(self) -> int:
+        """CP-SAT seed used."""
+        return self.params.seed
+
+    def to_dict(self) -> dict[str, Any]:
+        """Deterministic JSON-ready summary (no timing; see ``timings()``)."""
+        return {
+            "status": self.status,
+            "policy": self.policy_id,
+            "round_date": self.round_date.isoformat(),
+            "objective": {k: int(v) for k, v in self.stage_values.items()},
+            "best_bound": {k: float(v) for k, v in self.stage_bounds.items()},
+            "gap": round(self.gap, 9),
+            "shortfalls": dict(sorted(self.shortfalls.items())),
+            "conflicts": list(self.conflicts),
+            "counts": dict(self.counts),
+            "params": self.params.model_dump(),
+            "versions": self.versions,
+            "proof": {k: v for k, v in sorted(self.stats.items()) if k in _DETERMINISTIC_STATS},
+        }
+
+    def timings(self) -> dict[str, Any]:
+        """Wall times and solver statistics (vary from run to run)."""
+        return {"wall_time_s": round(self.wall_time_s, 3), **dict(sorted(self.stats.items()))}
+
+    def to_frames(self) -> dict[str, pd.DataFrame]:
+        """The output tables by file stem: allocations, orientations, unallocated_units."""
+        return {
+            "allocations": self.allocation,
+            "orientations": self.orientation,
+            "unallocated_units": self.unallocated_units,
+        }
+
+    def to_json(self) -> str:
+        """``result.json`` text: sorted keys are not imposed, key order is fixed by construction."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    def summary(self) -> str:
+        """A short human summary: status, stages, counts, proof."""
+        lines = [
+            f"Round {self.round_date.isoformat()} under policy {self.policy_id}: {self.status}",
+        ]
+        for stage, value in self.stage_values.items():
+            bound = self.stage_bounds.get(stage, value)
+            lines.append(f"  {stage:<12} {value:>12,}   (bound {bound:,.0f})")
+        c = self.counts
+        if c:
+            lines.append(
+                f"  units {c.get('units', 0):,}: allocated {c.get('units_allocated', 0):,}, "
+                f"unallocated {c.get('units_unallocated', 0):,}"
+            )
+            lines.append(
+                f"  demands {c.get('demands', 0):,}: allocated {c.get('demands_allocated', 0):,}, "
+                f"eligible but not allocated {c.get('demands_eligible_not_allocated', 0):,}, "
+                f"eligible for no unit {c.get('demands_not_eligible', 0):,}"
+            )
+        if self.shortfalls:
+            short = ", ".join(f"{k} {v}" for k, v in sorted(self.shortfalls.items()) if v)
+            lines.append(f"  quota shortfalls: {short or 'none'}")
+        if self.conflicts:
+            lines.append(f"  conflicting rules: {', '.join(self.conflicts)}")
+        if "proof" in self.stats:
+            lines.append(
+                f"  proof: optimal on a core of {self.stats.get('core_triples', 0):,} of "
+                f"{self.stats.get('triples', 0):,} triples, certified by the LP bound"
+            )
+        lines.append(f"  wall time {self.wall_time_s:.2f} s")
+        return "\n".join(lines)
+
+
+_DETERMINISTIC_STATS = {"triples", "method"}

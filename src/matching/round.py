@@ -1,0 +1,290 @@
+"""One allocation round end to end: prepare, solve exactly, check independently, report.
+
+`solve` is the library entry point: tables (or records) in, a checked `Result` out. It derives
+the household facts once, scores the demands, builds the eligible pairs, solves with
+`matching.solver`, and then runs the independent checker on the allocation: any violation, or a
+stage value that the checker does not recompute identically, raises `CheckFailedError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from matching import checker
+from matching.domain import Demand, Unit
+from matching.eligibility import PairTable, eligible_pairs
+from matching.exceptions import CheckFailedError, InfeasibleError
+from matching.facts import derive_facts
+from matching.flux import YearSoFar
+from matching.frames import demands_frame, units_frame
+from matching.io import validate_demands, validate_units
+from matching.kpis import compute_kpis
+from matching.params import SolveParams
+from matching.policy.model import Policy
+from matching.policy.scoring import score
+from matching.result import Result
+from matching.solver import RoundInstance, RoundSolution, solve_round
+from matching.types import QuotaMode
+
+UNALLOCATED_REASONS = {
+    "no_eligible_demand": "no household passes the eligibility rules for this unit",
+    "no_demand_in_any_pool": "eligible households exist but none is in any réservataire's pool",
+    "no_candidate_in_oriented_pool": "no eligible household in the pool of the réservataire it is oriented to",
+    "candidates_taken_or_quota_bound": "its candidates went to other units, or taking one would break a quota",
+}
+
+
+@dataclass(frozen=True)
+class PreparedRound:
+    """A round ready to solve: facts, scores and pairs computed once and shared by every step."""
+
+    instance: RoundInstance
+    pairs: PairTable
+    on: dt.date
+
+
+def tie_rank(demands: pd.DataFrame, scores: np.ndarray, keys: tuple[str, ...]) -> np.ndarray:
+    """Rank of each household by the policy's tie-break order (0 = first), DOMAIN A5."""
+    columns = []
+    for key in reversed(keys):
+        name, descending = key.lstrip("-"), key.startswith("-")
+        values = scores if name == "score" else demands[name].to_numpy()
+        if values.dtype == object:
+            values = pd.Series(values).rank(method="dense").to_numpy()
+        values = (
+            np.asarray(values, dtype=np.float64)
+            if values.dtype.kind != "M"
+            else values.astype(np.int64)
+        )
+        columns.append(-values if descending else values)
+    order = np.lexsort(columns) if columns else np.arange(len(demands))
+    rank = np.empty(len(demands), dtype=np.int64)
+    rank[order] = np.arange(len(demands))
+    return rank
+
+
+def _frame(data: pd.DataFrame | Sequence[Unit] | Sequence[Demand], kind: str) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return (
+            validate_units(data, "units") if kind == "units" else validate_demands(data, "demands")
+        )
+    return units_frame(data) if kind == "units" else demands_frame(data)  # type: ignore[arg-type]
+
+
+def prepare_round(
+    units: pd.DataFrame | Sequence[Unit],
+    demands: pd.DataFrame | Sequence[Demand],
+    policy: Policy,
+    *,
+    on: dt.date | None = None,
+    year_so_far: YearSoFar | None = None,
+) -> PreparedRound:
+    """Validate the tables, derive facts, score, and build the eligible pairs of a round."""
+    units_df = _frame(units, "units")
+    demands_df = _frame(demands, "demands")
+    if on is None:
+        on = (
+            pd.Timestamp(units_df["released_on"].max()).date()
+            if len(units_df)
+            else dt.date(policy.year, 1, 1)
+        )
+    facts = derive_facts(demands_df, policy, on)
+    scores = score(facts, policy.cotation).total.to_numpy(dtype=np.int64)
+    facts["score"] = scores
+    pairs = eligible_pairs(units_df, facts, policy, scores)
+    p = pairs.pairs
+    inst = RoundInstance(
+        units=units_df,
+        demands=facts,
+        scores=scores,
+        policy=policy,
+        year_so_far=year_so_far or YearSoFar(),
+        pair_unit=p["unit"].to_numpy(dtype=np.int32),
+        pair_demand=p["demand"].to_numpy(dtype=np.int32),
+        pair_pools=p["pools"].to_numpy(dtype=np.uint16),
+        tie_rank=tie_rank(facts, scores, tuple(k for k in policy.objective.tie_break)),
+    )
+    return PreparedRound(inst, pairs, on)
+
+
+def solve(
+    units: pd.DataFrame | Sequence[Unit],
+    demands: pd.DataFrame | Sequence[Demand],
+    policy: Policy,
+    params: SolveParams | None = None,
+    *,
+    year_so_far: YearSoFar | None = None,
+    on: dt.date | None = None,
+    raise_on_infeasible: bool = True,
+) -> Result:
+    """Allocate one round exactly and return a checked Result.
+
+    Raises
+    ------
+    InfeasibleError
+        Hard quotas cannot all hold (with ``raise_on_infeasible``); carries the conflicting rule
+        ids and, as ``soft_result``, how far the soft mode gets.
+    CheckFailedError
+        The independent checker disagrees with the solver (a bug: please report it).
+    """
+    start = time.perf_counter()
+    params = params or SolveParams()
+    prepared = prepare_round(units, demands, policy, on=on, year_so_far=year_so_far)
+    solution = solve_round(prepared.instance, params)
+    result = build_result(prepared, solution, params, time.perf_counter() - start)
+    if result.status == "INFEASIBLE" and policy.quotas.mode == QuotaMode.HARD:
+        soft_policy = policy.model_copy(
+            update={"quotas": policy.quotas.model_copy(update={"mode": QuotaMode.SOFT})}
+        )
+        soft = solve(units, demands, soft_policy, params, year_so_far=year_so_far, on=prepared.on)
+        result.soft_diagnosis = soft
+        if raise_on_infeasible:
+            raise InfeasibleError(infeasibility_message(result), result.conflicts, soft)
+    return result
+
+
+def infeasibility_message(result: Result) -> str:
+    """The conflict in words, and what the soft mode reaches."""
+    names = ", ".join(result.conflicts) if result.conflicts else "(no smaller conflict found)"
+    text = f"the hard rules cannot all hold in this round; conflicting rules: {names}."
+    soft = result.soft_diagnosis
+    if soft is not None and soft.status in {"OPTIMAL", "FEASIBLE"}:
+        short = ", ".join(f"{k} short by {v}" for k, v in sorted(soft.shortfalls.items()) if v)
+        text += (
+            f" In soft mode: {soft.counts.get('units_allocated', 0)} allocations"
+            f" with {short or 'no shortfall'}."
+        )
+    return text
+
+
+def _unallocated(prepared: PreparedRound, solution: RoundSolution) -> pd.DataFrame:
+    inst = prepared.instance
+    n = len(inst.units)
+    allocated = np.zeros(n, dtype=bool)
+    allocated[solution.unit] = True
+    has_pair = np.zeros(n, dtype=bool)
+    has_pair[inst.pair_unit] = True
+    has_pool_pair = np.zeros(n, dtype=bool)
+    res_of_unit = np.full(n, -2, dtype=np.int64)
+    for u, r in solution.orientation.items():
+        res_of_unit[u] = r
+    in_oriented_pool = np.zeros(n, dtype=bool)
+    pools = inst.pair_pools.astype(np.int64)
+    flux = inst.flux_units
+    has_pool_pair[inst.pair_unit] = True
+    oriented = res_of_unit[inst.pair_unit]
+    ok = np.where(oriented >= 0, (pools >> np.maximum(oriented, 0)) & 1, 0).astype(bool)
+    ok |= ~flux[inst.pair_unit]
+    in_oriented_pool[inst.pair_unit[ok]] = True
+    no_pool = prepared.pairs.no_pool > 0
+    reasons = np.where(
+        has_pair,
+        np.where(
+            in_oriented_pool, "candidates_taken_or_quota_bound", "no_candidate_in_oriented_pool"
+        ),
+        np.where(no_pool, "no_demand_in_any_pool", "no_eligible_demand"),
+    )
+    frame = pd.DataFrame(
+        {"unit_id": inst.units["unit_id"].to_numpy(dtype=object), "reason": reasons}
+    )
+    return frame[~allocated].sort_values("unit_id", kind="stable").reset_index(drop=True)
+
+
+def build_result(
+    prepared: PreparedRound, solution: RoundSolution, params: SolveParams, seconds: float
+) -> Result:
+    """Turn a raw solution into a Result, and verify it with the independent checker."""
+    inst = prepared.instance
+    res_ids = np.array([*inst.reservataires, ""], dtype=object)
+    unit_ids = inst.units["unit_id"].to_numpy(dtype=object)
+    demand_ids = inst.demands["demand_id"].to_numpy(dtype=object)
+    allocation = (
+        pd.DataFrame(
+            {
+                "unit_id": unit_ids[solution.unit],
+                "demand_id": demand_ids[solution.demand],
+                "reservataire": res_ids[np.where(solution.res < 0, len(res_ids) - 1, solution.res)],
+                "score": inst.scores[solution.demand].astype(np.int64),
+            }
+        )
+        .sort_values("unit_id", kind="stable")
+        .reset_index(drop=True)
+    )
+    orientation = (
+        pd.DataFrame(
+            {
+                "unit_id": [unit_ids[u] for u in sorted(solution.orientation)],
+                "reservataire": [
+                    res_ids[solution.orientation[u]] for u in sorted(solution.orientation)
+                ],
+            },
+            dtype=object,
+        )
+        .sort_values("unit_id", kind="stable")
+        .reset_index(drop=True)
+    )
+    unallocated = _unallocated(prepared, solution)
+    demand_eligible = np.zeros(len(inst.demands), dtype=bool)
+    demand_eligible[inst.pair_demand] = True
+    counts = {
+        "units": len(inst.units),
+        "units_flux": int(inst.flux_units.sum()),
+        "units_excluded_from_flux": int((~inst.flux_units).sum()),
+        "units_allocated": len(allocation),
+        "units_unallocated": len(unallocated),
+        "demands": len(inst.demands),
+        "demands_allocated": len(allocation),
+        "demands_eligible_not_allocated": int(demand_eligible.sum()) - len(allocation),
+        "demands_not_eligible": int((~demand_eligible).sum()),
+        "eligible_pairs": len(prepared.pairs),
+    }
+    result = Result(
+        status=solution.status,
+        policy_id=inst.policy.id,
+        round_date=prepared.on,
+        params=params,
+        allocation=allocation,
+        orientation=orientation if solution.status != "INFEASIBLE" else orientation.iloc[0:0],
+        unallocated_units=unallocated,
+        stage_values={s.value: int(v) for s, v in solution.stage_values.items()},
+        stage_bounds={s.value: float(b) for s, b in solution.stage_bounds.items()},
+        shortfalls=solution.shortfalls,
+        conflicts=solution.conflicts,
+        counts=counts,
+        stats=dict(solution.stats),
+        wall_time_s=seconds,
+    )
+    if solution.status in {"OPTIMAL", "FEASIBLE"}:
+        _self_check(prepared, result)
+        result.kpis = compute_kpis(
+            inst.units, inst.demands, inst.policy, allocation, orientation, inst.year_so_far
+        ).to_dict()
+    return result
+
+
+def _self_check(prepared: PreparedRound, result: Result) -> None:
+    """Run the independent checker on the solver's own output; fail loudly on any disagreement."""
+    inst = prepared.instance
+    violations = checker.check(
+        inst.units, inst.demands, inst.policy, result.allocation, inst.year_so_far,
+        orientation=result.orientation, on=prepared.on,
+    )  # fmt: skip
+    if violations:
+        listed = "\n".join(f"  - {v}" for v in violations[:20])
+        raise CheckFailedError(
+            f"the checker found {len(violations)} violation(s) in the solver's result:\n{listed}"
+        )
+    recomputed = checker.objective_values(
+        inst.units, inst.demands, inst.policy, result.allocation, inst.year_so_far
+    )
+    for stage, value in result.stage_values.items():
+        if int(recomputed[stage]) != value:
+            raise CheckFailedError(
+                f"objective stage {stage}: solver says {value}, checker recomputes {recomputed[stage]}"
+            )

@@ -1,0 +1,102 @@
+"""The solver's view of a round: admissible triples (unit, demand, réservataire) as arrays.
+
+Built once from the eligible-pair table: each pair of a flux unit is expanded into one triple per
+réservataire whose pool holds the household (the unit's orientation decides which one may be
+used); a pair of a unit excluded from the flux gives one triple with no réservataire (-1).
+Everything downstream (LP certificate, CP-SAT model, extraction) indexes these arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from matching.flux import FluxBand, YearSoFar, flux_bands
+from matching.policy.model import Policy
+
+NONE = -1
+"""Réservataire index of a triple on a unit excluded from the flux."""
+
+
+@dataclass(frozen=True)
+class RoundInstance:
+    """One allocation round, fully prepared: tables, scores, pairs, policy and year so far."""
+
+    units: pd.DataFrame
+    demands: pd.DataFrame  # with the derived facts (matching.facts)
+    scores: np.ndarray  # int64 cotation score per demand position
+    policy: Policy
+    year_so_far: YearSoFar
+    pair_unit: np.ndarray  # int32 positions
+    pair_demand: np.ndarray  # int32 positions
+    pair_pools: np.ndarray  # uint16 bitmask over policy.reservataires (0 for excluded units)
+    tie_rank: np.ndarray = field(repr=False)  # int64: 0 = best household by the tie-break order
+
+    @property
+    def reservataires(self) -> tuple[str, ...]:
+        """Réservataire ids, in policy order (bit i of a pool mask is réservataire i)."""
+        return self.policy.reservataire_ids()
+
+    @property
+    def flux_units(self) -> np.ndarray:
+        """Boolean mask of the units that are in the flux (oriented to a réservataire)."""
+        return self.units["flux_excluded"].to_numpy() == ""
+
+    def bands(self) -> dict[str, FluxBand]:
+        """The round's orientation band per réservataire with a share (A4)."""
+        return flux_bands(self.policy, int(self.flux_units.sum()), self.year_so_far)
+
+
+@dataclass(frozen=True)
+class Triples:
+    """Admissible (unit, demand, réservataire) triples, sorted by unit, réservataire, rank."""
+
+    unit: np.ndarray  # int32
+    demand: np.ndarray  # int32
+    res: np.ndarray  # int16, NONE for units excluded from the flux
+    score: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.unit)
+
+    def subset(self, keep: np.ndarray) -> Triples:
+        """The triples selected by a boolean mask or an index array."""
+        return Triples(self.unit[keep], self.demand[keep], self.res[keep], self.score[keep])
+
+
+def build_triples(inst: RoundInstance) -> Triples:
+    """Expand pairs by pool bits into triples (vectorised; one pass per réservataire)."""
+    flux = inst.flux_units[inst.pair_unit]
+    parts_u, parts_d, parts_r = [], [], []
+    for i in range(len(inst.reservataires)):
+        sel = flux & (((inst.pair_pools >> i) & 1) == 1)
+        parts_u.append(inst.pair_unit[sel])
+        parts_d.append(inst.pair_demand[sel])
+        parts_r.append(np.full(int(sel.sum()), i, dtype=np.int16))
+    excl = ~flux
+    parts_u.append(inst.pair_unit[excl])
+    parts_d.append(inst.pair_demand[excl])
+    parts_r.append(np.full(int(excl.sum()), NONE, dtype=np.int16))
+    unit = np.concatenate(parts_u).astype(np.int32)
+    demand = np.concatenate(parts_d).astype(np.int32)
+    res = np.concatenate(parts_r).astype(np.int16)
+    order = np.lexsort((demand, inst.tie_rank[demand], res, unit))
+    return Triples(unit[order], demand[order], res[order], inst.scores[demand[order]])
+
+
+def triple_fields(inst: RoundInstance, triples: Triples, names: set[str]) -> pd.DataFrame:
+    """Columns ``unit.*``, ``demand.*``, ``reservataire``, ``in_flux`` of the triples (only ``names``)."""
+    cols: dict[str, np.ndarray] = {}
+    ids = np.array([*inst.reservataires, ""], dtype=object)
+    for name in sorted(names):
+        if name == "reservataire":
+            cols[name] = ids[np.where(triples.res >= 0, triples.res, len(ids) - 1)]
+        elif name == "in_flux":
+            cols[name] = triples.res >= 0
+        elif name.startswith("unit."):
+            cols[name] = inst.units[name[5:]].to_numpy()[triples.unit]
+        elif name.startswith("demand."):
+            cols[name] = inst.demands[name[7:]].to_numpy()[triples.demand]
+    return pd.DataFrame(cols, index=pd.RangeIndex(len(triples)))

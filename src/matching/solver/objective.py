@@ -1,0 +1,87 @@
+"""Objective stages (DOMAIN A5) as coefficient vectors, and their exact lexicographic combination.
+
+Each stage is a linear function of the assignment triples x and the quota shortfalls s:
+``allocations`` counts x, ``score`` sums the cotation scores, ``shortfall`` is minus the weighted
+shortfall (everything is maximised). CP-SAT optimises the stages one after another; the LP
+certificate needs one objective, so `combined_weights` folds the stages into one integer weight
+vector with multipliers large enough that the folding is exactly lexicographic:
+``M_k = prod_{j > k} (range_j + 1)`` exceeds the largest possible change of all later stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from matching.solver.instance import Triples
+from matching.solver.rows import QuotaRow
+from matching.types import QuotaMode, Stage
+
+
+@dataclass(frozen=True)
+class StageTerms:
+    """One stage: coefficients on the triples and on the shortfall variables (maximised)."""
+
+    stage: Stage
+    x: np.ndarray  # int64 per triple
+    s: np.ndarray  # int64 per quota row
+    low: int  # least possible value
+    high: int  # greatest possible value
+
+
+def stage_terms(
+    stages: tuple[Stage, ...],
+    triples: Triples,
+    rows: list[QuotaRow],
+    mode: QuotaMode,
+    n_units: int,
+) -> list[StageTerms]:
+    """The policy's stages that apply (the shortfall stage only in soft mode), in order."""
+    n_rows = len(rows)
+    zeros_s = np.zeros(n_rows, dtype=np.int64)
+    out: list[StageTerms] = []
+    n_demands = len(np.unique(triples.demand)) if len(triples) else 0
+    most = min(n_units, n_demands)
+    for stage in stages:
+        if stage == Stage.SHORTFALL:
+            if mode != QuotaMode.SOFT or not rows:
+                continue
+            weights = np.array([r.rule.weight for r in rows], dtype=np.int64)
+            worst = int(sum(w * r.max_shortfall() for w, r in zip(weights, rows, strict=True)))
+            out.append(StageTerms(stage, np.zeros(len(triples), np.int64), -weights, -worst, 0))
+        elif stage == Stage.ALLOCATIONS:
+            out.append(StageTerms(stage, np.ones(len(triples), np.int64), zeros_s, 0, most))
+        elif stage == Stage.SCORE:
+            best = _best_scores_sum(triples, most)
+            low = -_best_scores_sum(
+                Triples(triples.unit, triples.demand, triples.res, -triples.score), most
+            )
+            out.append(
+                StageTerms(stage, triples.score.astype(np.int64), zeros_s, min(0, low), best)
+            )
+    return out
+
+
+def _best_scores_sum(triples: Triples, count: int) -> int:
+    """Sum of the ``count`` best (positive part of) demand scores among the triples."""
+    if count == 0 or len(triples) == 0:
+        return 0
+    _, first = np.unique(triples.demand, return_index=True)
+    per_demand = np.sort(np.maximum(triples.score[first], 0))[::-1]
+    return int(per_demand[:count].sum())
+
+
+def combined_weights(terms: list[StageTerms]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Fold the stages into one maximised objective; returns x weights, s weights, multipliers."""
+    multipliers: list[int] = []
+    m = 1
+    for term in reversed(terms):
+        multipliers.append(m)
+        m *= term.high - term.low + 1
+    multipliers.reverse()
+    if not terms:
+        return np.zeros(0), np.zeros(0), []
+    x = sum(mult * t.x.astype(np.float64) for mult, t in zip(multipliers, terms, strict=True))
+    s = sum(mult * t.s.astype(np.float64) for mult, t in zip(multipliers, terms, strict=True))
+    return np.asarray(x), np.asarray(s), multipliers

@@ -1,0 +1,103 @@
+"""Quota rules of the policy as integer linear rows over the triples (DOMAIN A4, generic rule).
+
+A rule and one of its scope groups give one row ``sum(coef_t x_t) + slack x s  (>= or <=)  rhs``:
+
+- floor share p/q:    sum((q counted_t - p base_t) x_t) + q s >= p B0 - q C0
+- ceiling share p/q:  sum((q counted_t - p base_t) x_t) - q s <= p B0 - q C0
+- floor count n:      sum(counted_t x_t) + s >= n - C0
+- ceiling count n:    sum(counted_t x_t) - s <= n - C0
+
+where B0, C0 are the year-so-far tallies of that group and s >= 0 is the shortfall (soft mode
+only; fixed to 0 in hard mode). The least feasible s equals `matching.policy.quotas.shortfall`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from matching.policy.conditions import evaluate
+from matching.policy.model import QuotaRule
+from matching.solver.instance import RoundInstance, Triples, triple_fields
+from matching.types import Bound, Measure
+
+
+@dataclass(frozen=True)
+class QuotaRow:
+    """One quota rule in one scope group, as a linear row over triple indices."""
+
+    rule: QuotaRule
+    scope: str
+    idx: np.ndarray  # triple indices with a non-zero coefficient
+    coef: np.ndarray  # int64 coefficients
+    sense: str  # ">=" or "<="
+    rhs: int
+    slack: int  # coefficient of the shortfall variable (+ for >=, - for <=)
+
+    @property
+    def name(self) -> str:
+        """Readable key, e.g. ``mixity_outside_qpv`` or ``priority_floor[bailleur=B1]``."""
+        return self.rule.id if not self.scope else f"{self.rule.id}[{self.rule.scope}={self.scope}]"
+
+    def max_shortfall(self) -> int:
+        """An upper bound on the shortfall this row can need (all counted at worst)."""
+        worst = self.rhs - (self.coef[self.coef < 0].sum() if self.sense == ">=" else 0)
+        if self.sense == "<=":
+            worst = self.coef[self.coef > 0].sum() - self.rhs
+        return max(0, int(-(-worst // abs(self.slack))))
+
+
+def _fields_of(rule: QuotaRule) -> set[str]:
+    names = {c.field for c in (*rule.base, *rule.count)}
+    if rule.scope:
+        names.add(rule.scope)
+    return names
+
+
+def quota_rows(inst: RoundInstance, triples: Triples) -> list[QuotaRow]:
+    """Rows of every quota rule and scope group present in the triples or the year so far."""
+    rules = inst.policy.quotas.rules
+    names: set[str] = set().union(*(_fields_of(r) for r in rules)) if rules else set()
+    frame = triple_fields(inst, triples, names)
+    rows: list[QuotaRow] = []
+    for rule in rules:
+        base = evaluate(rule.base, frame)
+        counted = base & evaluate(rule.count, frame)
+        keys = (
+            frame[rule.scope].astype(str).to_numpy(dtype=object)
+            if rule.scope
+            else np.full(len(frame), "", dtype=object)
+        )
+        groups = set(keys[base].tolist()) | set(inst.year_so_far.tallies.get(rule.id, {}))
+        for group in sorted(groups):
+            in_group = base & (keys == group)
+            prior = inst.year_so_far.tally(rule.id, group)
+            rows.append(_row(rule, group, in_group, counted & in_group, prior.base, prior.counted))
+    return rows
+
+
+def _row(
+    rule: QuotaRule, scope: str, base: np.ndarray, counted: np.ndarray, b0: int, c0: int
+) -> QuotaRow:
+    floor = rule.bound == Bound.FLOOR
+    if rule.measure == Measure.SHARE:
+        frac = rule.target_fraction()
+        p, q = frac.numerator, frac.denominator
+        coef_full = q * counted.astype(np.int64) - p * base.astype(np.int64)
+        rhs = p * b0 - q * c0
+        slack = q
+    else:
+        coef_full = counted.astype(np.int64)
+        rhs = int(rule.target) - c0
+        slack = 1
+    idx = np.flatnonzero(coef_full)
+    return QuotaRow(
+        rule=rule,
+        scope=scope,
+        idx=idx,
+        coef=coef_full[idx],
+        sense=">=" if floor else "<=",
+        rhs=int(rhs),
+        slack=slack if floor else -slack,
+    )
