@@ -30,3 +30,6 @@ class SolveParams(BaseModel):
         default=True,
         description="Solve a reduced core with an LP optimality certificate (exact); off = full model",
     )
+    prune_above_triples: int = Field(
+        default=3000, ge=0, description="Use the LP-certified core only above this many triples"
+    )

@@ -44,6 +44,7 @@ class Certificate:
     lp_columns: int  # columns of the last restricted LP
     rounds: int  # column-generation rounds
     seconds: float
+    primal: np.ndarray | None = None  # LP value of each triple in the last restricted LP
 
 
 @dataclass(frozen=True)
@@ -143,14 +144,20 @@ def top_per_group(triples: Triples, rows: list[QuotaRow], per_group: int) -> np.
     ...), so that the first restricted LP can already meet the quotas.
     """
     rule_ids = sorted({r.rule.id for r in rows})
-    codes = np.zeros((len(triples), len(rule_ids) + 2), dtype=np.int64)
-    codes[:, 0] = triples.unit
-    codes[:, 1] = triples.res
+    codes = np.zeros((len(rule_ids), len(triples)), dtype=np.int64)
     for k, row in enumerate(rows):  # the code names the row (so the scope group) and the role
-        col = 2 + rule_ids.index(row.rule.id)
-        codes[row.idx, col] = 3 * (k + 1) + np.where(row.coef > 0, 2, 1)
-    _, group = np.unique(codes, axis=0, return_inverse=True)
-    group = group.ravel()
+        codes[rule_ids.index(row.rule.id), row.idx] = 3 * (k + 1) + np.where(row.coef > 0, 2, 1)
+    # one int64 key per triple: (unit, réservataire, code of each rule), mixed radix
+    group = triples.unit.astype(np.int64) * (int(triples.res.max(initial=0)) + 2) + (
+        triples.res.astype(np.int64) + 1
+    )
+    radix = 3 * (len(rows) + 2)
+    if float(group.max(initial=0) + 1) * float(radix) ** len(rule_ids) < 2**62:
+        for col in codes:
+            group = group * radix + col
+    else:  # too many rules to pack: fall back to a row-wise unique
+        stacked = np.vstack([group, codes]).T
+        group = np.unique(stacked, axis=0, return_inverse=True)[1].ravel()
     order = np.lexsort((np.arange(len(triples)), group))  # stable: keeps the rank order
     g_sorted = group[order]
     start = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
@@ -167,7 +174,7 @@ def lp_certificate(
     weight_s: np.ndarray,
     soft: bool,
     *,
-    per_group: int = 8,
+    per_group: int = 4,
     max_rounds: int = 12,
     time_limit_s: float = 60.0,
 ) -> Certificate:
@@ -182,6 +189,7 @@ def lp_certificate(
     rounds = 0
     rc = np.zeros(lay.n_x)
     best_ub, best_rc = np.inf, rc
+    best_primal: np.ndarray | None = None
     while True:
         rounds += 1
         cols = np.concatenate([active, fixed_cols])
@@ -196,7 +204,7 @@ def lp_certificate(
             A_eq=sub_eq if sub_eq.shape[0] else None,
             b_eq=lay.b_eq if sub_eq.shape[0] else None,
             bounds=np.stack([np.zeros(len(cols)), lay.upper[cols]], axis=1),
-            method="highs",
+            method="highs-ds",
             options={"time_limit": remaining, "presolve": True},
         )
         if res.status == 2:  # infeasible restricted LP: widen, or conclude on the full LP
@@ -206,6 +214,10 @@ def lp_certificate(
             continue
         if res.status != 0 or res.ineqlin is None:
             _logger.warning("LP relaxation ended with status %s: %s", res.status, res.message)
+            if np.isfinite(best_ub):  # an earlier round's duals still give a valid bound
+                return Certificate(
+                    "bound", best_ub, best_rc, len(cols), rounds, _since(start), best_primal
+                )
             return Certificate("failed", np.inf, rc, len(cols), rounds, _since(start))
         y_ub = np.zeros(len(lay.b_ub))
         y_ub[keep_rows] = np.minimum(res.ineqlin.marginals, 0.0)  # valid signs for <= rows
@@ -214,8 +226,10 @@ def lp_certificate(
         bound_min = y_ub @ lay.b_ub + (y_eq @ lay.b_eq if len(y_eq) else 0.0)
         bound_min += float(np.sum(lay.upper * np.minimum(full_rc, 0.0)))
         rc = full_rc[: lay.n_x]
+        primal = np.zeros(lay.n_x)
+        primal[active] = res.x[: len(active)]
         if -bound_min < best_ub:  # keep the bound and the reduced costs that go with it
-            best_ub, best_rc = -bound_min, rc
+            best_ub, best_rc, best_primal = -bound_min, rc, primal
         scale = max(1.0, float(np.abs(cost).max(initial=1.0)))
         improving = np.flatnonzero(rc < -1e-9 * scale)
         improving = np.setdiff1d(improving, active, assume_unique=True)
@@ -227,7 +241,9 @@ def lp_certificate(
             len(improving),
         )
         if len(improving) == 0 or rounds >= max_rounds:
-            return Certificate("bound", best_ub, best_rc, len(cols), rounds, _since(start))
+            return Certificate(
+                "bound", best_ub, best_rc, len(cols), rounds, _since(start), best_primal
+            )
         # add the most improving columns (at most as many again as are active)
         take = improving[np.argsort(rc[improving], kind="stable")[: max(len(active), 1000)]]
         active = np.union1d(active, take)

@@ -63,10 +63,50 @@ class _StagedOutcome:
     bounds: dict[Stage, float]
 
 
-def _cp_solver(params: SolveParams, time_left: float) -> cp_model.CpSolver:
+class Budget:
+    """The solve's time budget, spent in CP-SAT's deterministic time so that runs reproduce.
+
+    CP-SAT reports a deterministic time (a work count, close to seconds on this kind of
+    machine) that does not depend on the machine's load; limiting the search by it, with the
+    interleaved parallel search, makes a cut-off run give the same solution every time. The
+    wall-clock deadline (three times the budget) is only a safety net.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+        self.deadline = time.perf_counter() + 3 * seconds + 5
+
+    def share(self, fraction: float) -> Budget:
+        """A sub-budget of ``fraction`` of what is left (spent from this one as it is used)."""
+        sub = Budget(self.left * fraction)
+        sub.deadline = self.deadline
+        sub.parent = self  # type: ignore[attr-defined]
+        return sub
+
+    def spend(self, dtime: float) -> None:
+        """Record deterministic time used by a CP-SAT call."""
+        self.left = max(0.0, self.left - dtime)
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            parent.spend(dtime)
+
+
+def _run(solver: cp_model.CpSolver, model: cp_model.CpModel, budget: Budget) -> int:
+    code = solver.solve(model)
+    budget.spend(solver.response_proto.deterministic_time)
+    return code
+
+
+def _cp_solver(params: SolveParams, budget: Budget, large: bool = False) -> cp_model.CpSolver:
     solver = cp_model.CpSolver()
     p = solver.parameters
-    p.max_time_in_seconds = max(0.01, time_left)
+    p.max_deterministic_time = max(0.01, budget.left)
+    p.max_time_in_seconds = max(0.01, budget.deadline - time.perf_counter())
+    if large:
+        # measured on the Caen la Mer monthly core (benchmarks/): probing and symmetry
+        # detection cost most of the time on these assignment models and buy nothing
+        p.cp_model_probing_level = 0
+        p.symmetry_level = 0
     p.num_workers = params.num_workers
     p.random_seed = params.seed
     p.relative_gap_limit = params.relative_gap
@@ -76,8 +116,33 @@ def _cp_solver(params: SolveParams, time_left: float) -> cp_model.CpSolver:
     return solver
 
 
+@dataclass(frozen=True)
+class StageCaps:
+    """Upper bounds on each stage implied by a bound on the folded objective (the LP certificate).
+
+    With ``sum_j M_j stage_j <= upper`` and every later stage at least its least value, stage k
+    is at most ``(upper - sum_{j<k} M_j v_j - sum_{j>k} M_j low_j) / M_k`` once the earlier
+    stages are fixed at v_j. Added as a constraint, it lets CP-SAT stop as soon as it reaches it.
+    """
+
+    upper: float
+    multipliers: list[int]
+    lows: list[int]
+
+    def cap(self, k: int, fixed: list[int]) -> int:
+        """The cap of stage k given the values of stages 0..k-1."""
+        m = self.multipliers
+        rest = self.upper - sum(mj * vj for mj, vj in zip(m[:k], fixed, strict=True))
+        rest -= sum(mj * lj for mj, lj in zip(m[k + 1 :], self.lows[k + 1 :], strict=True))
+        return int(np.floor(rest / m[k] + 1e-9 * max(1.0, abs(rest) / m[k])))
+
+
 def solve_stages(
-    built: BuiltModel, params: SolveParams, deadline: float, hint: _StagedOutcome | None = None
+    built: BuiltModel,
+    params: SolveParams,
+    budget: Budget,
+    hint: _StagedOutcome | None = None,
+    caps: StageCaps | None = None,
 ) -> _StagedOutcome:
     """Optimise the stages in order, fixing each optimum before the next (DOMAIN A5)."""
     model, v = built.model, built.vars
@@ -87,30 +152,47 @@ def solve_stages(
     chosen = hint.chosen if hint else np.zeros(0, dtype=np.int64)
     orientation = dict(hint.orientation) if hint else {}
     shortfall = list(hint.shortfall) if hint else []
-    for term in built.stages or []:
+    fixed: list[int] = []
+    for k, term in enumerate(built.stages or []):
         expr = built.stage_expr(term)
+        cap = caps.cap(k, fixed) if caps is not None else None
+        if cap is not None:
+            model.add(expr <= cap)
         model.maximize(expr)
         model.clear_hints()
         if hint is not None or values:
             _add_hint(built, chosen, orientation, shortfall)
-        solver = _cp_solver(params, deadline - time.perf_counter())
-        code = solver.solve(model)
+        solver = _cp_solver(params, budget, large=len(v.x) > params.prune_above_triples)
+        code = _run(solver, model, budget)
         if code == cp_model.INFEASIBLE:
             return _StagedOutcome("INFEASIBLE", chosen, orientation, shortfall, values, bounds)
         if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            if values or hint is not None:
+                # out of time in a later stage: the previous stage's solution (or the hint)
+                # still satisfies every constraint; keep it and say it is not proven
+                for later in built.stages[k:]:
+                    values[later.stage] = int(later.x[chosen].sum()) + int(
+                        np.dot(later.s[: len(shortfall)], shortfall)
+                    )
+                if cap is not None:
+                    bounds[term.stage] = float(cap)
+                return _StagedOutcome("FEASIBLE", chosen, orientation, shortfall, values, bounds)
             return _StagedOutcome("UNKNOWN", chosen, orientation, shortfall, values, bounds)
         value = round(solver.objective_value)
         values[term.stage] = value
-        bounds[term.stage] = float(solver.best_objective_bound)
+        # with a cap from the LP certificate, the cap is the global bound (CP-SAT's own bound
+        # only speaks of the core model it was given)
+        bounds[term.stage] = float(cap) if cap is not None else float(solver.best_objective_bound)
         if code == cp_model.FEASIBLE and abs(solver.best_objective_bound - value) > 0.5:
             status = "FEASIBLE"
         chosen = v.chosen(solver)
         orientation = v.orientation(solver)
         shortfall = [int(solver.value(s)) for s in v.shortfall]
         model.add(expr >= value)
+        fixed.append(value)
     if not built.stages:  # no objective: any feasible allocation (none is chosen)
-        solver = _cp_solver(params, deadline - time.perf_counter())
-        code = solver.solve(model)
+        solver = _cp_solver(params, budget)
+        code = _run(solver, model, budget)
         if code == cp_model.INFEASIBLE:
             return _StagedOutcome("INFEASIBLE", chosen, orientation, shortfall, values, bounds)
         chosen, orientation = v.chosen(solver), v.orientation(solver)
@@ -139,7 +221,7 @@ def _combined_value(values: dict[Stage, int], stages: list[Stage], multipliers: 
 def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
     """Solve one round to proven optimality (or the best found within the time limit)."""
     start = time.perf_counter()
-    deadline = start + params.time_limit_s
+    budget = Budget(params.time_limit_s)
     triples = build_triples(inst)
     soft = inst.policy.quotas.mode == QuotaMode.SOFT
     rows = quota_rows(inst, triples)
@@ -149,30 +231,30 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
     wx, ws, multipliers = combined_weights(terms)
     stats: dict[str, float | int | str] = {"triples": len(triples), "method": "full"}
     magnitude = float(np.abs(wx).max(initial=0.0)) * max(1, len(inst.units))
-    prunable = params.prune and len(triples) > PRUNE_MIN_TRIPLES and magnitude < 1e13
+    prunable = params.prune and len(triples) > params.prune_above_triples and magnitude < 1e13
     outcome: _StagedOutcome | None = None
     core_index = np.arange(len(triples))
     if prunable:
         cert = lp_certificate(
             inst, triples, rows, inst.bands(), wx, ws, soft,
-            time_limit_s=max(1.0, 0.5 * params.time_limit_s),
+            time_limit_s=max(30.0, params.time_limit_s),
         )  # fmt: skip
         stats.update(lp_bound=cert.upper_bound, lp_rounds=cert.rounds, lp_columns=cert.lp_columns,
                      lp_seconds=round(cert.seconds, 3))  # fmt: skip
         if cert.status == "infeasible":
-            return _infeasible(inst, triples, params, deadline, stats)
+            return _infeasible(inst, triples, params, budget, stats)
         if cert.status == "bound":
             stats["method"] = "lp_core"
             outcome, core_index = _solve_with_core(
-                inst, triples, cert.upper_bound, cert.reduced_cost, params, deadline, terms,
-                multipliers, stats,
+                inst, triples, cert.upper_bound, cert.reduced_cost, params, budget, terms,
+                multipliers, stats, cert.primal,
             )  # fmt: skip
     if outcome is None:
         core_index = np.arange(len(triples))
-        outcome = solve_stages(build_model(inst, triples), params, deadline)
+        outcome = solve_stages(build_model(inst, triples), params, budget)
         stats["core_triples"] = len(triples)
     if outcome.status == "INFEASIBLE":
-        return _infeasible(inst, triples, params, deadline, stats)
+        return _infeasible(inst, triples, params, budget, stats)
     stats["seconds"] = round(time.perf_counter() - start, 3)
     picked = core_index[outcome.chosen]
     core_rows = quota_rows(inst, triples.subset(core_index)) if soft else []
@@ -195,19 +277,24 @@ def _solve_with_core(
     upper: float,
     rc: np.ndarray,
     params: SolveParams,
-    deadline: float,
+    budget: Budget,
     terms: list,
     multipliers: list[int],
     stats: dict[str, float | int | str],
+    primal: np.ndarray | None = None,
 ) -> tuple[_StagedOutcome | None, np.ndarray]:
-    """Steps 3 of the module docstring: grow the core until the LP bound proves its optimum."""
+    """Step 3 of the module docstring: grow the core until the LP bound proves its optimum."""
     stages = [t.stage for t in terms]
     tol = 1e-7 * max(1.0, abs(upper)) + 1e-6
     delta = 0.5 * (multipliers[-1] if multipliers else 1.0)
     previous: tuple[_StagedOutcome, np.ndarray] | None = None
+    caps = StageCaps(upper, multipliers, [t.low for t in terms])
     for iteration in range(1, 30):
         core_index = np.flatnonzero(rc <= delta + tol)
         hint = None
+        if previous is None and primal is not None:
+            hint = _lp_guided_hint(inst, triples, core_index, primal, params, budget, caps)
+            stats["hint"] = "lp_rounding" if hint is not None else "none"
         if previous is not None:
             old_outcome, old_index = previous
             position = {int(t): i for i, t in enumerate(core_index)}
@@ -216,7 +303,7 @@ def _solve_with_core(
                 old_outcome.orientation, old_outcome.shortfall, {}, {},
             )  # fmt: skip
         built = build_model(inst, triples.subset(core_index))
-        outcome = solve_stages(built, params, deadline, hint)
+        outcome = solve_stages(built, params, budget, hint, caps)
         stats.update(core_triples=len(core_index), core_iterations=iteration)
         if outcome.status == "INFEASIBLE":
             if len(core_index) == len(triples):
@@ -236,11 +323,35 @@ def _solve_with_core(
     return None, np.arange(len(triples))
 
 
+def _lp_guided_hint(
+    inst: RoundInstance,
+    triples: Triples,
+    core_index: np.ndarray,
+    primal: np.ndarray,
+    params: SolveParams,
+    budget: Budget,
+    caps: StageCaps,
+) -> _StagedOutcome | None:
+    """A first solution: keep the LP's integral assignments, let CP-SAT complete the rest (RINS).
+
+    The LP relaxation is nearly integral: fixing its ones leaves a small problem over the
+    remaining units that CP-SAT solves quickly; the result hints the full core solve.
+    """
+    ones = primal[core_index] > 1 - 1e-6
+    if not ones.any():
+        return None
+    built = build_model(inst, triples.subset(core_index))
+    for i in np.flatnonzero(ones):
+        built.model.add(built.vars.x[i] == 1)
+    outcome = solve_stages(built, params, budget.share(0.25), None, caps)
+    return outcome if outcome.status in {"OPTIMAL", "FEASIBLE"} else None
+
+
 def _infeasible(
     inst: RoundInstance,
     triples: Triples,
     params: SolveParams,
-    deadline: float,
+    budget: Budget,
     stats: dict[str, float | int | str],
 ) -> RoundSolution:
     """Name the conflicting rules on a feasibility-preserving reduction of the round."""
@@ -252,8 +363,6 @@ def _infeasible(
         else np.arange(len(triples))
     )
     built = build_model(inst, triples.subset(keep), diagnose=True)
-    conflicts = conflicting_rules(
-        built, max(1.0, deadline - time.perf_counter()), params.num_workers
-    )
+    conflicts = conflicting_rules(built, max(1.0, budget.left), params.num_workers)
     empty = np.zeros(0, dtype=np.int64)
     return RoundSolution("INFEASIBLE", empty, empty, empty, {}, conflicts=conflicts, stats=stats)
