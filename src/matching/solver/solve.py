@@ -264,8 +264,10 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
         demand=triples.demand[picked],
         res=triples.res[picked].astype(np.int64),
         orientation=outcome.orientation,
-        stage_values=outcome.values,
-        stage_bounds=outcome.bounds,
+        # stages are maximised internally; the shortfall stage is reported as the (positive)
+        # weighted shortfall it minimises, as the checker computes it
+        stage_values={k: (-v if k == Stage.SHORTFALL else v) for k, v in outcome.values.items()},
+        stage_bounds={k: (-b if k == Stage.SHORTFALL else b) for k, b in outcome.bounds.items()},
         shortfalls={row.name: s for row, s in zip(core_rows, outcome.shortfall, strict=False)},
         stats=stats,
     )

@@ -20,6 +20,8 @@ from matching.solver.rows import QuotaRow
 
 def _groups(keys: np.ndarray) -> Iterator[np.ndarray]:
     """Index arrays of the runs of equal keys, in key order (stable)."""
+    if len(keys) == 0:  # np.split of an empty array would yield one empty group
+        return
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     cuts = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
