@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import difflib
+import json
 import math
 import re
 import types
@@ -29,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
 import numpy as np
@@ -38,11 +39,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
-from pydantic import BaseModel
+import yaml
+from pydantic import BaseModel, ValidationError
 
 from matching.domain import DEMAND_COLUMNS, UNIT_COLUMNS, Demand, Reservataire, Unit
 from matching.exceptions import DataError, Problems
+from matching.flux import YearSoFar
 from matching.frames import DEMAND_DTYPES, UNIT_DTYPES
+from matching.policy.fields import DERIVED_DEMAND_FIELDS
+from matching.policy.model import Policy
+
+if TYPE_CHECKING:
+    from matching.result import Result
 
 PathLike = str | Path
 
@@ -57,6 +65,11 @@ FALSE_WORDS: frozenset[str] = frozenset({"false", "0", "no", "non"})
 
 SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 """File types read and written, chosen by the file suffix."""
+
+DERIVED_COLUMNS: tuple[str, ...] = ("score", *DERIVED_DEMAND_FIELDS)
+"""Columns that ``matching solve`` adds to the demands it writes (the cotation score and the
+derived household facts of DOMAIN A1). With ``ignore_derived`` they are dropped on reading and
+recomputed from the demand's own columns, so a solve folder can be re-checked from its files."""
 
 
 def _metadata_pattern(model: type[BaseModel], name: str) -> str:
@@ -525,7 +538,12 @@ def _parse_list(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
         ok &= ~bad
     if spec.kind == "pools":
         values = values.copy()
-        empty = np.array([not entries for entries in parsed], dtype=bool)
+        # an empty cell (text) means "derive the pools"; an explicit empty tuple handed in by a
+        # library caller means "no réservataire may propose this household" and is kept
+        typed_empty = np.array(
+            [isinstance(cell, tuple | list) and len(cell) == 0 for cell in distinct], dtype=bool
+        )
+        empty = np.array([not entries for entries in parsed], dtype=bool) & ~typed_empty
         values[empty[codes]] = None
     return values, ok
 
@@ -692,6 +710,7 @@ def validate_demands(
     communes: frozenset[str] | None = None,
     as_of: dt.date | None = None,
     reservataires: frozenset[str] | None = None,
+    ignore_derived: bool = False,
 ) -> pd.DataFrame:
     """Validate a demands table and return it in canonical form (`matching.frames` dtypes).
 
@@ -708,6 +727,10 @@ def validate_demands(
         Date of the round; when given, ``filed_on`` may not be later.
     reservataires
         Known réservataire ids; when given, every ``pools`` entry must be one of them.
+    ignore_derived
+        Drop the `DERIVED_COLUMNS` (score and household facts, as ``matching solve`` writes
+        them) instead of refusing them as unknown columns. They are never trusted: every
+        consumer recomputes them from the demand's own columns.
 
     Returns
     -------
@@ -719,6 +742,8 @@ def validate_demands(
     DataError
         Listing every problem (file, row, field, value, reason); nothing is dropped silently.
     """
+    if ignore_derived:
+        frame = frame.drop(columns=[c for c in frame.columns if c in DERIVED_COLUMNS])
     ctx = _Context(source, Problems(), communes, as_of, reservataires)
     return _validate(frame, DEMAND_SPECS, DEMAND_DTYPES, ctx)
 
@@ -834,13 +859,19 @@ def read_demands(
     communes: frozenset[str] | None = None,
     as_of: dt.date | None = None,
     reservataires: frozenset[str] | None = None,
+    ignore_derived: bool = False,
 ) -> pd.DataFrame:
     """Read and validate a demands file (``.csv`` or ``.parquet``) into the canonical table.
 
     See `validate_demands` for the parameters and docs/data-format.md for the columns.
     """
     return validate_demands(
-        read_table(path), str(path), communes=communes, as_of=as_of, reservataires=reservataires
+        read_table(path),
+        str(path),
+        communes=communes,
+        as_of=as_of,
+        reservataires=reservataires,
+        ignore_derived=ignore_derived,
     )
 
 
@@ -997,3 +1028,197 @@ def write_units(frame: pd.DataFrame, path: PathLike) -> None:
 def write_demands(frame: pd.DataFrame, path: PathLike) -> None:
     """Write a canonical demands table so that `read_demands` gives it back unchanged."""
     _write_canonical(frame, path, DEMAND_DTYPES, "demands")
+
+
+def read_year_so_far(path: PathLike) -> YearSoFar:
+    """Read what earlier rounds of the year did (`matching.flux.YearSoFar`) from YAML or JSON.
+
+    JSON is read as YAML (every JSON document is one), so either suffix works. The file holds
+    ``flux_units``, ``oriented`` (per réservataire) and ``tallies`` (per quota rule id, per
+    scope group: ``base`` and ``counted``); missing keys mean zero.
+
+    Raises
+    ------
+    DataError
+        A file-level problem when the file cannot be read or parsed or is not a mapping; one
+        problem per bad key otherwise, the field named as its dotted path
+        (``tallies.mixity_outside_qpv..base``: rule, scope group ``''``, count).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _file_error(path, "file not found") from None
+    except IsADirectoryError:
+        raise _file_error(path, "is a directory, not a file") from None
+    except UnicodeDecodeError:
+        raise _file_error(path, "not UTF-8 text") from None
+    except OSError as exc:
+        raise _file_error(path, f"cannot read ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _file_error(path, f"not valid YAML or JSON: {exc}") from None
+    if data is None:
+        data = {}  # an empty file: the first round of the year
+    if not isinstance(data, dict):
+        raise _file_error(path, "expected a mapping (flux_units, oriented, tallies) at the top")
+    try:
+        return YearSoFar.model_validate(data)
+    except ValidationError as exc:
+        problems = Problems()
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.add(str(path), None, key, cell_text(err.get("input", "")), err["msg"])
+        raise DataError(problems.items) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The folder of a solved round
+# ---------------------------------------------------------------------------------------------
+
+
+def _json_value(value: object) -> object:
+    """Make numpy scalars, dates and fractions JSON-ready (``json.dumps`` ``default``)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)  # Fraction, Path, enum members
+
+
+def json_text(data: object) -> str:
+    """Deterministic JSON text: 2-space indent, keys in the mapping's order, UTF-8, final newline.
+
+    Key order is fixed by the code that builds the mapping (never by a set or by timing), and
+    floats are written by ``repr`` (shortest round-trip form), so the same data gives the same
+    bytes.
+    """
+    return json.dumps(data, indent=2, ensure_ascii=False, default=_json_value) + "\n"
+
+
+def policy_text(policy: Policy) -> str:
+    """The policy as YAML, keys in the model's field order; `load_policy` reads it back equal."""
+    dumped = yaml.safe_dump(
+        policy.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100
+    )
+    return f"# Policy {policy.id} as resolved and used for this round\n{dumped}"
+
+
+RESULT_FILES: tuple[str, ...] = (
+    "allocations.csv",
+    "orientations.csv",
+    "unallocated_units.csv",
+    "kpis.json",
+    "result.json",
+    "timings.json",
+)
+"""Files of a solved round's folder that hold the result (docs/data-format.md)."""
+
+INPUT_FILES: tuple[str, ...] = ("units.csv", "demands.csv", "policy.yaml", "year_so_far.json")
+"""Files of a solved round's folder that hold its inputs (``year_so_far.json`` only when given)."""
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8", newline="\n")
+    except OSError as exc:
+        raise _file_error(path, f"cannot write ({exc.strerror or exc})") from None
+
+
+def _folder(out_dir: PathLike) -> Path:
+    folder = Path(out_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _file_error(folder, f"cannot create the folder ({exc.strerror or exc})") from None
+    return folder
+
+
+def write_round_inputs(
+    out_dir: PathLike,
+    units: pd.DataFrame,
+    demands_with_facts: pd.DataFrame,
+    policy: Policy,
+    year_so_far: YearSoFar | None = None,
+) -> list[Path]:
+    """Write a round's exact inputs, before solving, and remove the results of an earlier run.
+
+    Written first so that a failed solve still leaves what is needed to reproduce it, and a
+    folder never mixes the inputs of one run with the results of another.
+
+    Parameters
+    ----------
+    out_dir
+        Folder, created when missing.
+    units
+        Canonical units table of the round (``units.csv``).
+    demands_with_facts
+        The round's demands, canonical columns then the derived facts and ``score``
+        (``prepare_round(...).instance.demands``), written as ``demands.csv``.
+    policy
+        The policy used (``policy.yaml``, which `load_policy` reads back equal).
+    year_so_far
+        Earlier rounds of the year (``year_so_far.json``), or None: a stale file is removed.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+
+    Raises
+    ------
+    DataError
+        The folder or a file cannot be written.
+    """
+    folder = _folder(out_dir)
+    for name in (*RESULT_FILES, "year_so_far.json"):
+        (folder / name).unlink(missing_ok=True)
+    write_units(units, folder / "units.csv")
+    write_table(demands_with_facts, folder / "demands.csv")
+    _write_text(folder / "policy.yaml", policy_text(policy))
+    written = [folder / "units.csv", folder / "demands.csv", folder / "policy.yaml"]
+    if year_so_far is not None:
+        _write_text(folder / "year_so_far.json", json_text(year_so_far.model_dump(mode="json")))
+        written.append(folder / "year_so_far.json")
+    return written
+
+
+def write_round_result(out_dir: PathLike, result: Result) -> list[Path]:
+    """Write a round's result: the three tables, ``kpis.json``, ``result.json``, ``timings.json``.
+
+    The tables are sorted by unit id (`Result`), the JSON files have a fixed key order; only
+    ``timings.json`` differs between two runs of the same inputs and settings.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, in `RESULT_FILES` order.
+
+    Raises
+    ------
+    DataError
+        The folder or a file cannot be written.
+    """
+    folder = _folder(out_dir)
+    for stem, frame in result.to_frames().items():
+        write_table(frame, folder / f"{stem}.csv")
+    _write_text(folder / "kpis.json", json_text(result.kpis))
+    _write_text(folder / "result.json", result.to_json())
+    _write_text(folder / "timings.json", json_text(result.timings()))
+    return [folder / name for name in RESULT_FILES]
+
+
+def write_round_folder(
+    out_dir: PathLike,
+    result: Result,
+    units: pd.DataFrame,
+    demands_with_facts: pd.DataFrame,
+    policy: Policy,
+    year_so_far: YearSoFar | None = None,
+) -> list[Path]:
+    """Write a solved round and its exact inputs to a folder, so that it can be re-checked alone.
+
+    `write_round_inputs` then `write_round_result`; see them for the files and parameters.
+    """
+    inputs = write_round_inputs(out_dir, units, demands_with_facts, policy, year_so_far)
+    return write_round_result(out_dir, result) + inputs

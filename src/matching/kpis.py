@@ -14,9 +14,10 @@ key order and rounded floats, so that the same round always writes the same byte
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 import numpy as np
 import pandas as pd
@@ -270,6 +271,16 @@ class RoundKpis:
         assert isinstance(out, dict)
         return out
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RoundKpis:
+        """Rebuild the KPIs from `to_dict`'s mapping (``Result.kpis``, or a ``kpis.json``).
+
+        So that a saved round can be rendered again with `render_kpis_text` without recomputing.
+        """
+        out = _from_plain(cls, data)
+        assert isinstance(out, RoundKpis)
+        return out
+
 
 def _plain(value: object) -> object:
     if is_dataclass(value) and not isinstance(value, type):
@@ -280,6 +291,17 @@ def _plain(value: object) -> object:
         return str(value.value)
     if isinstance(value, np.generic):
         return value.item()
+    return value
+
+
+def _from_plain(kind: Any, value: Any) -> Any:
+    """Inverse of `_plain` for the KPI dataclasses: nested mappings and lists back to records."""
+    if isinstance(kind, type) and is_dataclass(kind):
+        hints = get_type_hints(kind)
+        return kind(**{f.name: _from_plain(hints[f.name], value[f.name]) for f in fields(kind)})
+    if get_origin(kind) is tuple:
+        item = get_args(kind)[0]
+        return tuple(_from_plain(item, v) for v in value)
     return value
 
 

@@ -13,37 +13,16 @@ import datetime as dt
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
 from matching.checker import Audit, Violation, audit
 from matching.exceptions import DataError, RowProblem
 from matching.facts import derive_facts
-from matching.flux import YearSoFar
-from matching.io import read_demands, read_table, read_units
+from matching.io import read_demands, read_table, read_units, read_year_so_far
 from matching.kpis import compute_kpis, render_kpis_text
-from matching.policy.loader import load_policy, read_yaml
+from matching.policy.loader import load_policy
 from matching.types import QuotaMode
 
 FILE = click.Path(dir_okay=False, path_type=Path)
-
-
-def load_year_so_far(path: Path) -> YearSoFar:
-    """Read a YearSoFar from a YAML or JSON file (JSON is YAML), naming each bad key."""
-    data = read_yaml(path)
-    try:
-        return YearSoFar.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            RowProblem(
-                str(path),
-                None,
-                ".".join(str(p) for p in err["loc"]) or "(top level)",
-                str(err.get("input", "")),
-                err["msg"],
-            )
-            for err in exc.errors()
-        ]
-        raise DataError(problems) from None
 
 
 def _violation_lines(violations: tuple[Violation, ...]) -> list[str]:
@@ -140,10 +119,14 @@ def check_command(
     """
     policy = load_policy(policy_name)
     unit_table = read_units(units)
-    demand_table = read_demands(demands, reservataires=frozenset(policy.reservataire_ids()))
+    # A demands file written by `matching solve` carries the score and derived facts: they are
+    # dropped and recomputed, so the audit trusts nothing the solver wrote.
+    demand_table = read_demands(
+        demands, reservataires=frozenset(policy.reservataire_ids()), ignore_derived=True
+    )
     allocation_table = read_table(allocation)
     orientation_table = read_table(orientation) if orientation is not None else None
-    year = load_year_so_far(year_file) if year_file is not None else None
+    year = read_year_so_far(year_file) if year_file is not None else None
     if on is not None:
         round_date = on.date()
     elif len(unit_table):

@@ -11,6 +11,8 @@ from matching.cli.eligibility import (
     why_not_command,
 )
 from matching.cli.generate import generate_command
+from matching.cli.scenario import scenario_group
+from matching.cli.solve import solve_command
 
 cli.add_command(check_command)
 cli.add_command(generate_command)
@@ -18,3 +20,5 @@ cli.add_command(score_command)
 cli.add_command(explain_score_command)
 cli.add_command(eligibility_command)
 cli.add_command(why_not_command)
+cli.add_command(scenario_group)
+cli.add_command(solve_command)

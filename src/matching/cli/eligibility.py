@@ -9,7 +9,6 @@ data is printed beyond the explained demand's own criteria.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 import pandas as pd
@@ -22,14 +21,13 @@ from matching.eligibility import (
     why_not,
 )
 from matching.policy.scoring import explain_score, render_score_explanation, score
+from matching.scenario import RoundData, load_round, load_scenario
 
 SCENARIO = click.argument("scenario", type=click.Path(exists=True, path_type=Path))
 
 
-def _round(scenario: Path) -> Any:
+def _round(scenario: Path) -> RoundData:
     """Load the round of a scenario (units, demands with facts, policy, on, territory)."""
-    from matching.scenario import load_round, load_scenario  # type: ignore[import-not-found]
-
     return load_round(load_scenario(scenario))
 
 
@@ -52,10 +50,10 @@ def _write_table(frame: pd.DataFrame, out: Path) -> None:
 def score_command(scenario: Path, out: Path) -> None:
     """Score every demand of the scenario's round with the policy's cotation grid."""
     rd = _round(scenario)
-    result = score(rd.demands, rd.policy.cotation)
+    result = score(rd.facts, rd.policy.cotation)
     table = pd.concat(
         [
-            pd.DataFrame({"demand_id": rd.demands["demand_id"].to_numpy(), "score": result.total}),
+            pd.DataFrame({"demand_id": rd.facts["demand_id"].to_numpy(), "score": result.total}),
             result.breakdown,
         ],
         axis=1,
@@ -74,7 +72,7 @@ def score_command(scenario: Path, out: Path) -> None:
 def explain_score_command(scenario: Path, demand_id: str) -> None:
     """Explain one demand's score, criterion by criterion."""
     rd = _round(scenario)
-    lines = explain_score(rd.demands, rd.policy.cotation, demand_id)
+    lines = explain_score(rd.facts, rd.policy.cotation, demand_id)
     click.echo(render_score_explanation(demand_id, lines))
 
 
@@ -96,8 +94,8 @@ def explain_score_command(scenario: Path, demand_id: str) -> None:
 def eligibility_command(scenario: Path, max_units: int, out: Path | None) -> None:
     """Count eligible demands per unit and pool; explain units nobody can take."""
     rd = _round(scenario)
-    pairs = eligible_pairs(rd.units, rd.demands, rd.policy)
-    diag = diagnostics(rd.units, rd.demands, rd.policy, pairs)
+    pairs = eligible_pairs(rd.units, rd.facts, rd.policy)
+    diag = diagnostics(rd.units, rd.facts, rd.policy, pairs)
     click.echo(render_diagnostics(diag, rd.policy, max_units=max_units))
     if out is not None:
         _write_table(diag.per_unit, out)
@@ -111,5 +109,5 @@ def eligibility_command(scenario: Path, max_units: int, out: Path | None) -> Non
 def why_not_command(scenario: Path, unit_id: str, demand_id: str) -> None:
     """Explain why a unit cannot go to a household (every failed rule, with its values)."""
     rd = _round(scenario)
-    failures = why_not(rd.units, rd.demands, rd.policy, unit_id, demand_id)
+    failures = why_not(rd.units, rd.facts, rd.policy, unit_id, demand_id)
     click.echo(render_why_not(unit_id, demand_id, failures))

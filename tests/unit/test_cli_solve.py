@@ -1,0 +1,244 @@
+"""``matching solve`` and ``matching scenario show`` end to end, with click's CliRunner.
+
+The tiny scenario (21 units x 300 demands) is solved once per module into a temporary folder and
+the tests read that folder: files, counts that add up, inputs that re-check, determinism. Every
+solve is checked by the independent checker inside `matching.round.solve`; one test also runs
+`matching.checker.check` on the written files, and one runs ``matching check`` on the folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import matching.cli.commands  # noqa: F401  (registers the commands on the group)
+from matching import checker
+from matching.cli import EXIT_CODES, cli
+from matching.exceptions import CheckFailedError, InfeasibleError
+from matching.io import read_demands, read_table, read_units
+from matching.kpis import RoundKpis, render_kpis_text
+from matching.policy import load_policy
+from matching.policy.fields import DERIVED_DEMAND_FIELDS
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+TINY = SCENARIOS / "tiny.yaml"
+OUTPUTS = ("allocations.csv", "orientations.csv", "unallocated_units.csv", "kpis.json",
+           "result.json", "timings.json")  # fmt: skip
+INPUTS = ("units.csv", "demands.csv", "policy.yaml")
+
+
+def run(*args: str) -> tuple[int, str]:
+    """Invoke the CLI; return the exit code and everything printed (stdout and stderr)."""
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def solved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The tiny scenario solved once into a folder; (folder, printed output)."""
+    out = tmp_path_factory.mktemp("tiny") / "out"
+    code, text = run("solve", TINY, "--out", out)
+    assert code == 0, text
+    return out, text
+
+
+def test_writes_every_file(solved: tuple[Path, str]) -> None:
+    """The folder holds the six outputs and three inputs, and no year_so_far.json (none given)."""
+    out, text = solved
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS + INPUTS)
+    assert "Round 2026-01-31 under policy default-2026" in text
+    assert "Réservataires:" in text and "Quotas (hard mode, year to date):" in text
+    assert f"Wrote 9 files to {out}" in text
+
+
+def test_every_unit_once_and_counts_add_up(solved: tuple[Path, str]) -> None:
+    """Each input unit is allocated or unallocated exactly once; result.json counts agree."""
+    out, _ = solved
+    units = read_table(out / "units.csv")
+    allocations = read_table(out / "allocations.csv")
+    unallocated = read_table(out / "unallocated_units.csv")
+    orientations = read_table(out / "orientations.csv")
+    demands = read_table(out / "demands.csv")
+    counts = json.loads((out / "result.json").read_text())["counts"]
+    assert list(allocations.columns) == ["unit_id", "demand_id", "reservataire", "score"]
+    assert list(unallocated.columns) == ["unit_id", "reason"]
+    listed = pd.concat([allocations["unit_id"], unallocated["unit_id"]])
+    assert listed.is_unique
+    assert sorted(listed) == sorted(units["unit_id"])
+    assert len(allocations) + len(unallocated) == len(units) == counts["units"] == 21
+    assert allocations["demand_id"].is_unique
+    assert counts["units_allocated"] == counts["demands_allocated"] == len(allocations)
+    assert counts["units_unallocated"] == len(unallocated)
+    assert counts["demands"] == len(demands) == 300
+    assert (
+        counts["demands_allocated"]
+        + counts["demands_eligible_not_allocated"]
+        + counts["demands_not_eligible"]
+        == counts["demands"]
+    )
+    # every flux unit is oriented exactly once
+    flux = units.loc[units["flux_excluded"] == "", "unit_id"]
+    assert sorted(orientations["unit_id"]) == sorted(flux)
+    assert counts["units_flux"] == len(flux)
+
+
+def test_sorted_rows_and_scores_match_inputs(solved: tuple[Path, str]) -> None:
+    """Outputs are sorted by unit id; each allocation's score is its demand's in demands.csv."""
+    out, _ = solved
+    allocations = read_table(out / "allocations.csv")
+    assert list(allocations["unit_id"]) == sorted(allocations["unit_id"])
+    demands = read_table(out / "demands.csv")
+    assert {"score", *DERIVED_DEMAND_FIELDS} <= set(demands.columns)
+    score_of = dict(zip(demands["demand_id"], demands["score"], strict=True))
+    assert [score_of[d] for d in allocations["demand_id"]] == list(allocations["score"])
+    result = json.loads((out / "result.json").read_text())
+    assert result["objective"]["score"] == sum(int(s) for s in allocations["score"])
+
+
+def test_written_inputs_recheck_with_the_checker(solved: tuple[Path, str]) -> None:
+    """The folder's own files pass matching.checker.check and the `matching check` command."""
+    out, _ = solved
+    policy = load_policy(out / "policy.yaml")
+    assert policy == load_policy("default-2026")
+    units = read_units(out / "units.csv")
+    demands = read_demands(out / "demands.csv", ignore_derived=True)
+    violations = checker.check(
+        units,
+        demands,
+        policy,
+        read_table(out / "allocations.csv"),
+        orientation=read_table(out / "orientations.csv"),
+        on=pd.Timestamp("2026-01-31").date(),
+    )
+    assert violations == []
+    code, text = run(
+        "check", out / "units.csv", out / "demands.csv", out / "allocations.csv",
+        "--policy", out / "policy.yaml", "--orientation", out / "orientations.csv",
+        "--on", "2026-01-31",
+    )  # fmt: skip
+    assert code == 0, text
+    assert "OK: no violation" in text
+
+
+def test_kpis_json_renders_as_printed(solved: tuple[Path, str]) -> None:
+    """kpis.json rebuilds into RoundKpis whose text table is the one the command printed."""
+    out, text = solved
+    kpis = RoundKpis.from_dict(json.loads((out / "kpis.json").read_text()))
+    assert render_kpis_text(kpis) in text
+    assert kpis.units.total == 21
+
+
+def test_same_inputs_same_bytes(solved: tuple[Path, str], tmp_path: Path) -> None:
+    """A second run writes byte-identical files, timings.json aside."""
+    first, _ = solved
+    code, text = run("solve", TINY, "--out", tmp_path)
+    assert code == 0, text
+    for name in OUTPUTS + INPUTS:
+        if name != "timings.json":
+            assert (tmp_path / name).read_bytes() == (first / name).read_bytes(), name
+
+
+def test_solve_generated_files(tmp_path: Path) -> None:
+    """`matching generate` output solves with --units/--demands/--policy, overrides applied."""
+    code, text = run("generate", "--units", "12", "--demands", "150", "--seed", "2",
+                     "--out", tmp_path / "gen")  # fmt: skip
+    assert code == 0, text
+    out = tmp_path / "out"
+    code, text = run(
+        "solve", "--units", tmp_path / "gen" / "units.csv",
+        "--demands", tmp_path / "gen" / "demands.csv", "--policy", "default-2026",
+        "--seed", "7", "--time-limit", "30", "--out", out,
+    )  # fmt: skip
+    assert code == 0, text
+    result = json.loads((out / "result.json").read_text())
+    assert result["params"]["seed"] == 7 and result["params"]["time_limit_s"] == 30
+    units = read_table(tmp_path / "gen" / "units.csv")
+    # without --on the round date is the latest release
+    assert result["round_date"] == max(units["released_on"])
+    assert result["counts"]["units"] == 12
+    assert result["counts"]["units_allocated"] + result["counts"]["units_unallocated"] == 12
+
+
+def test_bad_units_file_exits_2(tmp_path: Path) -> None:
+    """A bad cell gives exit code 2 and a message naming file, row and field, no traceback."""
+    code, text = run("generate", "--units", "5", "--demands", "20", "--out", tmp_path)
+    assert code == 0, text
+    units = read_table(tmp_path / "units.csv")
+    units.loc[1, "rooms"] = "eight"
+    bad = tmp_path / "bad_units.csv"
+    units.to_csv(bad, index=False)
+    code, text = run(
+        "solve", "--units", bad, "--demands", tmp_path / "demands.csv", "--out", tmp_path / "o"
+    )
+    assert code == 2, text
+    assert f"{bad}: row 2, field 'rooms', value 'eight': not a whole number" in text
+    assert "Traceback" not in text
+    assert not (tmp_path / "o").exists()
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    """A scenario with --units, or neither, is a usage error (exit code 2)."""
+    code, text = run("solve", TINY, "--units", TINY, "--out", tmp_path)
+    assert code == 2 and "not both" in text
+    code, text = run("solve", "--out", tmp_path)
+    assert code == 2 and "give a SCENARIO file" in text
+
+
+def test_group_maps_errors_to_exit_codes() -> None:
+    """InfeasibleError exits 3 and CheckFailedError 4 with 'please report', for any command."""
+
+    @cli.command("_raise_for_test")
+    @click.argument("kind")
+    def raiser(kind: str) -> None:
+        if kind == "infeasible":
+            raise InfeasibleError("quotas conflict", ["mixity_outside_qpv"])
+        raise CheckFailedError("stage score differs")
+
+    try:
+        code, text = run("_raise_for_test", "infeasible")
+        assert code == 3 and "infeasible: quotas conflict" in text
+        code, text = run("_raise_for_test", "check")
+        assert code == 4 and "please report" in text and "stage score differs" in text
+    finally:
+        cli.commands.pop("_raise_for_test")
+    assert set(EXIT_CODES) == {0, 1, 2, 3, 4}
+
+
+def test_infeasible_round_exits_3_and_writes_the_folder(tmp_path: Path) -> None:
+    """Earlier rounds that no round can repair: exit 3, conflicting rule named, folder written."""
+    year = tmp_path / "year.yaml"
+    # 1,000 earlier allocations outside QPV, none to Q1: the 25 % floor needs >= 250 more,
+    # and the round has 21 units.
+    year.write_text('tallies:\n  mixity_outside_qpv:\n    "": {base: 1000, counted: 0}\n')
+    out = tmp_path / "out"
+    code, text = run("solve", TINY, "--year-so-far", year, "--out", out)
+    assert code == 3, text
+    assert "infeasible:" in text and "mixity_outside_qpv" in text
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "INFEASIBLE" and "mixity_outside_qpv" in result["conflicts"]
+    assert (out / "year_so_far.json").exists()
+
+
+def test_scenario_show(tmp_path: Path) -> None:
+    """`scenario show` prints the resolved paths, round, data sizes, policy figures and solver."""
+    code, text = run("scenario", "show", TINY)
+    assert code == 0, text
+    assert f"file          {TINY}" in text
+    assert "round         month 1 (January 2026); round date 2026-01-31" in text
+    assert "21 released in January 2026 (of 300 in the data)" in text
+    assert "300 filed by 2026-01-31" in text
+    assert "Policy default-2026" in text and "quota mode    hard" in text
+    assert "etat              25.0 %" in text and "(remainder)" in text
+    assert "mixity_outside_qpv" in text and "at least 25 % of the allocations" in text
+    assert "time_limit_s 10.0" in text and "seed 1" in text
+    code, text = run("scenario", "show", "--no-data", TINY)
+    assert code == 0 and "Round data" not in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.read_text().replace("month: 1 ", "month: 0 "))
+    code, text = run("scenario", "show", bad)
+    assert code == 2 and f"{bad}: round.month:" in text

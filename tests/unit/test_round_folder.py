@@ -1,0 +1,118 @@
+"""The files around a solved round in `matching.io`: year so far, derived columns, folder writers.
+
+No solver here: tiny tables from tests.factories, written and read back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from tests.factories import ROUND_DATE, demand, demands_of, unit, units_of
+
+from matching.exceptions import DataError
+from matching.facts import derive_facts
+from matching.flux import YearSoFar
+from matching.io import (
+    INPUT_FILES,
+    RESULT_FILES,
+    json_text,
+    policy_text,
+    read_demands,
+    read_year_so_far,
+    write_round_inputs,
+    write_table,
+)
+from matching.kpis import RoundKpis, compute_kpis
+from matching.policy import load_policy
+from matching.policy.loader import policy_from_dict
+from matching.policy.quotas import Tally
+
+
+def test_read_year_so_far_yaml_and_json(tmp_path: Path) -> None:
+    """YAML and JSON files give the same YearSoFar; an empty file is the first round."""
+    yml = tmp_path / "y.yaml"
+    yml.write_text('flux_units: 12\noriented: {etat: 3}\ntallies: {q: {"": {base: 4}}}\n')
+    jsn = tmp_path / "y.json"
+    jsn.write_text(
+        '{"flux_units": 12, "oriented": {"etat": 3}, "tallies": {"q": {"": {"base": 4}}}}'
+    )
+    expected = YearSoFar(flux_units=12, oriented={"etat": 3}, tallies={"q": {"": Tally(base=4)}})
+    assert read_year_so_far(yml) == read_year_so_far(jsn) == expected
+    empty = tmp_path / "e.yaml"
+    empty.write_text("")
+    assert read_year_so_far(empty) == YearSoFar()
+
+
+def test_read_year_so_far_errors_name_file_and_key(tmp_path: Path) -> None:
+    """Each bad key is a DataError row naming the file and the dotted key; files too."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('flux_units: -3\ntallies: {q: {"": {counted: x}}}\nextra: 1\n')
+    with pytest.raises(DataError) as info:
+        read_year_so_far(bad)
+    fields = [p.field for p in info.value.problems]
+    assert fields == ["flux_units", "tallies.q..counted", "extra"]
+    assert all(p.file == str(bad) for p in info.value.problems)
+    with pytest.raises(DataError, match="file not found"):
+        read_year_so_far(tmp_path / "missing.yaml")
+    not_mapping = tmp_path / "list.yaml"
+    not_mapping.write_text("- 1\n")
+    with pytest.raises(DataError, match="expected a mapping"):
+        read_year_so_far(not_mapping)
+
+
+def test_demands_with_derived_columns_read_back(tmp_path: Path) -> None:
+    """A demands file with score and facts is refused, unless ignore_derived drops them."""
+    policy = load_policy("default-2026")
+    demands = demands_of(demand("D1"), demand("D2", dalo=True))
+    facts = derive_facts(demands, policy, ROUND_DATE)
+    facts["score"] = np.array([12, 62])
+    path = tmp_path / "demands.csv"
+    write_table(facts, path)
+    with pytest.raises(DataError, match="unknown column"):
+        read_demands(path)
+    assert read_demands(path, ignore_derived=True).equals(demands)
+
+
+def test_policy_text_reads_back_equal() -> None:
+    """The dumped policy YAML validates back into an equal Policy, with a header comment."""
+    policy = load_policy("default-2026")
+    text = policy_text(policy)
+    assert text.startswith("# Policy default-2026")
+    assert policy_from_dict(yaml.safe_load(text)) == policy
+
+
+def test_json_text_is_stable() -> None:
+    """Key order is kept, numpy scalars and dates are converted, the text ends with a newline."""
+    data = {"b": np.int64(2), "a": np.float64(0.5), "d": dt.date(2026, 1, 31)}
+    assert json_text(data) == '{\n  "b": 2,\n  "a": 0.5,\n  "d": "2026-01-31"\n}\n'
+
+
+def test_write_round_inputs_removes_stale_results(tmp_path: Path) -> None:
+    """Writing the inputs removes an earlier run's results and year_so_far.json."""
+    policy = load_policy("default-2026")
+    for name in (*RESULT_FILES, "year_so_far.json"):
+        (tmp_path / name).write_text("old")
+    units = units_of(unit("U1"))
+    facts = derive_facts(demands_of(demand("D1")), policy, ROUND_DATE)
+    written = write_round_inputs(tmp_path, units, facts, policy)
+    assert [p.name for p in written] == list(INPUT_FILES[:3])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(INPUT_FILES[:3])
+    write_round_inputs(tmp_path, units, facts, policy, YearSoFar(flux_units=3))
+    assert '"flux_units": 3' in (tmp_path / "year_so_far.json").read_text()
+
+
+def test_round_kpis_from_dict_round_trip() -> None:
+    """RoundKpis.from_dict rebuilds the records that to_dict flattened."""
+    policy = load_policy("default-2026")
+    units = units_of(unit("U1"), unit("U2", qpv=True))
+    facts = derive_facts(demands_of(demand("D1"), demand("D2", dalo=True)), policy, ROUND_DATE)
+    allocation = pd.DataFrame(
+        {"unit_id": ["U1", "U2"], "demand_id": ["D1", "D2"], "reservataire": ["bailleur"] * 2}
+    )
+    kpis = compute_kpis(units, facts, policy, allocation, None)
+    assert RoundKpis.from_dict(kpis.to_dict()) == kpis
