@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from matching.flux import FluxBand, YearSoFar, flux_bands
+from matching.policy.conditions import evaluate
 from matching.policy.model import Policy
 
 NONE = -1
@@ -70,8 +71,13 @@ def build_triples(inst: RoundInstance) -> Triples:
     """Expand pairs by pool bits into triples (vectorised; one pass per réservataire)."""
     flux = inst.flux_units[inst.pair_unit]
     parts_u, parts_d, parts_r = [], [], []
-    for i in range(len(inst.reservataires)):
+    for i, res in enumerate(inst.policy.reservataires):
         sel = flux & (((inst.pair_pools >> i) & 1) == 1)
+        # A pool condition on `priority` is the law (the État's share goes to priority households
+        # only): an explicit `pools` list in the demand file cannot override it.
+        legal = tuple(c for c in res.pool if c.field == "priority")
+        if legal:
+            sel &= evaluate(legal, inst.demands)[inst.pair_demand]
         parts_u.append(inst.pair_unit[sel])
         parts_d.append(inst.pair_demand[sel])
         parts_r.append(np.full(int(sel.sum()), i, dtype=np.int16))

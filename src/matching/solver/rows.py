@@ -70,11 +70,29 @@ def quota_rows(inst: RoundInstance, triples: Triples) -> list[QuotaRow]:
             else np.full(len(frame), "", dtype=object)
         )
         groups = set(keys[base].tolist()) | set(inst.year_so_far.tallies.get(rule.id, {}))
+        if rule.scope is None:
+            groups.add("")  # an EPCI-wide rule is always judged
+        if rule.measure == Measure.COUNT and rule.bound == Bound.FLOOR:
+            groups |= _possible_groups(inst, rule)  # an empty group misses a count floor
         for group in sorted(groups):
             in_group = base & (keys == group)
             prior = inst.year_so_far.tally(rule.id, group)
             rows.append(_row(rule, group, in_group, counted & in_group, prior.base, prior.counted))
     return rows
+
+
+def _possible_groups(inst: RoundInstance, rule: QuotaRule) -> set[str]:
+    """Every scope group of a rule, allocated in or not (a count floor binds even when empty)."""
+    scope = rule.scope
+    if scope is None:
+        return {""}
+    if scope == "reservataire":
+        return set(inst.reservataires)
+    if scope == "in_flux":
+        return {"True", "False"}
+    table = inst.units if scope.startswith("unit.") else inst.demands
+    column = scope.split(".", 1)[1]
+    return set(table[column].astype(str).tolist()) if column in table.columns else set()
 
 
 def _row(
