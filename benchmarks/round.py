@@ -31,7 +31,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def unconstrained(
     unit: np.ndarray, demand: np.ndarray, score: np.ndarray, n_units: int
 ) -> tuple[int, int, float]:
-    """Max allocations then max score, quotas dropped: scipy's sparse assignment (with vacancies)."""
+    """Max allocations, then max score, quotas dropped: scipy sparse assignment with vacancies."""
     big = int(score.max(initial=0)) * n_units + 1
     n_dem = int(demand.max(initial=-1)) + 1
     rows = np.concatenate([unit, np.arange(n_units)])
@@ -43,7 +43,7 @@ def unconstrained(
     seconds = time.perf_counter() - start
     real = col < n_dem
     picked = graph[np.arange(n_units)[real], col[real]].A1 - big
-    return int(real.sum()), int(round(picked.sum())), seconds
+    return int(real.sum()), round(float(picked.sum())), seconds
 
 
 def run(month: int, time_limit: float, seed: int) -> dict[str, object]:

@@ -38,7 +38,9 @@ class Unit(Record):
     accessible: bool = Field(description="True when the unit is adapted to reduced mobility (PMR)")
     flux_excluded: FluxExclusion = Field(
         default=FluxExclusion.NONE,
-        description="Empty, or why the unit is excluded from the flux: mutation|anru|habitat_indigne|vente",
+        description=(
+            "Empty, or why the unit is excluded from the flux: mutation|anru|habitat_indigne|vente"
+        ),
     )
     released_on: dt.date = Field(description="Date the unit was released (became vacant)")
 

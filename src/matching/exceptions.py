@@ -1,8 +1,8 @@
 """Typed errors raised by the package.
 
-Every error a user can cause carries enough context to be fixed without a traceback: the file, the row,
-the field and the reason for data errors; the key for policy errors; the conflicting rules for
-infeasibility.
+Every error a user can cause carries enough context to be fixed without a traceback: the file,
+the row, the field and the reason for data errors; the key for policy errors; the conflicting
+rules for infeasibility.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def household_category(demands: pd.DataFrame) -> np.ndarray:
 
 
 def consumption_units(demands: pd.DataFrame, rules: HouseholdRules) -> np.ndarray:
-    """Consumption units on the OECD-modified scale: 1 + 0.5 per other person 14+ + 0.3 per child."""
+    """Consumption units (OECD-modified): 1 + 0.5 per other person aged 14+ + 0.3 per child."""
     scale = rules.consumption_units
     adults = demands["adults"].to_numpy(dtype=np.int64)
     children = demands["children_under_14"].to_numpy(dtype=np.int64)

@@ -48,7 +48,7 @@ def _frame(rows: list[dict], columns: tuple[str, ...], dtypes: dict[str, str]) -
         elif dtype.startswith("datetime"):
             frame[col] = pd.to_datetime(frame[col]).astype("datetime64[ns]")
         else:
-            frame[col] = frame[col].astype(dtype)
+            frame[col] = frame[col].astype(np.dtype(dtype))
     return frame.reset_index(drop=True)
 
 

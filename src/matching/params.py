@@ -1,11 +1,11 @@
 """Solver settings with defaults, a file form (the scenario's ``solver`` mapping) and determinism.
 
 Determinism: CP-SAT's parallel portfolio is not reproducible run to run by default, so with
-``deterministic`` (the default) the workers are interleaved in fixed batches
-(``interleave_search``), which makes the search independent of thread timing; together with the
-fixed seed, stable input order and stable output sorting, the same inputs give the same files.
-A wall-clock time limit can still cut a search at a different point on a loaded machine: runs that
-must be audited should finish by proving optimality (the default goal) rather than by the limit.
+``deterministic`` (the default) small models run on one worker and large ones interleave their
+workers in fixed batches (``interleave_search``); the budget ``time_limit_s`` is spent in
+CP-SAT's deterministic time (a work count, not seconds), so a search cut by the budget stops at
+the same point whatever the machine's load. With the fixed seed, stable input order and stable
+output sorting, the same inputs give the same files.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ class SolveParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     time_limit_s: float = Field(
-        default=60.0, gt=0, description="Wall-clock limit for the whole solve, s"
+        default=60.0,
+        gt=0,
+        description="Budget of CP-SAT deterministic time (about seconds); wall time may be 2-3x",
     )
     num_workers: int = Field(default=2, ge=1, le=64, description="CP-SAT worker threads")
     seed: int = Field(default=1, ge=0, description="Random seed of CP-SAT")
@@ -28,7 +30,7 @@ class SolveParams(BaseModel):
     deterministic: bool = Field(default=True, description="Reproducible parallel search")
     prune: bool = Field(
         default=True,
-        description="Solve a reduced core with an LP optimality certificate (exact); off = full model",
+        description="Solve a core with an LP optimality certificate (exact); off = full model",
     )
     prune_above_triples: int = Field(
         default=3000, ge=0, description="Use the LP-certified core only above this many triples"

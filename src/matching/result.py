@@ -20,13 +20,14 @@ from matching.params import SolveParams
 
 def versions() -> dict[str, str]:
     """Versions of the package and of the libraries that can change a result."""
+    from importlib.metadata import version
+
     import numpy
-    import ortools
     import scipy
 
     return {
         "matching": __version__,
-        "ortools": ortools.__version__,
+        "ortools": version("ortools"),
         "numpy": numpy.__version__,
         "pandas": pd.__version__,
         "scipy": scipy.__version__,

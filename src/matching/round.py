@@ -30,13 +30,17 @@ from matching.policy.model import Policy
 from matching.policy.scoring import score
 from matching.result import Result
 from matching.solver import RoundInstance, RoundSolution, solve_round
-from matching.types import QuotaMode
+from matching.types import QuotaMode, Stage
 
 UNALLOCATED_REASONS = {
     "no_eligible_demand": "no household passes the eligibility rules for this unit",
     "no_demand_in_any_pool": "eligible households exist but none is in any réservataire's pool",
-    "no_candidate_in_oriented_pool": "no eligible household in the pool of the réservataire it is oriented to",
-    "candidates_taken_or_quota_bound": "its candidates went to other units, or taking one would break a quota",
+    "no_candidate_in_oriented_pool": (
+        "no eligible household in the pool of the réservataire it is oriented to"
+    ),
+    "candidates_taken_or_quota_bound": (
+        "its candidates went to other units, or taking one would break a quota"
+    ),
 }
 
 
@@ -283,8 +287,9 @@ def _self_check(prepared: PreparedRound, result: Result) -> None:
     recomputed = checker.objective_values(
         inst.units, inst.demands, inst.policy, result.allocation, inst.year_so_far
     )
-    for stage, value in result.stage_values.items():
-        if int(recomputed[stage]) != value:
+    for name, value in result.stage_values.items():
+        again = int(recomputed[Stage(name)])
+        if again != value:
             raise CheckFailedError(
-                f"objective stage {stage}: solver says {value}, checker recomputes {recomputed[stage]}"
+                f"objective stage {name}: solver says {value}, checker recomputes {again}"
             )

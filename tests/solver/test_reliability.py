@@ -16,7 +16,7 @@ from functools import cache
 import pandas as pd
 import pytest
 
-from matching.exceptions import CheckFailedError, InfeasibleError
+from matching.exceptions import InfeasibleError
 from matching.generate import generate_territory
 from matching.params import SolveParams
 from matching.policy.model import Policy, QuotaRule

@@ -7,6 +7,7 @@ the solver, the checker or the cotation hard-codes a number that lives here.
 from __future__ import annotations
 
 from fractions import Fraction
+from itertools import pairwise
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -59,7 +60,7 @@ class CeilingRow(Frozen):
 
     @model_validator(mode="after")
     def _increasing(self) -> CeilingRow:
-        if any(b < a for a, b in zip(self.by_category, self.by_category[1:], strict=False)):
+        if any(b < a for a, b in pairwise(self.by_category)):
             raise ValueError("ceilings must not decrease with the category")
         return self
 
@@ -120,7 +121,7 @@ ELIGIBILITY_RULES: tuple[str, ...] = (
     "accessibility",
     "flux_exclusion",
 )
-"""Rule ids of DOMAIN A2, plus the restriction of excluded units to the households they are for (A3)."""
+"""Rule ids of DOMAIN A2, plus excluded units going only to the households they are for (A3)."""
 
 
 class EligibilityRules(Frozen):
@@ -141,7 +142,7 @@ class EligibilityRules(Frozen):
         bands = sorted(self.typology, key=lambda b: b.min_size)
         if bands[0].min_size != 1:
             raise ValueError("typology: the first band must start at household size 1")
-        for a, b in zip(bands, bands[1:], strict=False):
+        for a, b in pairwise(bands):
             if a.max_size is None or b.min_size <= a.max_size:
                 raise ValueError(
                     f"typology: bands starting at {a.min_size} and {b.min_size} overlap"

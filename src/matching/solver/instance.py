@@ -71,11 +71,11 @@ def build_triples(inst: RoundInstance) -> Triples:
     """Expand pairs by pool bits into triples (vectorised; one pass per réservataire)."""
     flux = inst.flux_units[inst.pair_unit]
     parts_u, parts_d, parts_r = [], [], []
-    for i, res in enumerate(inst.policy.reservataires):
+    for i, rule in enumerate(inst.policy.reservataires):
         sel = flux & (((inst.pair_pools >> i) & 1) == 1)
         # A pool condition on `priority` is the law (the État's share goes to priority households
         # only): an explicit `pools` list in the demand file cannot override it.
-        legal = tuple(c for c in res.pool if c.field == "priority")
+        legal = tuple(c for c in rule.pool if c.field == "priority")
         if legal:
             sel &= evaluate(legal, inst.demands)[inst.pair_demand]
         parts_u.append(inst.pair_unit[sel])
@@ -93,7 +93,7 @@ def build_triples(inst: RoundInstance) -> Triples:
 
 
 def triple_fields(inst: RoundInstance, triples: Triples, names: set[str]) -> pd.DataFrame:
-    """Columns ``unit.*``, ``demand.*``, ``reservataire``, ``in_flux`` of the triples (only ``names``)."""
+    """The columns ``names`` (``unit.*``, ``demand.*``, ``reservataire``, ``in_flux``) by triple."""
     cols: dict[str, np.ndarray] = {}
     ids = np.array([*inst.reservataires, ""], dtype=object)
     for name in sorted(names):

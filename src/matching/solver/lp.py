@@ -1,4 +1,4 @@
-"""LP relaxation of the round and a certificate that lets us prune triples without losing optimality.
+"""LP relaxation of a round, and a certificate to prune triples without losing optimality.
 
 Why: a large round has millions of admissible triples, but its LP relaxation is nearly integral
 and almost every triple has a large reduced cost. For ANY dual vector (signs respected), weak

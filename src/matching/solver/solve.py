@@ -92,7 +92,7 @@ class Budget:
 
 
 def _run(solver: cp_model.CpSolver, model: cp_model.CpModel, budget: Budget) -> int:
-    code = solver.solve(model)
+    code = int(solver.solve(model))
     budget.spend(solver.response_proto.deterministic_time)
     return code
 
@@ -186,7 +186,7 @@ def solve_stages(
             # budget, so look for any feasible allocation (no objective), on a small extra budget.
             model.clear_objective()
             rescue = _cp_solver(params, Budget(max(1.0, 0.1 * params.time_limit_s)))
-            code = rescue.solve(model)
+            code = int(rescue.solve(model))
             if code == cp_model.INFEASIBLE:
                 return _StagedOutcome("INFEASIBLE", chosen, orientation, shortfall, values, bounds)
             if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -321,8 +321,9 @@ def _solve_with_core(
         if previous is not None:
             old_outcome, old_index = previous
             position = {int(t): i for i, t in enumerate(core_index)}
+            moved = [position[int(old_index[c])] for c in old_outcome.chosen]
             hint = _StagedOutcome(
-                "HINT", np.array([position[int(old_index[c])] for c in old_outcome.chosen], dtype=np.int64),
+                "HINT", np.array(moved, dtype=np.int64),
                 old_outcome.orientation, old_outcome.shortfall, {}, {},
             )  # fmt: skip
         built = build_model(inst, triples.subset(core_index))
