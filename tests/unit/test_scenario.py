@@ -60,7 +60,7 @@ def test_bundled_scenarios_load() -> None:
     assert caen.seed == 1
     assert caen.data.generate is not None and caen.data.generate.units == 4000
     assert caen.round.month == 1
-    assert caen.solver.seed == 1 and caen.solver.time_limit_s == 60
+    assert caen.solver.seed == 1 and caen.solver.time_limit_s == 20
     tiny = load_scenario(TINY)
     assert tiny.source == TINY
 
