@@ -253,8 +253,8 @@ def solve_command(
         click.echo(f"Re-check independently with:\n  {_recheck_command(out, round_on, year)}")
     if result.status == "FEASIBLE":
         click.echo(
-            f"note: the time limit stopped the search before optimality was proven "
-            f"(gap {100 * result.gap:.3g} %); raise --time-limit for a proven optimum",
+            f"note: the time budget stopped the search before optimality was proven; the "
+            f"certified gap is {100 * result.gap:.3g} % (a larger --time-limit narrows it)",
             err=True,
         )
     elif result.status == "INFEASIBLE":
