@@ -189,7 +189,7 @@ def solve_command(
     log: bool | None,
     no_prune: bool,
 ) -> None:
-    """Allocate one round exactly and write the result and its inputs to --out.
+    """Allocate one round (optimal, or with a certified gap); write the result and inputs to --out.
 
     The round is a SCENARIO file (scenarios/*.yaml), or the files given with --units and
     --demands (and --policy). Written: allocations.csv, orientations.csv,
