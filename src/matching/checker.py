@@ -56,6 +56,7 @@ from matching.policy.quotas import (
     QuotaStatus,
     Tally,
     allocation_frame,
+    possible_groups,
     scope_keys,
     selection,
     shortfall,
@@ -349,23 +350,6 @@ def _limit(rule: QuotaRule, base: int) -> int:
     return (p * base) // q
 
 
-def _possible_groups(
-    rule: QuotaRule, units: pd.DataFrame, demands: pd.DataFrame, policy: Policy
-) -> set[str]:
-    """Every scope group a count floor applies to, allocated in or not (its target is absolute)."""
-    scope = rule.scope
-    if scope is None:
-        return {""}
-    if scope == "reservataire":
-        return set(policy.reservataire_ids())
-    if scope == "in_flux":
-        return {"True", "False"}
-    table, column = (units, scope[5:]) if scope.startswith("unit.") else (demands, scope[7:])
-    if column not in table.columns:
-        return set()
-    return set(table[column].astype(str).tolist())
-
-
 def _groups(
     rule: QuotaRule,
     keys: np.ndarray,
@@ -385,7 +369,7 @@ def _groups(
     if rule.scope is None:
         groups.add("")
     if rule.measure == Measure.COUNT and rule.bound == Bound.FLOOR:
-        groups |= _possible_groups(rule, units, demands, policy)
+        groups |= possible_groups(rule, units, demands, policy.reservataire_ids())
     return sorted(groups)
 
 

@@ -174,14 +174,12 @@ def _unallocated(prepared: PreparedRound, solution: RoundSolution) -> pd.DataFra
     allocated[solution.unit] = True
     has_pair = np.zeros(n, dtype=bool)
     has_pair[inst.pair_unit] = True
-    has_pool_pair = np.zeros(n, dtype=bool)
     res_of_unit = np.full(n, -2, dtype=np.int64)
     for u, r in solution.orientation.items():
         res_of_unit[u] = r
     in_oriented_pool = np.zeros(n, dtype=bool)
     pools = inst.pair_pools.astype(np.int64)
     flux = inst.flux_units
-    has_pool_pair[inst.pair_unit] = True
     oriented = res_of_unit[inst.pair_unit]
     ok = np.where(oriented >= 0, (pools >> np.maximum(oriented, 0)) & 1, 0).astype(bool)
     ok |= ~flux[inst.pair_unit]

@@ -70,6 +70,21 @@ def scope_keys(rule: QuotaRule, frame: pd.DataFrame) -> np.ndarray:
     return frame[rule.scope].astype(str).to_numpy(dtype=object)
 
 
+def possible_groups(
+    rule: QuotaRule, units: pd.DataFrame, demands: pd.DataFrame, reservataires: tuple[str, ...]
+) -> set[str]:
+    """Every scope group of a rule, allocated in or not (a count floor binds even when empty)."""
+    scope = rule.scope
+    if scope is None:
+        return {""}
+    if scope == "reservataire":
+        return set(reservataires)
+    if scope == "in_flux":
+        return {"True", "False"}
+    table, column = (units, scope[5:]) if scope.startswith("unit.") else (demands, scope[7:])
+    return set(table[column].astype(str).tolist()) if column in table.columns else set()
+
+
 def tally(rule: QuotaRule, frame: pd.DataFrame) -> dict[str, Tally]:
     """Count base and counted allocations of ``frame`` per scope group, in sorted group order."""
     base, counted = selection(rule, frame)

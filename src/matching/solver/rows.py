@@ -19,6 +19,7 @@ import numpy as np
 
 from matching.policy.conditions import evaluate
 from matching.policy.model import QuotaRule
+from matching.policy.quotas import possible_groups
 from matching.solver.instance import RoundInstance, Triples, triple_fields
 from matching.types import Bound, Measure
 
@@ -42,9 +43,10 @@ class QuotaRow:
 
     def max_shortfall(self) -> int:
         """An upper bound on the shortfall this row can need (all counted at worst)."""
-        worst = self.rhs - (self.coef[self.coef < 0].sum() if self.sense == ">=" else 0)
-        if self.sense == "<=":
-            worst = self.coef[self.coef > 0].sum() - self.rhs
+        if self.sense == ">=":  # every negative term chosen, no positive one
+            worst = self.rhs - int(self.coef[self.coef < 0].sum())
+        else:  # every positive term chosen
+            worst = int(self.coef[self.coef > 0].sum()) - self.rhs
         return max(0, int(-(-worst // abs(self.slack))))
 
 
@@ -73,26 +75,12 @@ def quota_rows(inst: RoundInstance, triples: Triples) -> list[QuotaRow]:
         if rule.scope is None:
             groups.add("")  # an EPCI-wide rule is always judged
         if rule.measure == Measure.COUNT and rule.bound == Bound.FLOOR:
-            groups |= _possible_groups(inst, rule)  # an empty group misses a count floor
+            groups |= possible_groups(rule, inst.units, inst.demands, inst.reservataires)
         for group in sorted(groups):
             in_group = base & (keys == group)
             prior = inst.year_so_far.tally(rule.id, group)
             rows.append(_row(rule, group, in_group, counted & in_group, prior.base, prior.counted))
     return rows
-
-
-def _possible_groups(inst: RoundInstance, rule: QuotaRule) -> set[str]:
-    """Every scope group of a rule, allocated in or not (a count floor binds even when empty)."""
-    scope = rule.scope
-    if scope is None:
-        return {""}
-    if scope == "reservataire":
-        return set(inst.reservataires)
-    if scope == "in_flux":
-        return {"True", "False"}
-    table = inst.units if scope.startswith("unit.") else inst.demands
-    column = scope.split(".", 1)[1]
-    return set(table[column].astype(str).tolist()) if column in table.columns else set()
 
 
 def _row(

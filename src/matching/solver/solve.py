@@ -33,9 +33,6 @@ from matching.types import QuotaMode, Stage
 
 _logger = logging.getLogger(__name__)
 
-PRUNE_MIN_TRIPLES = 3000
-"""Below this many triples the full model is small enough to solve directly."""
-
 
 @dataclass
 class RoundSolution:
@@ -383,7 +380,7 @@ def _infeasible(
     n_keep = int(inst.flux_units.sum()) + len(inst.units) + 1
     keep = (
         top_per_group(triples, rows, n_keep)
-        if len(triples) > PRUNE_MIN_TRIPLES
+        if len(triples) > params.prune_above_triples
         else np.arange(len(triples))
     )
     built = build_model(inst, triples.subset(keep), diagnose=True)
