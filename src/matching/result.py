@@ -31,6 +31,7 @@ def versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "pandas": pd.__version__,
         "scipy": scipy.__version__,
+        "highspy": version("highspy"),
         "python": platform.python_version(),
     }
 
@@ -135,7 +136,19 @@ class Result:
             lines.append(f"  quota shortfalls: {short or 'none'}")
         if self.conflicts:
             lines.append(f"  conflicting rules: {', '.join(self.conflicts)}")
-        if "proof" in self.stats:
+        proof = self.stats.get("proof")
+        if proof == "aggregate_branching":
+            lines.append(
+                f"  proof: LP bound over all {self.stats.get('triples', 0):,} triples, "
+                f"{self.stats.get('branch_cuts', 0)} staircase cuts, "
+                f"{self.stats.get('branch_nodes', 0)} branch-and-bound nodes"
+            )
+        elif proof == "lp_bound":
+            lines.append(
+                f"  proof: the LP bound over all {self.stats.get('triples', 0):,} triples "
+                "meets the solution"
+            )
+        elif proof is not None:
             lines.append(
                 f"  proof: optimal on a core of {self.stats.get('core_triples', 0):,} of "
                 f"{self.stats.get('triples', 0):,} triples, certified by the LP bound"
@@ -144,4 +157,4 @@ class Result:
         return "\n".join(lines)
 
 
-_DETERMINISTIC_STATS = {"triples", "method"}
+_DETERMINISTIC_STATS = {"triples", "method", "proof", "branch_nodes", "branch_cuts"}

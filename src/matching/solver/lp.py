@@ -20,18 +20,27 @@ quota rows (matching.solver.rows) with their shortfall columns in soft mode.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog
 
 from matching.flux import FluxBand
 from matching.solver.instance import NONE, RoundInstance, Triples
 from matching.solver.rows import QuotaRow
 
 _logger = logging.getLogger(__name__)
+
+COLUMNS_PER_ROUND = 3000
+"""Most improving triples added per pricing round (measured best on the Caen monthly round)."""
+
+VIOLATION_COST = 1000.0
+"""Price of violating an extra row by one unit, in multiples of the largest triple weight."""
 
 
 @dataclass(frozen=True)
@@ -45,10 +54,27 @@ class Certificate:
     rounds: int  # column-generation rounds
     seconds: float
     primal: np.ndarray | None = None  # LP value of each triple in the last restricted LP
+    violation: float = 0.0  # total violation of the extra rows in that LP (0: all hold)
+    active: np.ndarray | None = None  # triples of the last restricted LP (to warm a child LP)
 
 
 @dataclass(frozen=True)
-class _Layout:
+class LinearCut:
+    """A linear inequality over the triples, ``sum(coef * x[idx]) (sense) rhs``.
+
+    Used for the cuts and branching bounds of `matching.solver.branch`: each one is valid for
+    every integer solution worth considering (see there), never for the LP alone.
+    """
+
+    idx: np.ndarray  # triple indices
+    coef: np.ndarray  # coefficients (int64)
+    sense: str  # "<=" or ">="
+    rhs: int
+    name: str
+
+
+@dataclass(frozen=True)
+class LPLayout:
     """Row and column layout of the full LP (columns: x triples, then o, then s)."""
 
     a_ub: sp.csr_matrix
@@ -67,7 +93,7 @@ def _layout(
     rows: list[QuotaRow],
     bands: dict[str, FluxBand],
     soft: bool,
-) -> _Layout:
+) -> LPLayout:
     n_units = len(inst.units)
     n_res = len(inst.reservataires)
     flux = inst.flux_units
@@ -132,7 +158,7 @@ def _layout(
     eq_r = np.repeat(np.arange(n_flux), n_res)
     a_eq = sp.csr_matrix((np.ones(n_o), (eq_r, o_cols)), shape=(n_flux, n_cols))
     upper = np.concatenate([np.ones(n_x + n_o), np.asarray(upper_s, dtype=np.float64)])
-    return _Layout(a_ub, np.concatenate(rhs), a_eq, np.ones(n_flux), n_x, n_o, n_s, upper)
+    return LPLayout(a_ub, np.concatenate(rhs), a_eq, np.ones(n_flux), n_x, n_o, n_s, upper)
 
 
 def top_per_group(triples: Triples, rows: list[QuotaRow], per_group: int) -> np.ndarray:
@@ -165,6 +191,282 @@ def top_per_group(triples: Triples, rows: list[QuotaRow], per_group: int) -> np.
     return np.sort(order[np.arange(len(order)) - first < per_group])
 
 
+def _quiet_highs() -> highspy.Highs:
+    """A silent HiGHS instance (its first construction prints a banner on the C stdout)."""
+    global _BANNER_SHOWN
+    if not _BANNER_SHOWN:
+        sys.stdout.flush()
+        saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        try:
+            highs = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+        _BANNER_SHOWN = True
+    else:
+        highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("presolve", "off")  # keep the basis between solves (warm starts)
+    highs.setOptionValue("threads", 1)
+    highs.setOptionValue("random_seed", 0)
+    return highs
+
+
+_BANNER_SHOWN = False
+
+
+class LPSession:
+    """The LP relaxation of a round, kept warm in HiGHS across column generation and nodes.
+
+    The rows are all in the model from the start; the columns are the orientation and
+    shortfall columns plus a restricted set of triples, grown by pricing. Extra rows (cuts,
+    branching bounds) can be replaced between solves (`solve`); HiGHS restarts each solve from
+    the previous basis, so a child node or a pricing round costs a few simplex iterations.
+    """
+
+    def __init__(
+        self,
+        lay: LPLayout,
+        cost: np.ndarray,
+        initial: np.ndarray,
+        rows: list[QuotaRow] | None = None,
+    ) -> None:
+        self.rows = rows or []
+        self.lay = lay
+        self.a_ub = lay.a_ub.tocsc()
+        self.a_eq = lay.a_eq.tocsc()
+        self.cost = cost
+        self.scale = max(1.0, float(np.abs(self.cost[: lay.n_x]).max(initial=1.0)))
+        self.violation_cost = VIOLATION_COST * self.scale
+        self.n_base = lay.n_x + lay.n_o + lay.n_s  # global columns (x, o, s)
+        self.highs = _quiet_highs()
+        n_ub, n_eq = len(lay.b_ub), len(lay.b_eq)
+        lower = np.concatenate([np.full(n_ub, -highspy.kHighsInf), lay.b_eq])
+        upper = np.concatenate([lay.b_ub, lay.b_eq])
+        self.highs.addRows(
+            n_ub + n_eq, lower, upper, 0, np.zeros(n_ub + n_eq, np.int32),
+            np.zeros(0, np.int32), np.zeros(0),
+        )  # fmt: skip
+        self.n_rows = n_ub + n_eq
+        self.col_global = np.zeros(0, dtype=np.int64)  # HiGHS column -> global column (-1: e)
+        self.in_lp = np.zeros(lay.n_x, dtype=bool)
+        self.extra: list[LinearCut] = []  # every extra row ever added, in HiGHS order
+        self.extra_keys: list[tuple[object, ...]] = []
+        self.extra_active = np.zeros(0, dtype=bool)
+        self.e_upper = np.zeros(0)
+        self._add_columns(np.arange(lay.n_x, self.n_base))
+        self.add_triples(initial)
+
+    @classmethod
+    def for_round(
+        cls,
+        inst: RoundInstance,
+        triples: Triples,
+        rows: list[QuotaRow],
+        bands: dict[str, FluxBand],
+        weight_x: np.ndarray,
+        weight_s: np.ndarray,
+        soft: bool,
+        *,
+        per_group: int = 4,
+    ) -> LPSession:
+        """The session of a round: its layout, min-form costs, best triples of each group."""
+        lay = _layout(inst, triples, rows, bands, soft)
+        cost = -np.concatenate([weight_x, np.zeros(lay.n_o), weight_s[: lay.n_s]])
+        return cls(lay, cost, top_per_group(triples, rows, per_group), rows)
+
+    def _add_columns(self, cols: np.ndarray) -> None:
+        """Add global columns (x, o or s) to HiGHS with their base-row coefficients."""
+        if len(cols) == 0:
+            return
+        sub_ub = self.a_ub[:, cols]
+        sub_eq = self.a_eq[:, cols]
+        both = sp.vstack([sub_ub, sub_eq]).tocsc()
+        n_extra = len(self.extra)
+        if n_extra:  # coefficients of the current extra rows on these columns
+            ext = self._extra_matrix(cols)
+            both = sp.vstack([both, ext]).tocsc()
+        both.sort_indices()
+        self.highs.addCols(
+            len(cols), self.cost[cols], np.zeros(len(cols)), self.lay.upper[cols],
+            both.nnz, both.indptr[:-1].astype(np.int32), both.indices.astype(np.int32),
+            both.data.astype(np.float64),
+        )  # fmt: skip
+        self.col_global = np.concatenate([self.col_global, cols.astype(np.int64)])
+        x_cols = cols[cols < self.lay.n_x]
+        self.in_lp[x_cols] = True
+
+    def add_triples(self, idx: np.ndarray) -> None:
+        """Add triples (global x indices) not yet in the LP."""
+        idx = np.asarray(idx, dtype=np.int64)
+        self._add_columns(np.sort(idx[~self.in_lp[idx]]))
+
+    def _extra_matrix(
+        self, cols: np.ndarray, cuts: Sequence[LinearCut] | None = None
+    ) -> sp.csr_matrix:
+        """Extra rows (in <= form; all of them by default) on the global columns ``cols``."""
+        cuts = self.extra if cuts is None else cuts
+        n_x = self.lay.n_x
+        pos = np.full(n_x, -1, dtype=np.int64)
+        x_mask = cols < n_x
+        pos[cols[x_mask]] = np.flatnonzero(x_mask)
+        r_parts, c_parts, v_parts = [], [], []
+        for k, cut in enumerate(cuts):
+            sign = -1.0 if cut.sense == ">=" else 1.0
+            where = pos[cut.idx]
+            ok = where >= 0
+            r_parts.append(np.full(int(ok.sum()), k))
+            c_parts.append(where[ok])
+            v_parts.append(sign * cut.coef[ok].astype(np.float64))
+        return sp.csr_matrix(
+            (np.concatenate(v_parts), (np.concatenate(r_parts), np.concatenate(c_parts))),
+            shape=(len(cuts), len(cols)),
+        )
+
+    def set_extra(self, extra: Sequence[LinearCut]) -> None:
+        """Make exactly these extra rows active, each with its violation column ``e_k``.
+
+        ``e_k`` is priced at `VIOLATION_COST` per unit: the LP stays feasible (so column
+        generation can always price), and its value still bounds every solution that
+        satisfies the extra rows (for those, e = 0). Rows are never deleted: a row no longer
+        wanted is freed (bounds -inf, +inf) and revived when a later node wants it again, so
+        the basis stays valid and each node's solve starts warm.
+        """
+        wanted = {_signature(c): c for c in extra}
+        known = {key: k for k, key in enumerate(self.extra_keys)}
+        new = [c for key, c in wanted.items() if key not in known]
+        if new:
+            start = len(self.extra)
+            self.extra += new
+            self.extra_keys += [_signature(c) for c in new]
+            self.extra_active = np.concatenate([self.extra_active, np.ones(len(new), bool)])
+            self.e_upper = np.concatenate(
+                [self.e_upper, [float(np.abs(c.coef).sum()) + abs(c.rhs) for c in new]]
+            )
+            mat = self._extra_matrix(self.col_global, new).tocsr()
+            mat.sort_indices()
+            rhs = np.array([(-1.0 if c.sense == ">=" else 1.0) * c.rhs for c in new])
+            n = len(new)
+            self.highs.addRows(
+                n, np.full(n, -highspy.kHighsInf), rhs, mat.nnz,
+                mat.indptr[:-1].astype(np.int32), mat.indices.astype(np.int32),
+                mat.data.astype(np.float64),
+            )  # fmt: skip
+            rows = np.arange(self.n_rows + start, self.n_rows + start + n, dtype=np.int32)
+            self.highs.addCols(
+                n, np.full(n, self.violation_cost), np.zeros(n), self.e_upper[start:], n,
+                np.arange(n, dtype=np.int32), rows, -np.ones(n),
+            )  # fmt: skip
+            self.col_global = np.concatenate([self.col_global, np.full(n, -1, dtype=np.int64)])
+        active = np.array([key in wanted for key in self.extra_keys], dtype=bool)
+        changed = np.flatnonzero(active != self.extra_active)
+        if len(changed):
+            upper = np.array(
+                [
+                    ((-1.0 if self.extra[k].sense == ">=" else 1.0) * self.extra[k].rhs)
+                    if active[k]
+                    else highspy.kHighsInf
+                    for k in changed
+                ]
+            )
+            self.highs.changeRowsBounds(  # type: ignore[attr-defined]
+                len(changed), (self.n_rows + changed).astype(np.int32),
+                np.full(len(changed), -highspy.kHighsInf), upper,
+            )  # fmt: skip
+        self.extra_active = active
+
+    def _extra_duals_matvec(self, y_extra: np.ndarray) -> np.ndarray:
+        """``A_extra^T y`` over every triple (the extra rows' share of reduced costs)."""
+        out = np.zeros(self.lay.n_x)
+        for k, cut in enumerate(self.extra):
+            if y_extra[k] != 0.0:
+                sign = -1.0 if cut.sense == ">=" else 1.0
+                out[cut.idx] += sign * cut.coef * y_extra[k]  # idx has no repeats
+        return out
+
+    def solve(
+        self,
+        extra: Sequence[LinearCut] | None = None,
+        *,
+        max_rounds: int = 20,
+        time_limit_s: float = 60.0,
+    ) -> Certificate:
+        """Column generation to the LP optimum; a safe bound and reduced costs over ALL triples."""
+        start = time.perf_counter()
+        if extra is not None:
+            self.set_extra(extra)
+        lay = self.lay
+        n_ub = len(lay.b_ub)
+        best: Certificate | None = None
+        for rounds in range(1, max_rounds + 1):
+            remaining = max(1.0, time_limit_s - (time.perf_counter() - start))
+            self.highs.setOptionValue("time_limit", remaining)
+            self.highs.run()
+            status = self.highs.getModelStatus()
+            if status == highspy.HighsModelStatus.kInfeasible:
+                if not self.in_lp.all():  # the restricted LP proves nothing: price everything
+                    self.add_triples(np.arange(lay.n_x))
+                    continue
+                empty = np.zeros(lay.n_x)
+                return Certificate("infeasible", -np.inf, empty, 0, rounds, _since(start))
+            if status != highspy.HighsModelStatus.kOptimal:
+                _logger.warning("LP relaxation ended with status %s", status)
+                if best is not None:
+                    return best
+                return Certificate("failed", np.inf, np.zeros(lay.n_x), 0, rounds, _since(start))
+            sol = self.highs.getSolution()
+            duals = np.asarray(sol.row_dual)
+            values = np.asarray(sol.col_value)
+            y_ub = np.minimum(duals[:n_ub], 0.0)  # valid signs for <= rows
+            y_eq = duals[n_ub : self.n_rows]
+            y_ex = np.where(self.extra_active, np.minimum(duals[self.n_rows :], 0.0), 0.0)
+            rc_all = self.cost - self.a_ub.T @ y_ub - self.a_eq.T @ y_eq
+            rc_all[: lay.n_x] -= self._extra_duals_matvec(y_ex)
+            bound_min = float(y_ub @ lay.b_ub + y_eq @ lay.b_eq)
+            if self.extra:
+                rhs = np.array([(-1.0 if c.sense == ">=" else 1.0) * c.rhs for c in self.extra])
+                bound_min += float(y_ex[self.extra_active] @ rhs[self.extra_active])
+                rc_e = self.violation_cost + y_ex  # column -1 in its row
+                bound_min += float(np.sum(self.e_upper * np.minimum(rc_e, 0.0)))
+            bound_min += float(np.sum(lay.upper * np.minimum(rc_all, 0.0)))
+            rc = rc_all[: lay.n_x]
+            primal = np.zeros(lay.n_x)
+            x_pos = np.flatnonzero((self.col_global >= 0) & (self.col_global < lay.n_x))
+            primal[self.col_global[x_pos]] = values[x_pos]
+            e_values = values[self.col_global < 0]
+            violation = float(e_values[self.extra_active].sum()) if len(e_values) else 0.0
+            cert = Certificate(
+                "bound", -bound_min, rc, len(self.col_global), rounds, _since(start), primal,
+                violation, np.flatnonzero(self.in_lp),
+            )  # fmt: skip
+            if best is None or cert.upper_bound < best.upper_bound:
+                best = cert
+            improving = np.flatnonzero((rc < -1e-9 * self.scale) & ~self.in_lp)
+            _logger.debug(
+                "LP round %d: %d columns, bound %.3f, %d improving",
+                rounds, len(self.col_global), -bound_min, len(improving),
+            )  # fmt: skip
+            if len(improving) == 0:
+                break
+            take = improving[np.argsort(rc[improving], kind="stable")[:COLUMNS_PER_ROUND]]
+            self.add_triples(take)
+        assert best is not None
+        return Certificate(
+            best.status, best.upper_bound, best.reduced_cost, best.lp_columns, rounds,
+            _since(start), best.primal, best.violation, best.active,
+        )  # fmt: skip
+
+
+def _signature(cut: LinearCut) -> tuple[object, ...]:
+    """Identity of an extra row, to recognise it again at another node."""
+    return (
+        cut.name, cut.sense, int(cut.rhs), hash(np.asarray(cut.idx).tobytes()),
+        hash(np.asarray(cut.coef).tobytes()),
+    )  # fmt: skip
+
+
 def lp_certificate(
     inst: RoundInstance,
     triples: Triples,
@@ -174,79 +476,15 @@ def lp_certificate(
     weight_s: np.ndarray,
     soft: bool,
     *,
+    extra: Sequence[LinearCut] = (),
     per_group: int = 4,
-    max_rounds: int = 12,
     time_limit_s: float = 60.0,
 ) -> Certificate:
     """Solve the LP relaxation by column generation and return a safe bound with reduced costs."""
-    start = time.perf_counter()
-    lay = _layout(inst, triples, rows, bands, soft)
-    cost = -np.concatenate([weight_x, np.zeros(lay.n_o), weight_s[: lay.n_s]])  # min form
-    a_ub_csc = lay.a_ub.tocsc()
-    a_eq_csc = lay.a_eq.tocsc()
-    fixed_cols = np.arange(lay.n_x, lay.n_x + lay.n_o + lay.n_s)
-    active = top_per_group(triples, rows, per_group)
-    rounds = 0
-    rc = np.zeros(lay.n_x)
-    best_ub, best_rc = np.inf, rc
-    best_primal: np.ndarray | None = None
-    while True:
-        rounds += 1
-        cols = np.concatenate([active, fixed_cols])
-        sub_ub = a_ub_csc[:, cols].tocsr()
-        sub_eq = a_eq_csc[:, cols].tocsr()
-        keep_rows = np.flatnonzero(np.diff(sub_ub.indptr) > 0)
-        remaining = max(1.0, time_limit_s - (time.perf_counter() - start))
-        res = linprog(
-            cost[cols],
-            A_ub=sub_ub[keep_rows],
-            b_ub=lay.b_ub[keep_rows],
-            A_eq=sub_eq if sub_eq.shape[0] else None,
-            b_eq=lay.b_eq if sub_eq.shape[0] else None,
-            bounds=np.stack([np.zeros(len(cols)), lay.upper[cols]], axis=1),
-            method="highs-ds",
-            options={"time_limit": remaining, "presolve": True},
-        )
-        if res.status == 2:  # infeasible restricted LP: widen, or conclude on the full LP
-            if len(active) == lay.n_x:
-                return Certificate("infeasible", -np.inf, rc, len(cols), rounds, _since(start))
-            active = np.arange(lay.n_x)
-            continue
-        if res.status != 0 or res.ineqlin is None:
-            _logger.warning("LP relaxation ended with status %s: %s", res.status, res.message)
-            if np.isfinite(best_ub):  # an earlier round's duals still give a valid bound
-                return Certificate(
-                    "bound", best_ub, best_rc, len(cols), rounds, _since(start), best_primal
-                )
-            return Certificate("failed", np.inf, rc, len(cols), rounds, _since(start))
-        y_ub = np.zeros(len(lay.b_ub))
-        y_ub[keep_rows] = np.minimum(res.ineqlin.marginals, 0.0)  # valid signs for <= rows
-        y_eq = res.eqlin.marginals if sub_eq.shape[0] else np.zeros(0)
-        full_rc = cost - a_ub_csc.T @ y_ub - (a_eq_csc.T @ y_eq if len(y_eq) else 0.0)
-        bound_min = y_ub @ lay.b_ub + (y_eq @ lay.b_eq if len(y_eq) else 0.0)
-        bound_min += float(np.sum(lay.upper * np.minimum(full_rc, 0.0)))
-        rc = full_rc[: lay.n_x]
-        primal = np.zeros(lay.n_x)
-        primal[active] = res.x[: len(active)]
-        if -bound_min < best_ub:  # keep the bound and the reduced costs that go with it
-            best_ub, best_rc, best_primal = -bound_min, rc, primal
-        scale = max(1.0, float(np.abs(cost).max(initial=1.0)))
-        improving = np.flatnonzero(rc < -1e-9 * scale)
-        improving = np.setdiff1d(improving, active, assume_unique=True)
-        _logger.debug(
-            "LP round %d: %d columns, bound %.3f, %d improving",
-            rounds,
-            len(cols),
-            -bound_min,
-            len(improving),
-        )
-        if len(improving) == 0 or rounds >= max_rounds:
-            return Certificate(
-                "bound", best_ub, best_rc, len(cols), rounds, _since(start), best_primal
-            )
-        # add the most improving columns (at most as many again as are active)
-        take = improving[np.argsort(rc[improving], kind="stable")[: max(len(active), 1000)]]
-        active = np.union1d(active, take)
+    session = LPSession.for_round(
+        inst, triples, rows, bands, weight_x, weight_s, soft, per_group=per_group
+    )
+    return session.solve(extra, time_limit_s=time_limit_s)
 
 
 def _since(start: float) -> float:

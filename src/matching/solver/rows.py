@@ -35,6 +35,8 @@ class QuotaRow:
     sense: str  # ">=" or "<="
     rhs: int
     slack: int  # coefficient of the shortfall variable (+ for >=, - for <=)
+    base_idx: np.ndarray  # triples in the rule's base within this scope group (B)
+    counted_idx: np.ndarray  # triples counted (a subset of the base) (C)
 
     @property
     def name(self) -> str:
@@ -106,4 +108,6 @@ def _row(
         sense=">=" if floor else "<=",
         rhs=int(rhs),
         slack=slack if floor else -slack,
+        base_idx=np.flatnonzero(base),
+        counted_idx=np.flatnonzero(counted),
     )

@@ -23,15 +23,20 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from matching.params import SolveParams
+from matching.solver.branch import branch_and_bound
 from matching.solver.build import BuiltModel, build_model
+from matching.solver.cpsat import Budget, cp_solver, run
 from matching.solver.infeasibility import conflicting_rules
 from matching.solver.instance import RoundInstance, Triples, build_triples
-from matching.solver.lp import lp_certificate, top_per_group
+from matching.solver.lp import Certificate, LPSession, top_per_group
 from matching.solver.objective import combined_weights, stage_terms
 from matching.solver.rows import quota_rows
 from matching.types import QuotaMode, Stage
 
 _logger = logging.getLogger(__name__)
+
+RINS_SECONDS = 2.0
+"""Deterministic-time budget of one LP-guided neighbourhood search (CP-SAT)."""
 
 
 @dataclass
@@ -58,64 +63,6 @@ class _StagedOutcome:
     shortfall: list[int]
     values: dict[Stage, int]
     bounds: dict[Stage, float]
-
-
-class Budget:
-    """The solve's time budget, spent in CP-SAT's deterministic time so that runs reproduce.
-
-    CP-SAT reports a deterministic time (a work count, close to seconds on this kind of
-    machine) that does not depend on the machine's load; limiting the search by it, with the
-    interleaved parallel search, makes a cut-off run give the same solution every time. The
-    wall-clock deadline (three times the budget) is only a safety net.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.left = seconds
-        self.deadline = time.perf_counter() + 3 * seconds + 5
-
-    def share(self, fraction: float) -> Budget:
-        """A sub-budget of ``fraction`` of what is left (spent from this one as it is used)."""
-        sub = Budget(self.left * fraction)
-        sub.deadline = self.deadline
-        sub.parent = self  # type: ignore[attr-defined]
-        return sub
-
-    def spend(self, dtime: float) -> None:
-        """Record deterministic time used by a CP-SAT call."""
-        self.left = max(0.0, self.left - dtime)
-        parent = getattr(self, "parent", None)
-        if parent is not None:
-            parent.spend(dtime)
-
-
-def _run(solver: cp_model.CpSolver, model: cp_model.CpModel, budget: Budget) -> int:
-    code = int(solver.solve(model))
-    budget.spend(solver.response_proto.deterministic_time)
-    return code
-
-
-def _cp_solver(params: SolveParams, budget: Budget, large: bool = False) -> cp_model.CpSolver:
-    solver = cp_model.CpSolver()
-    p = solver.parameters
-    p.max_deterministic_time = max(0.01, budget.left)
-    p.max_time_in_seconds = max(0.01, budget.deadline - time.perf_counter())
-    if large:
-        # measured on the Caen la Mer monthly core (benchmarks/): probing and symmetry
-        # detection cost most of the time on these assignment models and buy nothing
-        p.cp_model_probing_level = 0
-        p.symmetry_level = 0
-    p.num_workers = params.num_workers
-    p.random_seed = params.seed
-    p.relative_gap_limit = params.relative_gap
-    p.log_search_progress = params.log
-    if params.deterministic and params.num_workers > 1:
-        if large:
-            p.interleave_search = True
-        else:
-            # small models: one worker is deterministic by itself, and measured 3-5x faster
-            # than the interleaved portfolio, which waits on its slowest LP worker
-            p.num_workers = 1
-    return solver
 
 
 @dataclass(frozen=True)
@@ -164,8 +111,8 @@ def solve_stages(
         model.clear_hints()
         if hint is not None or values:
             _add_hint(built, chosen, orientation, shortfall)
-        solver = _cp_solver(params, budget, large=len(v.x) > params.prune_above_triples)
-        code = _run(solver, model, budget)
+        solver = cp_solver(params, budget, large=len(v.x) > params.prune_above_triples)
+        code = run(solver, model, budget)
         if code == cp_model.INFEASIBLE:
             return _StagedOutcome("INFEASIBLE", chosen, orientation, shortfall, values, bounds)
         if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -182,7 +129,7 @@ def solve_stages(
             # Never return nothing when a solution exists: the first stage found none within the
             # budget, so look for any feasible allocation (no objective), on a small extra budget.
             model.clear_objective()
-            rescue = _cp_solver(params, Budget(max(1.0, 0.1 * params.time_limit_s)))
+            rescue = cp_solver(params, Budget(max(1.0, 0.1 * params.time_limit_s)))
             code = int(rescue.solve(model))
             if code == cp_model.INFEASIBLE:
                 return _StagedOutcome("INFEASIBLE", chosen, orientation, shortfall, values, bounds)
@@ -209,8 +156,8 @@ def solve_stages(
         model.add(expr >= value)
         fixed.append(value)
     if not built.stages:  # no objective: any feasible allocation (none is chosen)
-        solver = _cp_solver(params, budget)
-        code = _run(solver, model, budget)
+        solver = cp_solver(params, budget)
+        code = run(solver, model, budget)
         if code == cp_model.INFEASIBLE:
             return _StagedOutcome("INFEASIBLE", chosen, orientation, shortfall, values, bounds)
         chosen, orientation = v.chosen(solver), v.orientation(solver)
@@ -253,10 +200,8 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
     outcome: _StagedOutcome | None = None
     core_index = np.arange(len(triples))
     if prunable:
-        cert = lp_certificate(
-            inst, triples, rows, inst.bands(), wx, ws, soft,
-            time_limit_s=max(30.0, params.time_limit_s),
-        )  # fmt: skip
+        session = LPSession.for_round(inst, triples, rows, inst.bands(), wx, ws, soft)
+        cert = session.solve(time_limit_s=max(30.0, params.time_limit_s))
         stats.update(lp_bound=cert.upper_bound, lp_rounds=cert.rounds, lp_columns=cert.lp_columns,
                      lp_seconds=round(cert.seconds, 3))  # fmt: skip
         if cert.status == "infeasible":
@@ -265,7 +210,7 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
             stats["method"] = "lp_core"
             outcome, core_index = _solve_with_core(
                 inst, triples, cert.upper_bound, cert.reduced_cost, params, budget, terms,
-                multipliers, stats, cert.primal,
+                multipliers, stats, cert.primal, session,
             )  # fmt: skip
     if outcome is None:
         core_index = np.arange(len(triples))
@@ -302,27 +247,45 @@ def _solve_with_core(
     multipliers: list[int],
     stats: dict[str, float | int | str],
     primal: np.ndarray | None = None,
+    session: LPSession | None = None,
 ) -> tuple[_StagedOutcome | None, np.ndarray]:
-    """Step 3 of the module docstring: grow the core until the LP bound proves its optimum."""
+    """Step 3 of the module docstring: an LP-guided incumbent, then its proof.
+
+    The proof is the LP bound itself, or branching on the aggregate counts
+    (`matching.solver.branch`); failing both within the budget, the core grows until the LP
+    bound proves its CP-SAT optimum.
+    """
     stages = [t.stage for t in terms]
     tol = 1e-7 * max(1.0, abs(upper)) + 1e-6
     delta = 0.5 * (multipliers[-1] if multipliers else 1.0)
     previous: tuple[_StagedOutcome, np.ndarray] | None = None
     caps = StageCaps(upper, multipliers, [t.low for t in terms])
+    core_index = np.flatnonzero(rc <= delta + tol)
+    if primal is not None:
+        hint = _lp_guided_hint(inst, triples, core_index, primal, params, budget, caps)
+        stats["hint"] = "lp_rounding" if hint is not None else "none"
+        if hint is not None:
+            previous = (hint, core_index)
+            if session is not None and inst.policy.quotas.mode == QuotaMode.HARD:
+                proven, previous = _prove_by_branching(
+                    inst, triples, upper, previous, params, budget, terms, multipliers,
+                    stats, session, caps,
+                )  # fmt: skip
+                if proven:
+                    return previous
+
     for iteration in range(1, 30):
         core_index = np.flatnonzero(rc <= delta + tol)
         hint = None
-        if previous is None and primal is not None:
-            hint = _lp_guided_hint(inst, triples, core_index, primal, params, budget, caps)
-            stats["hint"] = "lp_rounding" if hint is not None else "none"
         if previous is not None:
             old_outcome, old_index = previous
             position = {int(t): i for i, t in enumerate(core_index)}
-            moved = [position[int(old_index[c])] for c in old_outcome.chosen]
-            hint = _StagedOutcome(
-                "HINT", np.array(moved, dtype=np.int64),
-                old_outcome.orientation, old_outcome.shortfall, {}, {},
-            )  # fmt: skip
+            moved = [position.get(int(old_index[c]), -1) for c in old_outcome.chosen]
+            if min(moved, default=0) >= 0:
+                hint = _StagedOutcome(
+                    "HINT", np.array(moved, dtype=np.int64),
+                    old_outcome.orientation, old_outcome.shortfall, {}, {},
+                )  # fmt: skip
         built = build_model(inst, triples.subset(core_index))
         outcome = solve_stages(built, params, budget, hint, caps)
         stats.update(core_triples=len(core_index), core_iterations=iteration)
@@ -344,6 +307,72 @@ def _solve_with_core(
     return None, np.arange(len(triples))
 
 
+def _prove_by_branching(
+    inst: RoundInstance,
+    triples: Triples,
+    upper: float,
+    incumbent: tuple[_StagedOutcome, np.ndarray],
+    params: SolveParams,
+    budget: Budget,
+    terms: list,
+    multipliers: list[int],
+    stats: dict[str, float | int | str],
+    session: LPSession,
+    caps: StageCaps,
+) -> tuple[bool, tuple[_StagedOutcome, np.ndarray]]:
+    """Prove the incumbent optimal (or improve it) by `matching.solver.branch`.
+
+    Returns whether it is proven, and the best solution with its core index (marked optimal
+    when proven; otherwise the core search starts from it).
+    """
+    stages = [t.stage for t in terms]
+    best = incumbent
+    z = _combined_value(best[0].values, stages, multipliers)
+    if upper < z + 1 - 1e-9 * max(1.0, abs(upper)):  # the LP bound already proves it
+        stats["proof"] = "lp_bound"
+        return True, (_proven(best[0]), best[1])
+    allocations = len(best[0].chosen)
+
+    def improve(cert: Certificate) -> int | None:
+        nonlocal best
+        if cert.primal is None:
+            return None
+        gap = max(0.5 * (multipliers[-1] if multipliers else 1.0), cert.upper_bound - z)
+        core = np.flatnonzero(cert.reduced_cost <= gap + 1e-6 * max(1.0, abs(gap)))
+        found = _lp_guided_hint(inst, triples, core, cert.primal, params, budget, caps)
+        if found is None:
+            return None
+        value = _combined_value(found.values, stages, multipliers)
+        if value > _combined_value(best[0].values, stages, multipliers):
+            best = (found, core)
+        return value
+
+    start = time.perf_counter()
+    outcome = branch_and_bound(
+        inst, triples, session.rows, session,
+        incumbent=z, min_allocations=allocations, improve=improve, deadline=budget.deadline,
+    )  # fmt: skip
+    stats.update(
+        branch_nodes=outcome.nodes,
+        branch_cuts=outcome.cuts,
+        branch_seconds=round(time.perf_counter() - start, 3),
+        branch_bound=float(outcome.bound),
+    )
+    if outcome.proven:
+        stats["proof"] = "aggregate_branching"
+        stats["certificate_gap"] = 0.0
+        return True, (_proven(best[0]), best[1])
+    return False, best
+
+
+def _proven(outcome: _StagedOutcome) -> _StagedOutcome:
+    """The same solution, marked optimal: each stage's bound is its value."""
+    values = dict(outcome.values)
+    return _StagedOutcome(
+        "OPTIMAL", outcome.chosen, outcome.orientation, outcome.shortfall, values, dict(values)
+    )
+
+
 def _lp_guided_hint(
     inst: RoundInstance,
     triples: Triples,
@@ -353,19 +382,35 @@ def _lp_guided_hint(
     budget: Budget,
     caps: StageCaps,
 ) -> _StagedOutcome | None:
-    """A first solution: keep the LP's integral assignments, let CP-SAT complete the rest (RINS).
+    """A solution near an LP solution: keep its integral assignments, let CP-SAT complete (RINS).
 
     The LP relaxation is nearly integral: fixing its ones leaves a small problem over the
-    remaining units that CP-SAT solves quickly; the result hints the full core solve.
+    remaining units and households (the core triples of the free units to free households),
+    which CP-SAT solves quickly. The returned ``chosen`` indexes ``core_index``.
     """
     ones = primal[core_index] > 1 - 1e-6
     if not ones.any():
         return None
-    built = build_model(inst, triples.subset(core_index))
-    for i in np.flatnonzero(ones):
-        built.model.add(built.vars.x[i] == 1)
-    outcome = solve_stages(built, params, budget.share(0.25), None, caps)
-    return outcome if outcome.status in {"OPTIMAL", "FEASIBLE"} else None
+    fixed = core_index[ones]
+    taken_u = np.zeros(len(inst.units), dtype=bool)
+    taken_u[triples.unit[fixed]] = True
+    taken_d = np.zeros(len(inst.demands), dtype=bool)
+    taken_d[triples.demand[fixed]] = True
+    free = ~taken_u[triples.unit[core_index]] & ~taken_d[triples.demand[core_index]]
+    keep = np.flatnonzero(ones | free)
+    local = core_index[keep]
+    built = build_model(inst, triples.subset(local))
+    for i in np.flatnonzero(ones[keep]):
+        built.model.add(built.vars.x[int(i)] == 1)
+    # a good solution is the goal here, not its proof (the LP bound proves): a small budget
+    sub = budget.share(0.25)
+    sub.left = min(sub.left, RINS_SECONDS)
+    outcome = solve_stages(built, params, sub, None, caps)
+    if outcome.status not in {"OPTIMAL", "FEASIBLE"}:
+        return None
+    # re-index to core_index positions
+    outcome.chosen = keep[outcome.chosen]
+    return outcome
 
 
 def _infeasible(

@@ -1,0 +1,186 @@
+"""Prove an incumbent optimal by branching on the round's aggregate counts, with LP bounds.
+
+Why: with binding quotas the LP bound of a round stays a few points above the integer optimum,
+and that gap lives in a handful of integer counts (`matching.solver.cuts`): priority households
+per réservataire, units per réservataire, Q1 households outside QPV. Branching on those counts
+(``C <= 16`` or ``C >= 17``) and re-deriving the staircase cuts at each node closes the gap in a
+few LPs, where CP-SAT or a general MIP solver on the tens of thousands of candidate triples
+does not close it in minutes (benchmarks/, docs/solver.md).
+
+Every node bound is the safe LP bound of `matching.solver.lp.lp_certificate`, valid for every
+integer solution of the FULL round (all triples priced) that satisfies the node's ranges and has
+at least the incumbent's allocations. The children of a node split one aggregate's range, so
+they cover every such solution; a node is closed when its bound cannot beat the incumbent by
+one (the objective is an integer). When every node is closed, the incumbent is optimal.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from matching.solver.cuts import Aggregate, ShareRow, aggregates, hull_cuts
+from matching.solver.instance import RoundInstance, Triples
+from matching.solver.lp import Certificate, LinearCut, LPSession
+from matching.solver.rows import QuotaRow
+
+_logger = logging.getLogger(__name__)
+
+Improve = Callable[[Certificate], int | None]
+"""Look for a better solution near a node's LP solution; returns its value, or None."""
+
+
+@dataclass
+class BranchOutcome:
+    """What the search proved: the best value found, and a bound on every better solution."""
+
+    proven: bool  # every node closed: no solution beats the incumbent
+    incumbent: int  # value of the best solution known (the caller holds the solution)
+    bound: float  # valid upper bound on the objective (= incumbent when proven)
+    nodes: int
+    cuts: int  # staircase cuts added at the root
+    open_bounds: list[float] = field(default_factory=list)
+
+
+def _intersect(a: tuple[int, int], b: tuple[int, int] | None) -> tuple[int, int]:
+    return a if b is None else (max(a[0], b[0]), min(a[1], b[1]))
+
+
+def _node_rows(
+    shares: list[ShareRow],
+    aggs: list[Aggregate],
+    ranges: dict[str, tuple[int, int]],
+    floor_rows: list[LinearCut],
+) -> list[LinearCut] | None:
+    """Extra LP rows of a node: the allocation floor, branching bounds, staircase cuts."""
+    rows = list(floor_rows)
+    for agg in aggs:
+        lo, hi = _intersect((agg.low, agg.high), ranges.get(agg.key))
+        if lo > hi:
+            return None
+        ones = np.ones(len(agg.idx), dtype=np.int64)
+        if agg.key in ranges and lo > agg.low:
+            rows.append(LinearCut(agg.idx, ones, ">=", lo, f"branch:{agg.key}"))
+        if agg.key in ranges and hi < agg.high:
+            rows.append(LinearCut(agg.idx, ones, "<=", hi, f"branch:{agg.key}"))
+    for share in shares:
+        b = _intersect((share.base.low, share.base.high), ranges.get(share.base.key))
+        c = _intersect((share.counted.low, share.counted.high), ranges.get(share.counted.key))
+        cuts = hull_cuts(share, b, c)
+        if cuts is None:
+            return None
+        rows += cuts
+    return rows
+
+
+def _most_fractional(aggs: list[Aggregate], primal: np.ndarray) -> tuple[Aggregate, float] | None:
+    best: tuple[float, int] | None = None
+    for i, agg in enumerate(aggs):
+        v = agg.value(primal)
+        frac = abs(v - round(v))
+        if frac > 1e-6 and (best is None or frac > best[0] + 1e-9):
+            best = (frac, i)
+    if best is None:
+        return None
+    agg = aggs[best[1]]
+    return agg, agg.value(primal)
+
+
+def branch_and_bound(
+    inst: RoundInstance,
+    triples: Triples,
+    rows: list[QuotaRow],
+    session: LPSession,
+    *,
+    incumbent: int,
+    min_allocations: int,
+    improve: Improve,
+    max_nodes: int = 64,
+    deadline: float = math.inf,
+) -> BranchOutcome:
+    """Best-first search over aggregate ranges until no node can beat the incumbent.
+
+    ``incumbent`` is the folded objective value of the best known solution (which has
+    ``min_allocations`` allocations); ``improve`` is called on nodes whose aggregates are all
+    integral but whose bound still beats the incumbent, to look for a better solution there.
+    The search stops at ``max_nodes`` LPs (a fixed count, so that runs reproduce) or at the
+    wall-clock ``deadline``; the open nodes' bounds then bound the optimum.
+    """
+    shares, aggs = aggregates(inst, triples, rows, min_allocations)
+    floor_rows = [
+        LinearCut(
+            np.arange(len(triples)),
+            np.ones(len(triples), dtype=np.int64),
+            ">=",
+            min_allocations,
+            "allocations",
+        )
+    ]
+    z = incumbent
+    counter = 0
+    heap: list[tuple[float, int, dict[str, tuple[int, int]]]] = [(-math.inf, counter, {})]
+    open_bounds: list[float] = []
+    nodes = 0
+    root_cuts = 0
+
+    def closed(bound: float) -> bool:
+        return bound < z + 1 - 1e-9 * max(1.0, abs(bound))
+
+    while heap:
+        neg_parent, _, ranges = heapq.heappop(heap)
+        parent = -neg_parent
+        if closed(parent):
+            continue
+        if nodes >= max_nodes or time.perf_counter() > deadline:
+            open_bounds.append(parent)
+            open_bounds += [-h[0] for h in heap if not closed(-h[0])]
+            break
+        nodes += 1
+        extra = _node_rows(shares, aggs, ranges, floor_rows)
+        if extra is None:  # the node's ranges admit no integer point
+            continue
+        if nodes == 1:
+            root_cuts = sum(1 for r in extra if r.name.startswith("hull:"))
+        tick = time.perf_counter()
+        cert = session.solve(extra)
+        _logger.debug(
+            "node %d LP: %.2f s, %d rounds", nodes, time.perf_counter() - tick, cert.rounds
+        )
+        if cert.status == "infeasible":
+            continue
+        if cert.status != "bound" or cert.primal is None:
+            open_bounds.append(parent)
+            continue
+        bound = min(cert.upper_bound, parent)
+        _logger.debug("node %d %s: bound %.3f (incumbent %d)", nodes, ranges, bound, z)
+        if closed(bound):
+            continue
+        split = _most_fractional(aggs, cert.primal)
+        if nodes == 1 and split is not None:  # the cuts moved the LP: look near it once
+            found = improve(cert)
+            if found is not None and found > z:
+                z = found
+                if closed(bound):
+                    continue
+        if split is None:
+            found = improve(cert)
+            if found is not None and found > z:
+                z = found
+            if not closed(bound):
+                open_bounds.append(bound)
+            continue
+        agg, value = split
+        lo, hi = _intersect((agg.low, agg.high), ranges.get(agg.key))
+        for child in ((lo, math.floor(value)), (math.ceil(value), hi)):
+            if child[0] <= child[1]:
+                counter += 1
+                heapq.heappush(heap, (-bound, counter, {**ranges, agg.key: child}))
+    still_open = [b for b in open_bounds if not closed(b)]
+    bound = max([float(z), *still_open])
+    return BranchOutcome(not still_open, z, bound, nodes, root_cuts, still_open)

@@ -1,0 +1,197 @@
+"""Aggregate counts of a round and the integer-rounding cuts they imply.
+
+Why: the LP relaxation of a round with binding quotas sits a few points above the integer
+optimum (on the Caen la Mer monthly round: 48,089.5 against 48,070), because a share floor
+``4 C - B >= 0`` lets the LP give a quarter of a priority household. Every quota row compares
+two integer counts over the allocation, the base ``B`` and the counted ``C``; so does every
+flux band (units oriented to a réservataire). Knowing the range of ``B`` (from the bands, the
+units that can only be allocated inside the base, and how many units may stay empty), the
+integer points ``(B, C)`` that satisfy the row form a staircase, and the facets of its convex
+hull are valid cuts that the LP does not satisfy by itself (``C >= 13`` where the LP takes
+``C = 12.75``).
+
+Each aggregate is also a branching variable for `matching.solver.branch`: narrowing its range
+at a node narrows the staircase, and the cuts recomputed for the node get stronger.
+
+Validity: the ranges assume at least ``min_allocations`` allocations (at most ``n_units -
+min_allocations`` empty units). The solver only uses them to compare against an incumbent with
+that many allocations: any solution with fewer allocations is worth less (allocations come
+before score in the objective, DOMAIN A5), so it cannot beat the incumbent anyway.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from matching.solver.instance import NONE, RoundInstance, Triples
+from matching.solver.lp import LinearCut
+from matching.solver.rows import QuotaRow
+from matching.types import Measure
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """An integer count over the allocation: ``sum(x[idx])``, with its structural range."""
+
+    key: str  # e.g. "B:priority_floor_bailleur", "N:etat"
+    idx: np.ndarray  # triple indices
+    low: int
+    high: int
+
+    def value(self, primal: np.ndarray) -> float:
+        """The aggregate's value in an LP solution (by triple)."""
+        return float(primal[self.idx].sum())
+
+
+@dataclass(frozen=True)
+class ShareRow:
+    """A hard share quota row over two aggregates: ``q C - p B (>= or <=) rhs``."""
+
+    row: QuotaRow
+    base: Aggregate
+    counted: Aggregate
+    p: int
+    q: int
+
+
+def label_ranges(inst: RoundInstance) -> list[tuple[int, int]]:
+    """Admissible number of this round's flux units oriented to each réservataire (A4).
+
+    Réservataires with a share have their band; the landlord takes the rest, so its range is
+    what the others leave; a réservataire with neither is free in ``[0, flux units]``.
+    """
+    n_flux = int(inst.flux_units.sum())
+    bands = inst.bands()
+    ranges: list[tuple[int, int]] = []
+    banded_low = sum(b.low for b in bands.values())
+    banded_high = sum(b.high for b in bands.values())
+    for res in inst.reservataires:
+        if res in bands:
+            ranges.append((bands[res].low, bands[res].high))
+        elif res == inst.policy.flux.landlord:
+            ranges.append((max(0, n_flux - banded_high), max(0, n_flux - banded_low)))
+        else:
+            ranges.append((0, n_flux))
+    return ranges
+
+
+def _units_range(
+    inst: RoundInstance, triples: Triples, idx: np.ndarray, empty_units: int
+) -> tuple[int, int]:
+    """Range of the number of allocated units whose triple lies in ``idx``.
+
+    At most one triple per unit is chosen. A unit all of whose triples are in ``idx`` counts
+    whenever it is allocated; at most ``empty_units`` units are not. If every triple of
+    réservataires R is in ``idx``, the flux units oriented to R (at least the sum of their
+    band lows) count once allocated; if ``idx`` only holds triples of R (no unit excluded from
+    the flux), at most the sum of their band highs count.
+    """
+    n_units = len(inst.units)
+    inside = np.zeros(len(triples), dtype=bool)
+    inside[idx] = True
+    has_in = np.bincount(triples.unit[inside], minlength=n_units) > 0
+    has_out = np.bincount(triples.unit[~inside], minlength=n_units) > 0
+    low = int((has_in & ~has_out).sum()) - empty_units
+    high = int(has_in.sum())
+    ranges = label_ranges(inst)
+    res_in = triples.res[inside]
+    res_out = triples.res[~inside]
+    full = [r for r in range(len(ranges)) if (res_in == r).any() and not (res_out == r).any()]
+    if full:
+        low = max(low, sum(ranges[r][0] for r in full) - empty_units)
+    if len(res_in) and not (res_in == NONE).any():
+        present = np.unique(res_in)
+        high = min(high, sum(ranges[int(r)][1] for r in present))
+    return max(0, low), max(0, high)
+
+
+def aggregates(
+    inst: RoundInstance, triples: Triples, rows: list[QuotaRow], min_allocations: int
+) -> tuple[list[ShareRow], list[Aggregate]]:
+    """The hard share rows as aggregate pairs, and every branching aggregate of the round.
+
+    Branching aggregates: B and C of each quota row, and the allocations through each
+    réservataire (``N:<id>``), which the flux bands make integer-critical.
+    """
+    empty = max(0, len(inst.units) - min_allocations)
+    shares: list[ShareRow] = []
+    every: list[Aggregate] = []
+    for row in rows:
+        b_lo, b_hi = _units_range(inst, triples, row.base_idx, empty)
+        base = Aggregate(f"B:{row.name}", row.base_idx, b_lo, b_hi)
+        c_hi = min(b_hi, _units_range(inst, triples, row.counted_idx, empty)[1])
+        counted = Aggregate(f"C:{row.name}", row.counted_idx, 0, c_hi)
+        every += [base, counted]
+        if row.rule.measure == Measure.SHARE:
+            frac = row.rule.target_fraction()
+            shares.append(ShareRow(row, base, counted, frac.numerator, frac.denominator))
+    for r, res in enumerate(inst.reservataires):
+        idx = np.flatnonzero(triples.res == r)
+        lo, hi = _units_range(inst, triples, idx, empty)
+        every.append(Aggregate(f"N:{res}", idx, lo, hi))
+    return shares, every
+
+
+def _lower_hull(points: list[tuple[int, int]]) -> list[tuple[Fraction, Fraction]]:
+    """Facets ``C >= a + s B`` (as (s, a)) of the lower convex hull of integer points."""
+    hull: list[tuple[int, int]] = []
+    for pt in sorted(points):
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (y2 - y1) * (pt[0] - x1) >= (pt[1] - y1) * (x2 - x1):
+                hull.pop()  # hull[-1] is on or above the segment hull[-2] -> pt
+            else:
+                break
+        hull.append(pt)
+    if len(hull) == 1:
+        return [(Fraction(0), Fraction(hull[0][1]))]
+    facets = []
+    for (x1, y1), (x2, y2) in itertools.pairwise(hull):
+        s = Fraction(y2 - y1, x2 - x1)
+        facets.append((s, y1 - s * x1))
+    return facets
+
+
+def hull_cuts(
+    share: ShareRow, b_range: tuple[int, int], c_range: tuple[int, int]
+) -> list[LinearCut] | None:
+    """Facets of the integer hull of one share row's staircase; None if it has no point.
+
+    Floor ``q C - p B >= rhs``: for each admissible integer B the least C is
+    ``ceil((rhs + p B) / q)``; the lower hull of those points bounds C from below. A ceiling
+    bounds C from above by the upper hull of ``floor((rhs + p B) / q)`` (the lower hull of the
+    negated points).
+    """
+    row, p, q = share.row, share.p, share.q
+    floor = row.sense == ">="
+    points: list[tuple[int, int]] = []
+    for b in range(b_range[0], b_range[1] + 1):
+        if floor:
+            c = max(c_range[0], -((-(row.rhs + p * b)) // q))
+            if c <= min(c_range[1], b):
+                points.append((b, c))
+        else:
+            c = min(c_range[1], b, (row.rhs + p * b) // q)
+            if c >= c_range[0]:
+                points.append((b, -c))
+    if not points:
+        return None
+    cuts = []
+    for s, a in _lower_hull(points):
+        # floor: C >= a + s B  ->  den C - num B >= den a ; ceiling: -C >= a + s B
+        den = math.lcm(s.denominator, a.denominator)
+        num_b, rhs = int(s * den), int(a * den)
+        coef_c = den if floor else -den
+        coef = np.full(len(share.base.idx), -num_b, dtype=np.int64)
+        in_counted = np.isin(share.base.idx, share.counted.idx, assume_unique=True)
+        coef[in_counted] += coef_c
+        keep = coef != 0
+        if not keep.any():
+            continue
+        cuts.append(LinearCut(share.base.idx[keep], coef[keep], ">=", rhs, f"hull:{row.name}"))
+    return cuts
