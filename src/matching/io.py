@@ -1114,6 +1114,9 @@ RESULT_FILES: tuple[str, ...] = (
 )
 """Files of a solved round's folder that hold the result (docs/data-format.md)."""
 
+SHORTLISTS_FILE = "shortlists.csv"
+"""The CALEOL shortlists of a solved round (`matching.shortlist.shortlists`), when written."""
+
 INPUT_FILES: tuple[str, ...] = ("units.csv", "demands.csv", "policy.yaml", "year_so_far.json")
 """Files of a solved round's folder that hold its inputs (``year_so_far.json`` only when given)."""
 
@@ -1171,7 +1174,7 @@ def write_round_inputs(
         The folder or a file cannot be written.
     """
     folder = _folder(out_dir)
-    for name in (*RESULT_FILES, "year_so_far.json"):
+    for name in (*RESULT_FILES, SHORTLISTS_FILE, "year_so_far.json"):
         (folder / name).unlink(missing_ok=True)
     write_units(units, folder / "units.csv")
     write_table(demands_with_facts, folder / "demands.csv")
@@ -1206,6 +1209,32 @@ def write_round_result(out_dir: PathLike, result: Result) -> list[Path]:
     _write_text(folder / "result.json", result.to_json())
     _write_text(folder / "timings.json", json_text(result.timings()))
     return [folder / name for name in RESULT_FILES]
+
+
+def write_shortlists(out_dir: PathLike, shortlists: pd.DataFrame) -> Path:
+    """Write a round's CALEOL shortlists as ``shortlists.csv`` (docs/data-format.md).
+
+    Parameters
+    ----------
+    out_dir
+        The round's folder, created when missing.
+    shortlists
+        The table of `matching.shortlist.shortlists` (unit_id, rank, demand_id, score, reason),
+        written as given (it is sorted by unit_id then rank); a missing score is an empty cell.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    DataError
+        The folder or the file cannot be written.
+    """
+    path = _folder(out_dir) / SHORTLISTS_FILE
+    write_table(shortlists, path)
+    return path
 
 
 def write_round_folder(

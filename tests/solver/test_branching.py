@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from matching.exceptions import InfeasibleError
 from matching.generate import generate_territory
 from matching.params import SolveParams
 from matching.policy.model import Policy
@@ -30,7 +31,7 @@ ORLIB = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "orlib"
 
 
 def test_lower_hull_of_a_quarter_floor_staircase() -> None:
-    """B in 63..66 with C >= ceil(B/4): facets C >= 16 and 2C - B >= -32 (points (64,16),(66,17))."""
+    """B in 63..66, C >= ceil(B/4): facets C >= 16 and 2C - B >= -32 (via (64,16), (66,17))."""
     points = [(b, math.ceil(b / 4)) for b in range(63, 67)]
     facets = _lower_hull(points)
     assert [(float(s), float(a)) for s, a in facets] == [(0.0, 16.0), (0.5, -16.0)]
@@ -105,9 +106,10 @@ def test_pruning_and_branching_never_change_the_optimum_on_50_rounds() -> None:
         on = pd.Timestamp(units["released_on"].max()).date()
         try:
             pruned = solve_checked(units, demands, policy, PRUNED, on=on)
-        except Exception as e:  # noqa: BLE001 - infeasible must be infeasible both ways
-            with pytest.raises(type(e)):
+        except InfeasibleError as e:  # infeasible must be infeasible both ways, same rules
+            with pytest.raises(InfeasibleError) as full_error:
                 solve_checked(units, demands, policy, FULL, on=on)
+            assert set(full_error.value.rule_ids) == set(e.rule_ids), seed
             continue
         full = solve_checked(units, demands, policy, FULL, on=on)
         assert pruned.status == full.status == "OPTIMAL", seed

@@ -27,8 +27,8 @@ from matching.policy.fields import DERIVED_DEMAND_FIELDS
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 TINY = SCENARIOS / "tiny.yaml"
-OUTPUTS = ("allocations.csv", "orientations.csv", "unallocated_units.csv", "kpis.json",
-           "result.json", "timings.json")  # fmt: skip
+OUTPUTS = ("allocations.csv", "orientations.csv", "unallocated_units.csv", "shortlists.csv",
+           "kpis.json", "result.json", "timings.json")  # fmt: skip
 INPUTS = ("units.csv", "demands.csv", "policy.yaml")
 
 
@@ -53,7 +53,7 @@ def test_writes_every_file(solved: tuple[Path, str]) -> None:
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS + INPUTS)
     assert "Round 2026-01-31 under policy default-2026" in text
     assert "Réservataires:" in text and "Quotas (hard mode, year to date):" in text
-    assert f"Wrote 9 files to {out}" in text
+    assert f"Wrote 10 files to {out}" in text
 
 
 def test_every_unit_once_and_counts_add_up(solved: tuple[Path, str]) -> None:

@@ -3,9 +3,9 @@
 The round comes from a scenario file (``matching solve SCENARIO --out DIR``) or from files
 (``--units --demands --policy``). The command loads it, solves it with `matching.round.solve`
 (which runs the independent checker on the result), writes the folder with
-`matching.io.write_round_inputs` (before solving) and `write_round_result`, then prints the
-summary and the indicators. Ids and
-aggregates only: no household's data is printed.
+`matching.io.write_round_inputs` (before solving), `write_round_result` and, for a solved
+round, the CALEOL shortlists (`matching.shortlist`, `write_shortlists`), then prints the
+summary and the indicators. Ids and aggregates only: no household's data is printed.
 
 Exit codes: 0 solved (OPTIMAL, or FEASIBLE when the time limit stopped the proof); 1 no solution
 within the time limit; 2 bad input; 3 the hard quotas are infeasible (the folder is still
@@ -30,6 +30,7 @@ from matching.io import (
     read_year_so_far,
     write_round_inputs,
     write_round_result,
+    write_shortlists,
 )
 from matching.kpis import RoundKpis, render_kpis_text
 from matching.params import SolveParams
@@ -194,7 +195,8 @@ def solve_command(
 
     The round is a SCENARIO file (scenarios/*.yaml), or the files given with --units and
     --demands (and --policy). Written: allocations.csv, orientations.csv,
-    unallocated_units.csv, kpis.json, result.json, timings.json, and the inputs as used:
+    unallocated_units.csv, shortlists.csv (the CALEOL's ranked candidates per allocated unit),
+    kpis.json, result.json, timings.json, and the inputs as used:
     units.csv, demands.csv (with the derived facts and scores), policy.yaml, year_so_far.json.
     Same inputs and settings give the same files, timings.json aside.
 
@@ -202,6 +204,7 @@ def solve_command(
     quotas (the folder is still written); 4 internal error (please report).
     """
     from matching.round import infeasibility_message, prepare_round, solve
+    from matching.shortlist import shortlists
 
     files_given = [name for name, v in (("--units", units), ("--demands", demands)) if v]
     if scenario is not None:
@@ -243,6 +246,12 @@ def solve_command(
     except CheckFailedError as exc:
         raise CheckFailedError(f"{exc}\n(the round's inputs are in {out})") from exc
     written = write_round_result(out, result) + written
+    if result.status in {"OPTIMAL", "FEASIBLE"}:
+        table = shortlists(
+            unit_table, demand_table, policy, result,
+            year_so_far=year, on=round_on, prepared=prepared,
+        )  # fmt: skip
+        written.append(write_shortlists(out, table))
 
     click.echo(result.summary())
     if result.kpis:

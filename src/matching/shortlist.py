@@ -1,0 +1,260 @@
+"""The CALEOL shortlist of each allocated unit: the allocated household and ranked substitutes.
+
+The commission examines at least three demands per unit, except when there are not enough
+candidates (CCH R441-3, DOMAIN A6, B6), and ranks them: if the first refuses the offer, the unit
+goes to the second, then the third. For each allocated unit, `shortlists` lists:
+
+- rank 1: the household the round allocated the unit to;
+- ranks 2..size: the best-ranked households (score, then the policy's tie-break order, as the
+  solver breaks ties: `matching.round.tie_rank`) that are eligible for the unit, in the pool of
+  the réservataire the unit is oriented to (the landlord's households for a unit excluded from
+  the flux), not allocated in this round, and such that giving the unit to that household
+  instead, everything else unchanged, keeps every quota satisfied.
+
+The quota condition is proven exactly, not by re-solving: each quota rule in each scope group is
+an integer line (`matching.allocation.lines`) whose value is evaluated once for the allocation;
+substituting household d for the allocated d0 on unit u changes a line only by the difference
+of the two triples' coefficients (each in at most one group of a rule, so at most two lines per
+rule move). A candidate is kept when no line's shortfall grows: with hard quotas met, every
+quota stays met; after a soft-mode round with a reported shortfall, the substitution does not
+make it worse. Orientation, flux bands, pools and eligibility are unchanged by construction, so
+the substituted allocation passes the independent checker exactly when the original does.
+
+When fewer than ``size`` households can be listed, one more row for the unit says why (its
+``demand_id`` is empty and ``score`` missing), with the first code that applies:
+
+- ``quota_would_break``: some eligible households of the pool are free, but substituting them
+  would break a quota (or deepen a reported shortfall);
+- ``no_other_eligible``: the allocated household is the only one of the pool eligible for the
+  unit;
+- ``pool_exhausted``: otherwise: every other eligible household of the pool is listed or
+  allocated to another unit in this round.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from matching.allocation.lines import QuotaLines, quota_lines
+from matching.exceptions import DataError, RowProblem
+from matching.flux import YearSoFar
+from matching.policy.model import Policy
+from matching.result import Result
+from matching.round import PreparedRound, prepare_round
+from matching.solver.instance import RoundInstance, Triples, build_triples
+
+SHORTLIST_COLUMNS: tuple[str, ...] = ("unit_id", "rank", "demand_id", "score", "reason")
+"""Columns of a shortlist table, in order."""
+
+QUOTA_WOULD_BREAK = "quota_would_break"
+POOL_EXHAUSTED = "pool_exhausted"
+NO_OTHER_ELIGIBLE = "no_other_eligible"
+
+SHORTLIST_REASONS: dict[str, str] = {
+    QUOTA_WOULD_BREAK: "eligible households of the pool are free, but giving one of them the "
+    "unit instead would break a quota",
+    NO_OTHER_ELIGIBLE: "the allocated household is the only one of the pool eligible for the unit",
+    POOL_EXHAUSTED: "every other eligible household of the pool is listed or allocated to "
+    "another unit",
+}
+"""Why a unit has fewer candidates than asked, by code (the ``reason`` column)."""
+
+
+def shortlists(
+    units: pd.DataFrame,
+    demands: pd.DataFrame,
+    policy: Policy,
+    result: Result,
+    *,
+    year_so_far: YearSoFar | None,
+    on: dt.date,
+    size: int = 3,
+    prepared: PreparedRound | None = None,
+) -> pd.DataFrame:
+    """Ranked candidates of each allocated unit, each one a valid substitute (module docstring).
+
+    Parameters
+    ----------
+    units, demands
+        The round's canonical tables.
+    policy
+        The policy whose quotas a substitution must keep (its hard rules, whatever the mode).
+    result
+        The round's result: its ``allocation`` (unit_id, demand_id, reservataire).
+    year_so_far
+        Earlier rounds of the year, counted in the quotas as the round counted them.
+    on
+        The round's date.
+    size
+        Candidates wanted per unit, the allocated household included (3 in a CALEOL).
+    prepared
+        The round already prepared with this policy (`matching.round.prepare_round`), to save
+        preparing it again; None prepares it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns `SHORTLIST_COLUMNS`, sorted by unit_id then rank: ``rank`` 1..size, ``score``
+        nullable Int64, ``reason`` empty for a candidate or a code of `SHORTLIST_REASONS` on
+        the one extra row of a unit with fewer than ``size`` candidates.
+
+    Raises
+    ------
+    DataError
+        An allocation row names a unit, household or réservataire that the round cannot
+        allocate that way (the result is not of this round).
+    """
+    if size < 1:
+        raise ValueError(f"size must be at least 1, got {size}")
+    if prepared is None:
+        prepared = prepare_round(units, demands, policy, on=on, year_so_far=year_so_far)
+    inst = prepared.instance
+    triples = build_triples(inst)  # sorted by unit, réservataire, then the tie-break order
+    lines = quota_lines(inst, triples)
+    chosen = _allocated_triples(inst.units, inst.demands, inst.reservataires, triples, result)
+    n_units = len(inst.units)
+    # the allocated triple of each unit (-1 when the unit is not allocated)
+    of_unit = np.full(n_units, -1, dtype=np.int64)
+    of_unit[triples.unit[chosen]] = chosen
+    taken = np.zeros(len(inst.demands), dtype=bool)
+    taken[triples.demand[chosen]] = True
+    mine = of_unit[triples.unit]
+    alternative = (mine >= 0) & (triples.res == triples.res[np.maximum(mine, 0)])
+    alternative &= triples.demand != triples.demand[np.maximum(mine, 0)]
+    others = np.flatnonzero(alternative)  # same unit, same réservataire, another household
+    free = others[~taken[triples.demand[others]]]
+    keep = free[_keeps_quotas(lines, chosen, free, of_unit[triples.unit[free]])]
+    # keep is sorted by unit then tie-break order: the first size - 1 of each unit are listed
+    unit_of = triples.unit[keep]
+    start = np.searchsorted(unit_of, unit_of, side="left")
+    rank = np.arange(len(keep)) - start + 2
+    listed = keep[rank <= size]
+    listed_rank = rank[rank <= size]
+    return _table(inst, triples, chosen, listed, listed_rank, others, free, keep, size)
+
+
+def _allocated_triples(
+    units: pd.DataFrame,
+    demands: pd.DataFrame,
+    reservataires: tuple[str, ...],
+    triples: Triples,
+    result: Result,
+) -> np.ndarray:
+    """Index in ``triples`` of each allocation row of the result."""
+    alloc = result.allocation
+
+    def ids(column: pd.Series) -> pd.Index:
+        return pd.Index(column.astype(str).to_numpy(dtype=object))
+
+    unit_pos = ids(units["unit_id"]).get_indexer(ids(alloc["unit_id"]))
+    demand_pos = ids(demands["demand_id"]).get_indexer(ids(alloc["demand_id"]))
+    res_pos = pd.Index(["", *reservataires]).get_indexer(ids(alloc["reservataire"])) - 1
+    n_res, n_dem = len(reservataires) + 1, max(len(demands), 1)
+    key = (triples.unit.astype(np.int64) * n_res + triples.res + 1) * n_dem + triples.demand
+    wanted = (unit_pos.astype(np.int64) * n_res + res_pos + 1) * n_dem + demand_pos
+    found = pd.Index(key).get_indexer(wanted)
+    bad = (found < 0) | (unit_pos < 0) | (demand_pos < 0) | (res_pos < -1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataError(
+            [
+                RowProblem(
+                    "allocation", int(i) + 1, "unit_id", str(alloc["unit_id"].iloc[i]),
+                    f"unit {alloc['unit_id'].iloc[i]} cannot go to demand "
+                    f"{alloc['demand_id'].iloc[i]} through '{alloc['reservataire'].iloc[i]}' "
+                    "in this round",
+                )
+                for i in rows
+            ]
+        )  # fmt: skip
+    return found.astype(np.int64)
+
+
+def _keeps_quotas(
+    lines: QuotaLines, chosen: np.ndarray, cand: np.ndarray, replaced: np.ndarray
+) -> np.ndarray:
+    """Whether substituting each candidate triple for the one it replaces grows no shortfall.
+
+    Each rule moves at most two lines: the replaced triple leaves its line, the candidate
+    enters its own (the same one unless the rule's scope depends on the household).
+    """
+    values = lines.values_of(chosen)
+    short = lines.shortfall(np.arange(len(lines)), values)
+    ok = np.ones(len(cand), dtype=bool)
+    new_cls, old_cls = lines.cls[cand], lines.cls[replaced]
+    for j in range(lines.n_rules):
+        old_line, new_line = lines.line[j, old_cls], lines.line[j, new_cls]
+        old_coef, new_coef = lines.coef[j, old_cls], lines.coef[j, new_cls]
+        same = old_line == new_line
+        # the replaced triple's line loses its coefficient (and gains the candidate's if same)
+        moved = old_line >= 0
+        rows = old_line[moved]
+        delta = np.where(same[moved], new_coef[moved], 0) - old_coef[moved]
+        ok[moved] &= lines.shortfall(rows, values[rows] + delta) <= short[rows]
+        # the candidate's own line, when it differs, gains the candidate's coefficient
+        enters = (new_line >= 0) & ~same
+        rows = new_line[enters]
+        ok[enters] &= lines.shortfall(rows, values[rows] + new_coef[enters]) <= short[rows]
+    return ok
+
+
+def _table(
+    inst: RoundInstance,
+    triples: Triples,
+    chosen: np.ndarray,
+    listed: np.ndarray,
+    listed_rank: np.ndarray,
+    others: np.ndarray,
+    free: np.ndarray,
+    keep: np.ndarray,
+    size: int,
+) -> pd.DataFrame:
+    """Assemble the table: allocated rows, candidate rows, and one reason row where short."""
+    units, scores = inst.units, inst.scores
+    unit_ids = units["unit_id"].to_numpy(dtype=object)
+    demand_ids = inst.demands["demand_id"].to_numpy(dtype=object)
+    rows_t = np.concatenate([chosen, listed])
+    ranks = np.concatenate([np.ones(len(chosen), dtype=np.int64), listed_rank])
+    n_units = len(units)
+    counts = np.bincount(triples.unit[listed], minlength=n_units) + np.bincount(
+        triples.unit[chosen], minlength=n_units
+    )
+    allocated = np.zeros(n_units, dtype=bool)
+    allocated[triples.unit[chosen]] = True
+    short = np.flatnonzero(allocated & (counts < size))
+    n_others = np.bincount(triples.unit[others], minlength=n_units)
+    n_free = np.bincount(triples.unit[free], minlength=n_units)
+    n_keep = np.bincount(triples.unit[keep], minlength=n_units)
+    reason = np.where(
+        n_free[short] > n_keep[short],
+        QUOTA_WOULD_BREAK,
+        np.where(n_others[short] == 0, NO_OTHER_ELIGIBLE, POOL_EXHAUSTED),
+    )
+    candidates = pd.DataFrame(
+        {
+            "unit_id": unit_ids[triples.unit[rows_t]],
+            "rank": ranks,
+            "demand_id": demand_ids[triples.demand[rows_t]],
+            "score": pd.array(scores[triples.demand[rows_t]], dtype="Int64"),
+            "reason": np.full(len(rows_t), "", dtype=object),
+        }
+    )
+    missing = pd.DataFrame(
+        {
+            "unit_id": unit_ids[short],
+            "rank": counts[short].astype(np.int64) + 1,
+            "demand_id": np.full(len(short), "", dtype=object),
+            "score": pd.array([None] * len(short), dtype="Int64"),
+            "reason": reason.astype(object),
+        }
+    )
+    table = pd.concat([candidates, missing], ignore_index=True)
+    table["unit_id"] = table["unit_id"].astype(object)
+    table["demand_id"] = table["demand_id"].astype(object)
+    table["reason"] = table["reason"].astype(object)
+    return table.sort_values(["unit_id", "rank"], kind="stable").reset_index(drop=True)[
+        list(SHORTLIST_COLUMNS)
+    ]
