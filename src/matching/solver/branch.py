@@ -7,7 +7,7 @@ per réservataire, units per réservataire, Q1 households outside QPV. Branching
 few LPs, where CP-SAT or a general MIP solver on the tens of thousands of candidate triples
 does not close it in minutes (benchmarks/, docs/solver.md).
 
-Every node bound is the safe LP bound of `matching.solver.lp.lp_certificate`, valid for every
+Every node bound is the safe LP bound of `matching.solver.lp.LPSession.solve`, valid for every
 integer solution of the FULL round (all triples priced) that satisfies the node's ranges and has
 at least the incumbent's allocations. The children of a node split one aggregate's range, so
 they cover every such solution; a node is closed when its bound cannot beat the incumbent by

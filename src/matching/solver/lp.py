@@ -467,25 +467,5 @@ def _signature(cut: LinearCut) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def lp_certificate(
-    inst: RoundInstance,
-    triples: Triples,
-    rows: list[QuotaRow],
-    bands: dict[str, FluxBand],
-    weight_x: np.ndarray,
-    weight_s: np.ndarray,
-    soft: bool,
-    *,
-    extra: Sequence[LinearCut] = (),
-    per_group: int = 4,
-    time_limit_s: float = 60.0,
-) -> Certificate:
-    """Solve the LP relaxation by column generation and return a safe bound with reduced costs."""
-    session = LPSession.for_round(
-        inst, triples, rows, bands, weight_x, weight_s, soft, per_group=per_group
-    )
-    return session.solve(extra, time_limit_s=time_limit_s)
-
-
 def _since(start: float) -> float:
     return time.perf_counter() - start
