@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from matching.policy.conditions import evaluate
 from matching.policy.model import QuotaRule
 from matching.policy.quotas import possible_groups
-from matching.solver.instance import RoundInstance, Triples, triple_fields
+from matching.solver.instance import RoundInstance, Triples, triple_codes, triple_mask
 from matching.types import Bound, Measure
 
 
@@ -52,34 +51,26 @@ class QuotaRow:
         return max(0, int(-(-worst // abs(self.slack))))
 
 
-def _fields_of(rule: QuotaRule) -> set[str]:
-    names = {c.field for c in (*rule.base, *rule.count)}
-    if rule.scope:
-        names.add(rule.scope)
-    return names
-
-
 def quota_rows(inst: RoundInstance, triples: Triples) -> list[QuotaRow]:
     """Rows of every quota rule and scope group present in the triples or the year so far."""
-    rules = inst.policy.quotas.rules
-    names: set[str] = set().union(*(_fields_of(r) for r in rules)) if rules else set()
-    frame = triple_fields(inst, triples, names)
     rows: list[QuotaRow] = []
-    for rule in rules:
-        base = evaluate(rule.base, frame)
-        counted = base & evaluate(rule.count, frame)
-        keys = (
-            frame[rule.scope].astype(str).to_numpy(dtype=object)
-            if rule.scope
-            else np.full(len(frame), "", dtype=object)
-        )
-        groups = set(keys[base].tolist()) | set(inst.year_so_far.tallies.get(rule.id, {}))
+    for rule in inst.policy.quotas.rules:
+        base = triple_mask(inst, triples, rule.base)
+        counted = base & triple_mask(inst, triples, rule.count)
+        if rule.scope:
+            codes, labels = triple_codes(inst, triples, rule.scope)
+        else:
+            codes, labels = np.zeros(len(triples), dtype=np.int64), np.array([""], dtype=object)
+        present = labels[np.unique(codes[base])].tolist()
+        groups = set(present) | set(inst.year_so_far.tallies.get(rule.id, {}))
         if rule.scope is None:
             groups.add("")  # an EPCI-wide rule is always judged
         if rule.measure == Measure.COUNT and rule.bound == Bound.FLOOR:
             groups |= possible_groups(rule, inst.units, inst.demands, inst.reservataires)
+        code_of = {str(label): k for k, label in enumerate(labels.tolist())}
         for group in sorted(groups):
-            in_group = base & (keys == group)
+            k = code_of.get(group)
+            in_group = base & (codes == k) if k is not None else np.zeros(len(triples), bool)
             prior = inst.year_so_far.tally(rule.id, group)
             rows.append(_row(rule, group, in_group, counted & in_group, prior.base, prior.counted))
     return rows
