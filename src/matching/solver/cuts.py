@@ -67,14 +67,19 @@ def label_ranges(inst: RoundInstance) -> list[tuple[int, int]]:
     """
     n_flux = int(inst.flux_units.sum())
     bands = inst.bands()
+    landlord = inst.policy.flux.landlord
     ranges: list[tuple[int, int]] = []
     banded_low = sum(b.low for b in bands.values())
     banded_high = sum(b.high for b in bands.values())
+    # the landlord's least is what the banded réservataires leave at most, unless some other
+    # réservataire without a band could take units too
+    others_free = any(r not in bands and r != landlord for r in inst.reservataires)
     for res in inst.reservataires:
         if res in bands:
             ranges.append((bands[res].low, bands[res].high))
-        elif res == inst.policy.flux.landlord:
-            ranges.append((max(0, n_flux - banded_high), max(0, n_flux - banded_low)))
+        elif res == landlord:
+            least = 0 if others_free else max(0, n_flux - banded_high)
+            ranges.append((least, max(0, n_flux - banded_low)))
         else:
             ranges.append((0, n_flux))
     return ranges
