@@ -576,3 +576,82 @@ def _generate_demands(
         "pools": np.full(n, None, dtype=object),
     }
     return _frame(columns, DEMAND_COLUMNS, DEMAND_DTYPES)
+
+
+# --- demands filed during the year (multi-round simulation, issue 6) ----------------------------
+
+NEW_DEMAND_STREAM = 2
+"""Index of the child stream of ``SeedSequence(seed)`` that new filings draw from: streams 0 and
+1 are the units and the 1 January stock, so adding filings changes neither."""
+
+RECENT_BAND_SHARE = SENIORITY_BAND_SHARES[0]
+"""Share of a generated stock that is under a year old: new filings are drawn from that band."""
+
+
+def generate_demands(
+    territory: str = "caen-la-mer",
+    year: int = 2026,
+    seed: int = 1,
+    n_demands: int = 1000,
+    *,
+    filed_from: dt.date | None = None,
+    filed_to: dt.date | None = None,
+    id_prefix: str = "N",
+) -> pd.DataFrame:
+    """Generate demands filed during ``year``, with the profile of the recent demands.
+
+    New filings look like the stock's under-a-year band (DOMAIN B6 / docs/territory.md: poorer by
+    the income-N-2 effect, more often priority), so they are drawn as that band of a generated
+    stock (rejection on the band, same constants as `generate_territory`), then given filing
+    dates spread evenly at random over ``[filed_from, filed_to]``, no refusal so far, and ids
+    ``N2026-0000001``... (ordered by filing date) that cannot collide with the stock's ``D`` ids.
+
+    Parameters
+    ----------
+    territory, year, seed
+        As in `generate_territory`; the draws use a third child stream of the seed, so the units
+        and the 1 January stock of the same seed are unchanged.
+    n_demands
+        Number of new demands (0 gives an empty canonical frame).
+    filed_from, filed_to
+        First and last filing date (default: 2 January and 31 December of ``year``).
+    id_prefix
+        Letter that starts the ids.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Canonical demands frame sorted by ``filed_on``, validated by `matching.io`.
+    """
+    if n_demands < 0 or seed < 0:
+        raise ValueError(f"need n_demands >= 0 and seed >= 0 (got {n_demands}, {seed})")
+    start = filed_from or dt.date(year, 1, 2)
+    end = filed_to or dt.date(year, 12, 31)
+    if end < start:
+        raise ValueError(f"filed_to {end} is before filed_from {start}")
+    communes = _Communes.of(territory)
+    quartiles = income_quartiles(territory, year)
+    stream = np.random.SeedSequence(seed).spawn(NEW_DEMAND_STREAM + 1)[NEW_DEMAND_STREAM]
+    rng = np.random.default_rng(stream)
+    draw = max(16, int(np.ceil(1.25 * n_demands / RECENT_BAND_SHARE)))
+    while True:
+        pool = _generate_demands(communes, quartiles, year, rng, draw)
+        age = (np.datetime64(f"{year}-01-01", "ns") - pool["filed_on"].to_numpy()).astype(
+            "timedelta64[D]"
+        )
+        recent = np.flatnonzero(age.astype(np.int64) < 365)
+        if len(recent) >= n_demands:
+            break
+        draw *= 2
+    frame = pool.iloc[recent[:n_demands]].reset_index(drop=True)
+    days = (end - start).days + 1
+    offsets = np.sort(np.floor(rng.random(n_demands) * days).astype(np.int64))
+    base = np.datetime64(start.isoformat(), "D")
+    frame["filed_on"] = (base + offsets.astype("timedelta64[D]")).astype("datetime64[ns]")
+    ids = _ids(f"{id_prefix}{year}-", n_demands, 7) if n_demands else np.empty(0, dtype=object)
+    frame["demand_id"] = pd.Series(ids, dtype=object)
+    frame["refusals"] = np.zeros(n_demands, dtype=np.int64)
+    codes = load_territory(territory).commune_codes()
+    return validate_demands(
+        frame, f"<generated {territory} {year} seed {seed} new demands>", communes=codes, as_of=end
+    )

@@ -47,6 +47,7 @@ from matching.params import SolveParams
 from matching.policy.loader import BUNDLED_MODELS, format_validation_error, load_policy, read_yaml
 from matching.policy.model import Policy
 from matching.result import Result
+from matching.simulation.config import SimulationSettings
 from matching.territory import available_territories, load_territory
 
 _FROM_FILE_ONLY = ("source",)
@@ -123,6 +124,9 @@ class Scenario(_Frozen):
     )
     year_so_far: Path | None = Field(
         default=None, description="YAML/JSON of what earlier rounds of the year did"
+    )
+    simulation: SimulationSettings | None = Field(
+        default=None, description="A year of rounds (matching simulate); absent: one round"
     )
     source: Path | None = Field(
         default=None, exclude=True, description="The scenario file (set by load_scenario)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from itertools import pairwise
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -289,6 +290,30 @@ class ObjectiveRules(Frozen):
     )
 
 
+class ReturnToLandlord(Frozen):
+    """What happens to a flux unit its réservataire leaves unfilled (DOMAIN B2, [K]).
+
+    The flux convention fixes the delay within which the réservataire proposes candidates and
+    what becomes of the unit when none is proposed: common practice is about one month, after
+    which the unit returns to the landlord, who allocates it on its own share, and the unit is
+    normally counted as delivered to the réservataire's flux. Both are parameters because the
+    current rule could not be re-read (DOMAIN "What could not be confirmed", item 3).
+    """
+
+    delay_days: int = Field(
+        default=30,
+        ge=0,
+        description="Days after its orientation that an unfilled unit returns to the landlord",
+    )
+    counted_to: Literal["reservataire", "landlord"] = Field(
+        default="reservataire",
+        description=(
+            "Whose flux a returned unit counts in: the réservataire it was oriented to "
+            "(common practice) or the landlord's (the réservataire is owed it again)"
+        ),
+    )
+
+
 class Policy(Frozen):
     """Every parameter of an allocation policy (DOMAIN Part A)."""
 
@@ -304,6 +329,7 @@ class Policy(Frozen):
     quotas: QuotaRules
     objective: ObjectiveRules = ObjectiveRules()
     cotation: CotationGrid
+    return_to_landlord: ReturnToLandlord = ReturnToLandlord()
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:

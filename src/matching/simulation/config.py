@@ -1,0 +1,100 @@
+"""Settings of a simulated year: the optional ``simulation:`` section of a scenario.
+
+A scenario describes one round; its ``simulation`` mapping turns it into a year of rounds
+(issue 6): how often the CALEOL meets, which allocation policy runs each round, how many new
+demands are filed, how many are renewed at their anniversary (DOMAIN B6), and how often an offer
+is refused (DOMAIN B6, "Refusal by the candidate"). Every number is a parameter with the default
+the brief and DOMAIN give. The policy-level rule for units a réservataire leaves unfilled (delay
+and counting, DOMAIN B2) lives in the policy file (`matching.policy.model.ReturnToLandlord`),
+not here, because it is part of a flux convention rather than of a simulation.
+
+Imports pydantic only, so that `matching.scenario` can hold a `SimulationSettings`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ARRIVALS_PER_PENDING_DEMAND = 0.6
+"""New demands filed per year per demand pending on 1 January, when the scenario gives no count.
+
+Calibration (docs/simulation.md): 56 % of the Calvados pending stock is under a year old (F09),
+so about 0.56 x stock of the year's filings are still pending at its end; the ones housed or
+lapsed within their first year add a little: 0.6. Cross-check at steady state: Caen la Mer's
+17,000 pending demands and 4,000 yearly allocations, with half of the demands reaching their
+anniversary not renewed (DOMAIN B6), need about 4,000 + 6,000 = 10,000 filings a year; 0.6 x
+17,000 = 10,200. [D]
+"""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RefusalSettings(_Frozen):
+    """Probability that a household refuses the unit offered to it (DOMAIN B6, [D]).
+
+    The base probability applies to every offer; a unit in a QPV, or of a given number of rooms,
+    may have its own (the QPV one wins over the rooms one). Draws are seeded per (seed, round,
+    unit), so every allocation policy meets the same refusals.
+    """
+
+    probability: float = Field(
+        default=0.3, ge=0, le=1, description="Probability that an offer is refused"
+    )
+    in_qpv: float | None = Field(
+        default=None, ge=0, le=1, description="Probability for units in a QPV (None: the base)"
+    )
+    by_rooms: dict[int, float] = Field(
+        default_factory=dict, description="Probability by number of rooms (T1 = 1), overriding"
+    )
+
+    @model_validator(mode="after")
+    def _probabilities(self) -> RefusalSettings:
+        for rooms, p in self.by_rooms.items():
+            if not 0 <= p <= 1:
+                raise ValueError(f"by_rooms.{rooms}: a probability must lie in [0, 1]")
+        return self
+
+
+class SimulationSettings(_Frozen):
+    """A year of allocation rounds (issue 6)."""
+
+    cadence: Literal["weekly", "monthly"] = Field(
+        default="monthly", description="How often the CALEOL meets: one round per week or month"
+    )
+    allocation_policy: str = Field(
+        default="optimal",
+        description="Allocation policy of every round: optimal, greedy_score, seniority, bands",
+    )
+    arrivals_per_year: int | None = Field(
+        default=None,
+        ge=0,
+        description="New demands filed in the year; None: 0.6 x the demands pending on 1 January",
+    )
+    renewal_rate: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Share of demands renewed at their yearly anniversary (DOMAIN B6: 49 %)",
+    )
+    refusals: RefusalSettings = Field(default_factory=RefusalSettings)
+    shortlist_size: int = Field(
+        default=3, ge=1, le=10, description="Candidates per unit on the CALEOL's list (R441-3)"
+    )
+    answer_delay_days: int = Field(
+        default=10,
+        ge=0,
+        description="Days a household has to answer an offer (R441-10): each refusal adds them "
+        "to the unit's vacancy",
+    )
+    abnormally_long_months: int = Field(
+        default=30, ge=1, description="The délai anormalement long, months (DOMAIN A7 default)"
+    )
+    last_round: int | None = Field(
+        default=None,
+        ge=1,
+        description="Stop after this many rounds (for a quick look; None: the whole year)",
+    )

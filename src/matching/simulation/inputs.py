@@ -1,0 +1,105 @@
+"""The inputs of a simulated year: the scenario's whole year and the demands filed during it.
+
+`year_data` loads (or generates) every unit released in the scenario's year and the demands
+pending on 1 January, then draws the demands filed during the year (`arrivals`), into one
+`YearData` that every allocation policy of a comparison shares.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import pandas as pd
+
+from matching.exceptions import PolicyError
+from matching.params import SolveParams
+from matching.policy.model import Policy
+from matching.scenario import RoundSpec, Scenario, load_round
+from matching.simulation.arrivals import arrivals_count, year_arrivals
+from matching.simulation.config import SimulationSettings
+
+
+@dataclass(frozen=True)
+class YearData:
+    """The inputs of a simulated year.
+
+    Attributes
+    ----------
+    units
+        Every unit released in the year (canonical table, `matching.frames`).
+    demands
+        The demands pending on 1 January and those filed later (generated arrivals included),
+        canonical table; each enters the round of its filing date.
+    policy
+        The allocation rules (DOMAIN Part A), including `ReturnToLandlord`.
+    year, seed
+        The simulated year, and the seed of the data and of every draw.
+    params
+        Solver settings of every round.
+    settings
+        The simulation settings (cadence, allocation policy, arrivals, renewals, refusals).
+    """
+
+    units: pd.DataFrame
+    demands: pd.DataFrame
+    policy: Policy
+    year: int
+    seed: int
+    params: SolveParams
+    settings: SimulationSettings
+
+    def fingerprint(self) -> str:
+        """Digest of the inputs and settings, so that ``--resume`` refuses another run's state.
+
+        ``last_round`` is left out: a run stopped after a few rounds may be resumed to the end.
+        """
+        parts = [
+            self.settings.model_dump_json(exclude={"last_round"}),
+            self.params.model_dump_json(),
+            self.policy.model_dump_json(),
+            str(self.year),
+            str(self.seed),
+            "|".join(self.units["unit_id"].astype(str)),
+            "|".join(self.demands["demand_id"].astype(str)),
+        ]
+        return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def year_data(
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    settings: SimulationSettings | None = None,
+) -> YearData:
+    """Load (or generate) a scenario's whole year and draw the demands filed during it.
+
+    The scenario's ``round`` and ``year_so_far`` are ignored: the year starts on 1 January
+    with nothing done. ``seed`` replaces the scenario's (data, draws and solver), for the
+    seeds of a comparison; ``settings`` replaces its ``simulation:`` section.
+    """
+    sc = scenario
+    if seed is not None:
+        sc = sc.model_copy(
+            update={"seed": seed, "solver": sc.solver.model_copy(update={"seed": seed})}
+        )
+    settings = settings or sc.simulation or SimulationSettings()
+    data = load_round(sc.model_copy(update={"round": RoundSpec(), "year_so_far": None}))
+    stock = pd.to_datetime(data.demands["filed_on"]) <= pd.Timestamp(dt.date(sc.year, 1, 1))
+    n_new = arrivals_count(settings, int(stock.sum()))
+    demands = data.demands
+    if n_new:
+        new = year_arrivals(sc.territory, sc.year, sc.seed, n_new)
+        demands = pd.concat([demands, new], ignore_index=True)
+        if demands["demand_id"].duplicated().any():
+            raise PolicyError("the demands filed during the year reuse ids of the data's demands")
+    return YearData(
+        units=data.units,
+        demands=demands,
+        policy=data.policy,
+        year=sc.year,
+        seed=sc.seed,
+        params=sc.solver,
+        settings=settings,
+    )

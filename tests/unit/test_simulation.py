@@ -1,0 +1,378 @@
+"""Tests of the simulated year (issue 6): flux carry-over, returns, resume, refusals, counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from tests.factories import demand, demands_of, unit, units_of
+
+from matching import checker
+from matching.eligibility import demand_pools
+from matching.exceptions import InfeasibleError
+from matching.facts import derive_facts
+from matching.flux import YearSoFar
+from matching.params import SolveParams
+from matching.policy.loader import load_policy
+from matching.policy.model import Policy
+from matching.policy.scoring import score
+from matching.result import Result
+from matching.round import solve
+from matching.simulation import accounts
+from matching.simulation.config import RefusalSettings, SimulationSettings
+from matching.simulation.engine import YearData, simulate
+
+PARAMS = SolveParams(time_limit_s=5, num_workers=1)
+
+
+def toy_policy(etat_share: float = 0.25, quotas: bool = False, **return_rule: Any) -> Policy:
+    """The default policy cut down to two réservataires: etat (priority only) and the landlord."""
+    data = load_policy("default-2026").model_dump()
+    data["reservataires"] = [r for r in data["reservataires"] if r["id"] in ("etat", "bailleur")]
+    data["reservataires"][0]["share"] = etat_share
+    if not quotas:
+        data["quotas"]["rules"] = []
+    else:
+        data["quotas"]["rules"] = [
+            r for r in data["quotas"]["rules"] if "collectivite" not in r["id"]
+            and "action_logement" not in r["id"]
+        ]  # fmt: skip
+    data["return_to_landlord"].update(return_rule)
+    return Policy.model_validate(data)
+
+
+def year(
+    units: pd.DataFrame, demands: pd.DataFrame, policy: Policy, seed: int = 1, **settings: Any
+) -> YearData:
+    """A toy year: no arrivals, nobody lapses, nobody refuses unless the test says so."""
+    base: dict[str, Any] = {
+        "arrivals_per_year": 0, "renewal_rate": 1.0, "refusals": RefusalSettings(probability=0),
+    }  # fmt: skip
+    base.update(settings)
+    return YearData(
+        units=units,
+        demands=demands,
+        policy=policy,
+        year=2026,
+        seed=seed,
+        params=PARAMS,
+        settings=SimulationSettings(**base),
+    )
+
+
+def stub_shortlists(
+    units: pd.DataFrame,
+    demands: pd.DataFrame,
+    policy: Policy,
+    result: Result,
+    *,
+    year_so_far: YearSoFar | None,
+    on: dt.date,
+    size: int = 3,
+) -> pd.DataFrame:
+    """Stand-in for matching.shortlist: the allocated household, then the best-scored others.
+
+    Others are taken from the unit's réservataire pool (toy units: everyone is eligible).
+    """
+    facts = derive_facts(demands, policy, on)
+    scores = score(facts, policy.cotation).total.to_numpy()
+    pools = demand_pools(facts, policy)
+    ids = policy.reservataire_ids()
+    free = ~demands["demand_id"].isin(result.allocation["demand_id"]).to_numpy()
+    order = np.lexsort((demands["demand_id"].to_numpy(), -scores))
+    rows = []
+    for u, d, r, s in result.allocation[
+        ["unit_id", "demand_id", "reservataire", "score"]
+    ].itertuples(index=False):
+        rows.append((u, 1, d, s, "allocated"))
+        bit = ids.index(r) if r else None
+        others = [i for i in order if free[i] and (bit is None or (pools[i] >> bit) & 1)]
+        for rank, i in enumerate(others[: size - 1], start=2):
+            rows.append((u, rank, demands["demand_id"].iloc[i], int(scores[i]), "substitute"))
+    return pd.DataFrame(rows, columns=["unit_id", "rank", "demand_id", "score", "reason"])
+
+
+class RoundSolve:
+    """`optimal` as `matching.round.solve`: raises `InfeasibleError` (with the soft result)."""
+
+    name = "optimal"
+
+    def allocate(self, units, demands, policy, params, *, year_so_far, on):  # type: ignore[no-untyped-def]
+        """Solve the round exactly."""
+        return solve(units, demands, policy, params, year_so_far=year_so_far, on=on)
+
+
+class RecordingSolve(RoundSolve):
+    """`optimal` that keeps every round it solved, with the policy actually used (hard or soft)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[pd.DataFrame, pd.DataFrame, Policy, YearSoFar, dt.date, Result]] = []
+
+    def allocate(self, units, demands, policy, params, *, year_so_far, on):  # type: ignore[no-untyped-def]
+        try:
+            result = super().allocate(
+                units, demands, policy, params, year_so_far=year_so_far, on=on
+            )
+            used = policy
+        except InfeasibleError as exc:
+            result, used = exc.soft_result, accounts.soft(policy)
+            self.calls.append((units, demands, used, year_so_far or YearSoFar(), on, result))
+            raise
+        self.calls.append((units, demands, used, year_so_far or YearSoFar(), on, result))
+        return result
+
+
+# --- The 3-round toy year -----------------------------------------------------------------------
+
+TOY_UNITS = units_of(
+    unit("U1", released_on=dt.date(2026, 1, 10)),
+    unit("U2", released_on=dt.date(2026, 2, 10)),
+    unit("U3", released_on=dt.date(2026, 3, 10)),
+    unit("U4", released_on=dt.date(2026, 3, 12)),
+)
+TOY_DEMANDS = demands_of(
+    # Four old, non-priority demands: at the Jan/Feb/Mar rounds about 108-110 months of seniority
+    # + 20 (beyond 30 months) = 128-130 points.
+    *[demand(f"D{i}", filed_on=dt.date(2017, i, 1)) for i in range(1, 5)],
+    # One recent priority household: 1-3 months + 40 (L441-1 category) = 41-43 points.
+    demand("P1", filed_on=dt.date(2025, 12, 1), priority_categories=("defavorise",)),
+)
+
+
+def test_flux_carry_over_changes_round_three(tmp_path: Path) -> None:
+    """Three monthly rounds: the État's 25 % of the year's flux forces round 3 to orient to it."""
+    # Round 1 (Jan): 1 flux unit; t_etat = 0.25 x 1 - 0 = 0.25 -> band [0, 1]. The best household
+    #   (D1, 128 points) is in the landlord's pool only, so U1 is oriented to the bailleur.
+    # Round 2 (Feb): 1 unit; flux so far 2: t_etat = 0.25 x 2 - 0 = 0.5 -> [0, 1] -> bailleur, D2.
+    # Round 3 (Mar): 2 units; flux so far 4: t_etat = 0.25 x 4 - 0 = 1 -> band [1, 1]: one unit
+    #   must go to the État, whose pool holds only P1 (43 points): U4 -> P1, U3 -> D3.
+    result = simulate(
+        year(TOY_UNITS, TOY_DEMANDS, toy_policy(), last_round=3), tmp_path,
+        allocator=RoundSolve(), shortlister=stub_shortlists,
+    )  # fmt: skip
+    alloc = result.state.allocations
+    got = list(alloc[["round", "demand_id", "reservataire"]].itertuples(index=False, name=None))
+    assert got == [
+        (1, "D1", "bailleur"), (2, "D2", "bailleur"), (3, "D3", "bailleur"), (3, "P1", "etat"),
+    ]  # fmt: skip
+    assert result.state.year.flux_units == 4
+    assert result.state.year.oriented == {"bailleur": 3, "etat": 1}
+    assert result.kpis["flux"]["etat"]["share"] == 0.25
+
+
+def test_round_three_alone_orients_nothing_to_the_state() -> None:
+    """Control: without the year so far, round 3's band is [0, 1] and P1 gets nothing."""
+    # t_etat = 0.25 x 2 - 0 = 0.5 -> [0, 1]: the two best households (D1, D2) take both units.
+    units = TOY_UNITS.iloc[2:].reset_index(drop=True)
+    r = solve(units, TOY_DEMANDS, toy_policy(), PARAMS, on=dt.date(2026, 3, 31))
+    assert set(r.allocation["reservataire"]) == {"bailleur"}
+    assert "P1" not in set(r.allocation["demand_id"])
+
+
+@pytest.mark.parametrize(("counted_to", "etat_after"), [("reservataire", 1), ("landlord", 0)])
+def test_unfilled_unit_returns_to_the_landlord(
+    tmp_path: Path, counted_to: str, etat_after: int
+) -> None:
+    """A unit the État cannot fill stays its own 30 days, then the landlord lets it (B2)."""
+    # Round 1 (Jan 31): 2 flux units, etat share 0.5: t = 0.5 x 2 = 1 -> band [1, 1]; no priority
+    #   household exists, so the État's unit stays empty (oriented 2026-01-31).
+    # Round 2 (Feb 28): 28 days < 30: still the État's, still no candidate.
+    # Round 3 (Mar 31): 59 days >= 30: returned to the landlord, which lets it to D3.
+    units = units_of(
+        unit("U1", released_on=dt.date(2026, 1, 5)), unit("U2", released_on=dt.date(2026, 1, 6))
+    )
+    demands = demands_of(*[demand(f"D{i}", filed_on=dt.date(2017, i, 1)) for i in range(1, 5)])
+    policy = toy_policy(etat_share=0.5, counted_to=counted_to)
+    result = simulate(
+        year(units, demands, policy, last_round=3), tmp_path,
+        allocator=RoundSolve(), shortlister=stub_shortlists,
+    )  # fmt: skip
+    led = result.state.units.set_index("unit_id")
+    empty_one = led[led["oriented_to"] == "etat"].iloc[0]
+    assert empty_one["returned_on"] == "2026-03-31"
+    assert empty_one["status"] == "allocated" and empty_one["round"] == 3
+    last = result.state.allocations.iloc[-1]
+    assert (last["round"], last["reservataire"], last["solve"]) == (3, "bailleur", "landlord")
+    assert result.state.year.oriented.get("etat", 0) == etat_after
+    assert result.state.year.flux_units == 2
+
+
+# --- Refusals, resume, checker, counts ----------------------------------------------------------
+
+
+def busy_year(seed: int = 1, probability: float = 0.5, **settings: Any) -> YearData:
+    """Four months of two T2 units, 24 households (a third Q1, half priority), refusals, lapses.
+
+    Half the offers are refused, and a demand reaching its anniversary lapses with probability 0.5.
+    """
+    units = units_of(*[
+        unit(f"U{m}{k}", released_on=dt.date(2026, m, 3 + k), qpv=(k == 1))
+        for m in range(1, 5) for k in range(2)
+    ])  # fmt: skip
+    demands = demands_of(*[
+        demand(
+            f"D{i:02d}", filed_on=dt.date(2015 + i % 10, 1 + i % 12, 1 + i),
+            annual_income_eur=8000.0 if i % 3 == 0 else 15000.0,
+            priority_categories=("defavorise",) if i % 4 < 2 else (),
+            household_size=1 + i % 2, adults=1 + i % 2,
+        )
+        for i in range(24)
+    ])  # fmt: skip
+    base: dict[str, Any] = {
+        "refusals": RefusalSettings(probability=probability), "renewal_rate": 0.5,
+        "last_round": 4,
+    }  # fmt: skip
+    base.update(settings)
+    return year(units, demands, toy_policy(quotas=True), seed=seed, **base)
+
+
+def _outputs(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "state" not in p.parts and p.name != "timings.json"
+    }
+
+
+class Killed(Exception):
+    """Stands for the process being killed."""
+
+
+def test_resume_after_a_kill_gives_identical_outputs(tmp_path: Path) -> None:
+    """Killed after round 2 and resumed, the run writes the same bytes as an uninterrupted one."""
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    simulate(busy_year(), whole, allocator=RoundSolve(), shortlister=stub_shortlists)
+
+    def kill_after_two(summary: Any) -> None:
+        if summary.round == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        simulate(
+            busy_year(), cut, allocator=RoundSolve(), shortlister=stub_shortlists,
+            progress=kill_after_two,
+        )  # fmt: skip
+    assert not (cut / "kpis.json").exists()
+    resumed = simulate(
+        busy_year(), cut, resume=True, allocator=RoundSolve(), shortlister=stub_shortlists
+    )
+    assert [t["round"] for t in resumed.state.timings] == [1, 2, 3, 4]
+    assert _outputs(cut) == _outputs(whole)
+    alloc = resumed.state.allocations
+    assert not alloc["unit_id"].duplicated().any() and not alloc["demand_id"].duplicated().any()
+
+
+def test_refusals_with_a_fixed_seed_are_reproducible(tmp_path: Path) -> None:
+    """Same seed, same offers and answers; the refusal draw of a unit ignores the other units."""
+    a = simulate(busy_year(), tmp_path / "a", allocator=RoundSolve(), shortlister=stub_shortlists)
+    b = simulate(busy_year(), tmp_path / "b", allocator=RoundSolve(), shortlister=stub_shortlists)
+    assert (a.state.offers["outcome"] == "refused").sum() > 0
+    pd.testing.assert_frame_equal(a.state.offers, b.state.offers)
+    from matching.simulation.refusals import refusal_draws
+
+    both = refusal_draws(7, 3, pd.Series(["U1", "U2"]), 3)
+    alone = refusal_draws(7, 3, pd.Series(["U2"]), 3)
+    np.testing.assert_array_equal(both[1], alone[0])
+    assert not np.array_equal(refusal_draws(8, 3, pd.Series(["U2"]), 3), alone)
+
+
+def test_every_round_passes_the_checker(tmp_path: Path) -> None:
+    """Each solve of the year, with its year so far, passes matching.checker.check."""
+    recorder = RecordingSolve()
+    simulate(busy_year(), tmp_path, allocator=recorder, shortlister=stub_shortlists)
+    assert len(recorder.calls) >= 4
+    for units, demands, policy, year_so_far, on, result in recorder.calls:
+        found = checker.check(
+            units, demands, policy, result.allocation, year_so_far,
+            orientation=result.orientation, on=on,
+        )  # fmt: skip
+        assert found == [], checker.render_violations(found)
+
+
+def test_every_unit_and_demand_ends_with_a_status_and_reason(tmp_path: Path) -> None:
+    """Released units = allocated + carried; demands = allocated + lapsed + carried."""
+    data = busy_year()
+    result = simulate(data, tmp_path, allocator=RoundSolve(), shortlister=stub_shortlists)
+    units = pd.read_csv(tmp_path / "units.csv", keep_default_na=False)
+    demands = pd.read_csv(tmp_path / "demands.csv", keep_default_na=False)
+    assert len(units) == len(data.units) and len(demands) == len(data.demands)
+    assert set(units["status"]) <= {"allocated", "carried"}
+    assert set(demands["status"]) <= {"allocated", "lapsed", "carried"}
+    assert (units["reason"] != "").all() and (demands["reason"] != "").all()
+    k = result.kpis
+    assert k["units"]["allocated"] + k["units"]["carried"] == k["units"]["released"] == 8
+    d = k["demands"]
+    assert d["allocated"] + d["lapsed"] + d["carried"] == d["stock_1_january"] + d["arrivals"]
+    assert d["lapsed"] > 0
+    assert d["allocated"] == len(result.state.allocations) == k["units"]["allocated"]
+    allocated = units[units["status"] == "allocated"].set_index("unit_id")["demand_id"]
+    housed = demands[demands["status"] == "allocated"].set_index("demand_id")["unit_id"]
+    assert dict(allocated) == {u: d for d, u in housed.items()}
+
+
+class Recording:
+    """Wraps an allocation policy and keeps every round it solved."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.name = inner, inner.name
+        self.calls: list[tuple[pd.DataFrame, pd.DataFrame, Policy, YearSoFar, dt.date, Result]] = []
+
+    def allocate(self, units, demands, policy, params, *, year_so_far, on):  # type: ignore[no-untyped-def]
+        result = self.inner.allocate(units, demands, policy, params, year_so_far=year_so_far, on=on)
+        soft = result.stats.get("quota_mode") in ("soft", "soft_fallback")
+        used = accounts.soft(policy) if soft else policy
+        self.calls.append((units, demands, used, year_so_far or YearSoFar(), on, result))
+        return result
+
+
+@pytest.mark.parametrize("name", ["optimal", "greedy_score", "seniority", "bands"])
+def test_the_four_policies_pass_the_checker_on_every_round(tmp_path: Path, name: str) -> None:
+    """Every policy of matching.allocation, with the real shortlists, passes the checker."""
+    allocation = pytest.importorskip("matching.allocation")
+    shortlist = pytest.importorskip("matching.shortlist")
+    recorder = Recording(allocation.get_policy(name))
+    result = simulate(busy_year(), tmp_path, allocator=recorder, shortlister=shortlist.shortlists)
+    assert result.kpis["units"]["allocated"] > 0
+    for units, demands, policy, year_so_far, on, r in recorder.calls:
+        found = checker.check(
+            units, demands, policy, r.allocation, year_so_far, orientation=r.orientation, on=on
+        )
+        assert found == [], checker.render_violations(found)
+
+
+def test_compare_writes_one_tidy_table(tmp_path: Path) -> None:
+    """Two policies x two seeds: one (policy, seed, kpi, value) row per indicator, and a summary."""
+    from matching.simulation.compare import run_comparison
+
+    comparison = run_comparison(
+        lambda seed: busy_year(seed=seed, last_round=2),
+        ["a", "b"],
+        [1, 2],
+        tmp_path,
+        allocators={"a": RoundSolve(), "b": RoundSolve()},
+        shortlister=stub_shortlists,
+    )
+    kpis = pd.read_csv(tmp_path / "kpis.csv")
+    assert list(kpis.columns) == ["policy", "seed", "kpi", "value"]
+    assert set(kpis["policy"]) == {"a", "b"} and set(kpis["seed"]) == {1, 2}
+    assert {"q1_rate_outside_qpv", "waiting_months_p90", "vacancy_days_mean"} <= set(kpis["kpi"])
+    # The same allocator on the same seed meets the same year: identical indicators.
+    a = kpis[kpis["policy"] == "a"].drop(columns="policy").reset_index(drop=True)
+    b = kpis[kpis["policy"] == "b"].drop(columns="policy").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| q1_rate_outside_qpv |" in summary and "0.155" in summary
+    assert len(comparison.timings) == 4
+
+
+def test_a_run_stopped_after_two_rounds_resumes_to_the_end(tmp_path: Path) -> None:
+    """--rounds 2 then --resume gives the same year as one uninterrupted run."""
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    simulate(busy_year(), whole, allocator=RoundSolve(), shortlister=stub_shortlists)
+    simulate(busy_year(last_round=2), cut, allocator=RoundSolve(), shortlister=stub_shortlists)
+    simulate(busy_year(), cut, resume=True, allocator=RoundSolve(), shortlister=stub_shortlists)
+    assert _outputs(cut) == _outputs(whole)

@@ -1,0 +1,135 @@
+"""Tests of the parts of the simulated year: periods, renewals, offers, arrivals, settings, CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from matching.cli import cli
+from matching.cli import commands as _commands  # noqa: F401  (registers the commands)
+from matching.exceptions import PolicyError
+from matching.generate import generate_demands, generate_territory
+from matching.scenario import load_scenario
+from matching.simulation.accounts import pinned_policy
+from matching.simulation.config import SimulationSettings
+from matching.simulation.lapse import anniversary_in, lapsing
+from matching.simulation.offers import make_offers
+from matching.simulation.periods import Period, year_periods
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def test_monthly_and_weekly_periods_cover_the_year() -> None:
+    """12 monthly or 52 weekly rounds, contiguous, from 1 January to 31 December."""
+    for cadence, n in (("monthly", 12), ("weekly", 52)):
+        periods = year_periods(2026, cadence)  # type: ignore[arg-type]
+        assert len(periods) == n
+        assert periods[0].start == dt.date(2026, 1, 1) and periods[-1].end == dt.date(2026, 12, 31)
+        for a, b in itertools.pairwise(periods):
+            assert b.start == a.end + dt.timedelta(days=1)
+    # 52 weeks of 7 days = 364 days: the last week also takes 31 December (8 days).
+    last = year_periods(2026, "weekly")[-1]
+    assert (last.end - last.start).days + 1 == 8
+
+
+def test_anniversaries_and_renewal_draws() -> None:
+    """A demand renews at its filing anniversary; renewal 1 keeps all, 0 lapses all due ones."""
+    march = Period(3, dt.date(2026, 3, 1), dt.date(2026, 3, 31))
+    filed = pd.Series(pd.to_datetime(["2024-03-15", "2024-02-29", "2026-03-02", "2025-04-01"]))
+    # 2024-03-15 -> 15 March; 2024-02-29 -> 28 February (not March); filed this March: no
+    # anniversary yet; April: not in March.
+    assert anniversary_in(filed, march).tolist() == [True, False, False, False]
+    ids = pd.Series(["A", "B", "C", "D"], dtype=object)
+    assert not lapsing(ids, filed, march, 1.0, seed=1).any()
+    assert lapsing(ids, filed, march, 0.0, seed=1).tolist() == [True, False, False, False]
+
+
+def test_offers_go_down_the_shortlist() -> None:
+    """Rank 1 refuses, rank 2 accepts; a household already housed is passed over."""
+    shortlist = pd.DataFrame(
+        {
+            "unit_id": ["U1", "U1", "U1", "U2", "U2", "U2"],
+            "rank": [1, 2, 3, 1, 2, 3],
+            "demand_id": ["A", "B", "C", "B", "D", ""],
+            "score": [30, 20, 10, 20, 5, pd.NA],
+            "reason": ["", "", "", "", "", "pool_exhausted"],
+        }
+    )
+    # Rank-1 offers first: U1 -> A, draw 0.1 < 0.5: refused; U2 -> B, draw 0.9 >= 0.5: accepted.
+    # Rank 2: U1 -> B, already housed (no draw used). Rank 3: U1 -> C, draw 0.7: accepted.
+    draws = {"U1": np.array([0.1, 0.9, 0.7]), "U2": np.array([0.9, 0.0, 0.0])}
+    housed: set[str] = set()
+    got = make_offers(shortlist, {"U1": 0.5, "U2": 0.5}, draws, housed)
+    assert got.offers["outcome"].tolist() == [
+        "refused", "already_housed", "accepted", "accepted",
+    ]  # fmt: skip
+    assert got.accepted[["unit_id", "demand_id", "rank"]].values.tolist() == [
+        ["U1", "C", 3], ["U2", "B", 1],
+    ]  # fmt: skip
+    assert housed == {"B", "C"} and got.exhausted == ()
+
+
+def test_new_demands_are_recent_dated_in_the_year_and_reproducible() -> None:
+    """generate_demands: N-ids by filing date within the year, no refusal, same seed same frame."""
+    a = generate_demands("caen-la-mer", 2026, 3, 200)
+    b = generate_demands("caen-la-mer", 2026, 3, 200)
+    pd.testing.assert_frame_equal(a, b)
+    assert a["demand_id"].iloc[0] == "N2026-0000001"
+    assert a["filed_on"].is_monotonic_increasing
+    assert a["filed_on"].min() >= pd.Timestamp("2026-01-02")
+    assert a["filed_on"].max() <= pd.Timestamp("2026-12-31")
+    assert (a["refusals"] == 0).all()
+    # The stock and the units of the same seed do not move (independent child streams).
+    _u1, d1 = generate_territory(n_units=30, n_demands=40, seed=3)
+    generate_demands("caen-la-mer", 2026, 3, 10)
+    _u2, d2 = generate_territory(n_units=30, n_demands=40, seed=3)
+    pd.testing.assert_frame_equal(d1, d2)
+
+
+def test_pinned_policy_gives_the_whole_flux_to_one_reservataire() -> None:
+    """Pinned to etat: share 1 for it, 0 for the others with a share, the landlord unchanged."""
+    from matching.policy.loader import load_policy
+
+    shares = pinned_policy(load_policy("default-2026"), "etat").shares()
+    assert shares == {
+        "etat": 1.0, "etat_agents": 0.0, "collectivite": 0.0, "action_logement": 0.0,
+        "bailleur": 0.0,
+    }  # fmt: skip
+
+
+def test_scenario_simulation_section_is_read() -> None:
+    """The bundled year scenario has a monthly simulation section; a round scenario has none."""
+    year = load_scenario(SCENARIOS / "caen-la-mer-2026-year.yaml")
+    assert year.simulation is not None and year.simulation.cadence == "monthly"
+    assert year.simulation.refusals.probability == 0.3
+    assert load_scenario(SCENARIOS / "tiny.yaml").simulation is None
+    with pytest.raises(ValueError, match="cadence"):
+        SimulationSettings(cadence="daily")  # type: ignore[arg-type]
+
+
+def test_unknown_allocation_policy_is_refused() -> None:
+    """A policy name the registry does not know is a PolicyError naming it."""
+    from matching.simulation.adapters import resolve_allocator
+
+    with pytest.raises(PolicyError, match="no_such_policy"):
+        resolve_allocator("no_such_policy")
+
+
+def test_cli_simulate_one_round(tmp_path: Path) -> None:
+    """The simulate command on the tiny year writes the year's files and a progress line."""
+    runner = CliRunner()
+    got = runner.invoke(
+        cli,
+        ["simulate", str(SCENARIOS / "tiny-year.yaml"), "--out", str(tmp_path), "--rounds", "1"],
+    )
+    assert got.exit_code == 0, got.output
+    for name in ("allocations.csv", "offers.csv", "units.csv", "demands.csv", "kpis.json"):
+        assert (tmp_path / name).is_file()
+    assert (tmp_path / "rounds" / "01-2026-01-31" / "offers.csv").is_file()
+    assert "round 1/1 2026-01-31" in got.output
