@@ -57,6 +57,9 @@ class Result:
     wall_time_s: float = 0.0
     versions: dict[str, str] = field(default_factory=versions)
     soft_diagnosis: Result | None = None
+    prepared: Any = field(default=None, repr=False, compare=False)
+    """The `matching.round.PreparedRound` the result was built from (memory only, never
+    written): lets the shortlists reuse the round's facts, scores and pairs."""
 
     def __post_init__(self) -> None:
         if self.status not in {"OPTIMAL", "FEASIBLE", "INFEASIBLE", "UNKNOWN"}:

@@ -261,6 +261,7 @@ def build_result(
         counts=counts,
         stats=dict(solution.stats),
         wall_time_s=seconds,
+        prepared=prepared,
     )
     if solution.status in {"OPTIMAL", "FEASIBLE"}:
         _self_check(prepared, result)

@@ -109,6 +109,8 @@ def shortlists(
     """
     if size < 1:
         raise ValueError(f"size must be at least 1, got {size}")
+    if prepared is None and _same_round(result.prepared, units, demands, policy, on, year_so_far):
+        prepared = result.prepared
     if prepared is None:
         prepared = prepare_round(units, demands, policy, on=on, year_so_far=year_so_far)
     inst = prepared.instance
@@ -258,3 +260,26 @@ def _table(
     return table.sort_values(["unit_id", "rank"], kind="stable").reset_index(drop=True)[
         list(SHORTLIST_COLUMNS)
     ]
+
+
+def _same_round(
+    prepared: PreparedRound | None,
+    units: pd.DataFrame,
+    demands: pd.DataFrame,
+    policy: Policy,
+    on: dt.date,
+    year_so_far: YearSoFar | None,
+) -> bool:
+    """Whether the result's own prepared round is this round (same tables, policy, date, year)."""
+    if prepared is None:
+        return False
+    inst = prepared.instance
+    return (
+        inst.policy is policy
+        and prepared.on == on
+        and inst.year_so_far == (year_so_far or YearSoFar())
+        and len(inst.units) == len(units)
+        and len(inst.demands) == len(demands)
+        and inst.units["unit_id"].equals(pd.Series(units["unit_id"]).reset_index(drop=True))
+        and inst.demands["demand_id"].equals(pd.Series(demands["demand_id"]).reset_index(drop=True))
+    )
