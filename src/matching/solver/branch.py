@@ -32,6 +32,10 @@ from matching.solver.rows import QuotaRow
 
 _logger = logging.getLogger(__name__)
 
+MAX_IMPROVE = 1
+"""Neighbourhood searches (RINS) at fractional nodes whose counts are integral (an integral
+LP is always taken); the dive on triples then looks for an integral LP itself."""
+
 Improve = Callable[[Certificate], int | None]
 """Look for a better solution near a node's LP solution; returns its value, or None."""
 
@@ -69,6 +73,11 @@ def _node_rows(
             rows.append(LinearCut(agg.idx, ones, ">=", lo, f"branch:{agg.key}"))
         if agg.key in ranges and hi < agg.high:
             rows.append(LinearCut(agg.idx, ones, "<=", hi, f"branch:{agg.key}"))
+    for key, (lo, _hi) in ranges.items():  # branches on single triples: "x:<index>"
+        if key.startswith("x:"):
+            one = np.array([int(key[2:])], dtype=np.int64)
+            sense, rhs = (">=", 1) if lo == 1 else ("<=", 0)
+            rows.append(LinearCut(one, np.ones(1, dtype=np.int64), sense, rhs, f"branch:{key}"))
     for share in shares:
         b = _intersect((share.base.low, share.base.high), ranges.get(share.base.key))
         c = _intersect((share.counted.low, share.counted.high), ranges.get(share.counted.key))
@@ -124,8 +133,10 @@ def branch_and_bound(
     ]
     z = incumbent
     counter = 0
-    heap: list[tuple[float, int, dict[str, tuple[int, int]]]] = [(-math.inf, counter, {})]
+    # best bound first; among equal bounds the deepest node (a dive towards an integral LP)
+    heap: list[tuple[float, int, int, dict[str, tuple[int, int]]]] = [(-math.inf, 0, counter, {})]
     open_bounds: list[float] = []
+    improve_calls = 0
     nodes = 0
     root_cuts = 0
 
@@ -133,11 +144,12 @@ def branch_and_bound(
         return bound < z + 1 - 1e-9 * max(1.0, abs(bound))
 
     while heap:
-        neg_parent, _, ranges = heapq.heappop(heap)
+        neg_parent, neg_depth, _, ranges = heapq.heappop(heap)
         parent = -neg_parent
         if closed(parent):
             continue
         if nodes >= max_nodes or time.perf_counter() > deadline:
+            # out of nodes or time: the open nodes' bounds bound the optimum
             open_bounds.append(parent)
             open_bounds += [-h[0] for h in heap if not closed(-h[0])]
             break
@@ -169,18 +181,33 @@ def branch_and_bound(
                 if closed(bound):
                     continue
         if split is None:
-            found = improve(cert)
-            if found is not None and found > z:
-                z = found
-            if not closed(bound):
-                open_bounds.append(bound)
-            continue
-        agg, value = split
-        lo, hi = _intersect((agg.low, agg.high), ranges.get(agg.key))
-        for child in ((lo, math.floor(value)), (math.ceil(value), hi)):
+            fractional = np.flatnonzero(np.minimum(cert.primal, 1 - cert.primal) > 1e-6)
+            if len(fractional) == 0 or improve_calls < MAX_IMPROVE:
+                improve_calls += 1
+                tick = time.perf_counter()
+                found = improve(cert)  # an integral LP is taken as it is (every one fixed)
+                _logger.debug(
+                    "node %d search: %s in %.2f s", nodes, found, time.perf_counter() - tick
+                )
+                if found is not None and found > z:
+                    z = found
+                if closed(bound):
+                    continue
+            if len(fractional) == 0:
+                open_bounds.append(bound)  # integral yet above the incumbent: not expected
+                continue
+            # counts all integral: dive on the most fractional triple, its "taken" side first
+            t = int(fractional[np.argmax(np.minimum(cert.primal, 1 - cert.primal)[fractional])])
+            children: list[tuple[str, tuple[int, int]]] = [(f"x:{t}", (1, 1)), (f"x:{t}", (0, 0))]
+        else:
+            agg, value = split
+            lo, hi = _intersect((agg.low, agg.high), ranges.get(agg.key))
+            children = [(agg.key, (lo, math.floor(value))), (agg.key, (math.ceil(value), hi))]
+        for key, child in children:
             if child[0] <= child[1]:
                 counter += 1
-                heapq.heappush(heap, (-bound, counter, {**ranges, agg.key: child}))
+                node = (-bound, neg_depth - 1, counter, {**ranges, key: child})
+                heapq.heappush(heap, node)
     still_open = [b for b in open_bounds if not closed(b)]
     bound = max([float(z), *still_open])
     return BranchOutcome(not still_open, z, bound, nodes, root_cuts, still_open)

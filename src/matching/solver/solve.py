@@ -29,7 +29,7 @@ from matching.solver.cpsat import Budget, cp_solver, run
 from matching.solver.infeasibility import conflicting_rules
 from matching.solver.instance import RoundInstance, Triples, build_triples
 from matching.solver.lp import Certificate, LPSession, top_per_group
-from matching.solver.objective import combined_weights, stage_terms
+from matching.solver.objective import StageTerms, combined_weights, stage_terms
 from matching.solver.rows import quota_rows
 from matching.types import QuotaMode, Stage
 
@@ -63,6 +63,7 @@ class _StagedOutcome:
     shortfall: list[int]
     values: dict[Stage, int]
     bounds: dict[Stage, float]
+    core: np.ndarray | None = None  # the triple indices ``chosen`` refers to, when not implied
 
 
 @dataclass(frozen=True)
@@ -150,9 +151,13 @@ def solve_stages(
         bounds[term.stage] = float(cap) if cap is not None else float(solver.best_objective_bound)
         if code == cp_model.FEASIBLE and abs(solver.best_objective_bound - value) > 0.5:
             status = "FEASIBLE"
-        chosen = v.chosen(solver)
-        orientation = v.orientation(solver)
-        shortfall = [int(solver.value(s)) for s in v.shortfall]
+        hinted = _stage_value(term, chosen, shortfall) if len(chosen) or shortfall else None
+        if hinted is None or hinted < value:
+            # the hint (or the previous stage's solution) falls short of this stage's optimum:
+            # carry CP-SAT's solution; otherwise keep hinting the hint, often better later on
+            chosen = v.chosen(solver)
+            orientation = v.orientation(solver)
+            shortfall = [int(solver.value(s)) for s in v.shortfall]
         model.add(expr >= value)
         fixed.append(value)
     if not built.stages:  # no objective: any feasible allocation (none is chosen)
@@ -162,6 +167,11 @@ def solve_stages(
             return _StagedOutcome("INFEASIBLE", chosen, orientation, shortfall, values, bounds)
         chosen, orientation = v.chosen(solver), v.orientation(solver)
     return _StagedOutcome(status, chosen, orientation, shortfall, values, bounds)
+
+
+def _stage_value(term: StageTerms, chosen: np.ndarray, shortfall: list[int]) -> int:
+    """A stage's value for a solution given by its chosen triples and shortfalls."""
+    return int(term.x[chosen].sum()) + int(np.dot(term.s[: len(shortfall)], shortfall))
 
 
 def _add_hint(
@@ -265,7 +275,7 @@ def _solve_with_core(
         hint = _lp_guided_hint(inst, triples, core_index, primal, params, budget, caps)
         stats["hint"] = "lp_rounding" if hint is not None else "none"
         if hint is not None:
-            previous = (hint, core_index)
+            previous = (hint, hint.core if hint.core is not None else core_index)
             if session is not None and inst.policy.quotas.mode == QuotaMode.HARD:
                 proven, previous = _prove_by_branching(
                     inst, triples, upper, previous, params, budget, terms, multipliers,
@@ -276,6 +286,8 @@ def _solve_with_core(
 
     for iteration in range(1, 30):
         core_index = np.flatnonzero(rc <= delta + tol)
+        if previous is not None:  # the best solution so far stays in the model (as the hint)
+            core_index = np.union1d(core_index, previous[1][previous[0].chosen])
         hint = None
         if previous is not None:
             old_outcome, old_index = previous
@@ -294,8 +306,18 @@ def _solve_with_core(
                 return outcome, core_index
             delta = 4 * delta + (multipliers[0] if multipliers else 1.0)
             continue
-        if outcome.status != "OPTIMAL":
-            return outcome, core_index  # out of time: best found, with its bound
+        if outcome.status != "OPTIMAL":  # out of time: the best found, with its bound
+            if previous is not None and outcome.status == "FEASIBLE":
+                old_outcome, old_index = previous
+                if _combined_value(old_outcome.values, stages, multipliers) > _combined_value(
+                    outcome.values, stages, multipliers
+                ):
+                    kept = _StagedOutcome(
+                        "FEASIBLE", old_outcome.chosen, old_outcome.orientation,
+                        old_outcome.shortfall, old_outcome.values, outcome.bounds,
+                    )  # fmt: skip
+                    return kept, old_index
+            return outcome, core_index
         z = _combined_value(outcome.values, stages, multipliers)
         needed = upper - z
         stats["certificate_gap"] = float(needed)
@@ -337,15 +359,24 @@ def _prove_by_branching(
         nonlocal best
         if cert.primal is None:
             return None
-        gap = max(0.5 * (multipliers[-1] if multipliers else 1.0), cert.upper_bound - z)
-        core = np.flatnonzero(cert.reduced_cost <= gap + 1e-6 * max(1.0, abs(gap)))
-        found = _lp_guided_hint(inst, triples, core, cert.primal, params, budget, caps)
-        if found is None:
-            return None
-        value = _combined_value(found.values, stages, multipliers)
-        if value > _combined_value(best[0].values, stages, multipliers):
-            best = (found, core)
-        return value
+        # the node LP's tight triples (reduced cost 0), with its support: a neighbourhood
+        # small enough to build and search in seconds (the gap-wide core can be 100 times larger)
+        small = 0.5 * (multipliers[-1] if multipliers else 1.0)
+        tight = cert.reduced_cost <= small + 1e-6 * small
+        core = np.flatnonzero(tight | (cert.primal > 1e-6))
+        # two neighbourhoods of the node's LP solution: its ones fixed (small, fast), then only
+        # the ones it shares with the incumbent (larger, and it holds the incumbent)
+        found_value: int | None = None
+        for held in (None, best):
+            found = _lp_guided_hint(inst, triples, core, cert.primal, params, budget, caps, held)
+            if found is None:
+                continue
+            value = _combined_value(found.values, stages, multipliers)
+            found_value = value if found_value is None else max(found_value, value)
+            if value > _combined_value(best[0].values, stages, multipliers):
+                best = (found, found.core if found.core is not None else core)
+                break
+        return found_value
 
     start = time.perf_counter()
     outcome = branch_and_bound(
@@ -381,14 +412,24 @@ def _lp_guided_hint(
     params: SolveParams,
     budget: Budget,
     caps: StageCaps,
+    incumbent: tuple[_StagedOutcome, np.ndarray] | None = None,
 ) -> _StagedOutcome | None:
     """A solution near an LP solution: keep its integral assignments, let CP-SAT complete (RINS).
 
     The LP relaxation is nearly integral: fixing its ones leaves a small problem over the
     remaining units and households (the core triples of the free units to free households),
-    which CP-SAT solves quickly. The returned ``chosen`` indexes ``core_index``.
+    which CP-SAT solves quickly. With an ``incumbent`` (its outcome and core index), only the
+    ones it shares with the LP are fixed, and it is the hint: the neighbourhood then holds the
+    incumbent, so the result is at least as good. The returned ``chosen`` indexes the returned
+    outcome's own core (see `_rins`).
     """
+    held = np.zeros(0, dtype=np.int64)
+    if incumbent is not None:
+        held = incumbent[1][incumbent[0].chosen]
+        core_index = np.union1d(core_index, held)
     ones = primal[core_index] > 1 - 1e-6
+    if incumbent is not None:
+        ones &= np.isin(core_index, held)
     if not ones.any():
         return None
     fixed = core_index[ones]
@@ -402,14 +443,21 @@ def _lp_guided_hint(
     built = build_model(inst, triples.subset(local))
     for i in np.flatnonzero(ones[keep]):
         built.model.add(built.vars.x[int(i)] == 1)
+    hint = None
+    if incumbent is not None:
+        position = np.searchsorted(local, held)
+        hint = _StagedOutcome(
+            "HINT", position.astype(np.int64), incumbent[0].orientation,
+            incumbent[0].shortfall, {}, {},
+        )  # fmt: skip
     # a good solution is the goal here, not its proof (the LP bound proves): a small budget
     sub = budget.share(0.25)
     sub.left = min(sub.left, RINS_SECONDS)
-    outcome = solve_stages(built, params, sub, None, caps)
+    outcome = solve_stages(built, params, sub, hint, caps)
     if outcome.status not in {"OPTIMAL", "FEASIBLE"}:
         return None
-    # re-index to core_index positions
-    outcome.chosen = keep[outcome.chosen]
+    outcome.chosen = keep[outcome.chosen]  # positions in core_index
+    outcome.core = core_index
     return outcome
 
 
