@@ -1,0 +1,109 @@
+"""External references of the benchmarks: OR-Library assign100 and the HDB ethnic caps.
+
+Fast checks of the reference parsers and instance builders in ``benchmarks/`` and of the exact
+engine's matching core (`matching.solver.matching.solve_matching`) on them: the published
+assign100 optimum, and HDB caps respected when they bind, counted directly on the solution.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from benchmarks import hdb, orlib
+
+
+def test_orlib_parser_reads_assign100() -> None:
+    """assign100 is a 100 x 100 matrix whose first row starts 52 89 40 and whose optimum is 305."""
+    costs = orlib.read_costs(orlib.DATA / "assign100.txt")
+    assert costs.shape == (100, 100)
+    assert costs[0, :3].tolist() == [52, 89, 40]  # first costs of the file
+    assert orlib.optima()["assign100"] == 305
+    assert orlib.scipy_dense(costs)[0] == 305
+    assert orlib.scipy_sparse(costs)[0] == 305
+
+
+def test_orlib_parser_rejects_a_truncated_file(tmp_path: Path) -> None:
+    """A file with fewer than n x n costs is refused rather than silently reshaped."""
+    path = tmp_path / "bad.txt"
+    path.write_text("3\n1 2 3 4 5 6 7 8\n", encoding="ascii")  # 8 costs, 9 needed
+    with pytest.raises(ValueError, match="expected 9"):
+        orlib.read_costs(path)
+
+
+def test_assign100_engine_finds_305() -> None:
+    """The engine, fed the plain cost matrix, returns a perfect matching of cost exactly 305."""
+    from matching.solver.matching import solve_matching
+
+    costs = orlib.read_costs(orlib.DATA / "assign100.txt")
+    left, right, weight = orlib.all_pairs(costs)
+    sol = solve_matching(left, right, weight, maximize=False, perfect=True)
+    assert sol.value == 305
+    assert int(costs[np.asarray(sol.left), np.asarray(sol.right)].sum()) == 305
+    assert sorted(np.asarray(sol.left).tolist()) == list(range(100))
+    assert sorted(np.asarray(sol.right).tolist()) == list(range(100))
+
+
+def test_hdb_launch_123_is_sky_vista() -> None:
+    """The 123-flat case is Sky Vista 114A (27 flats) and 114B (96) with the sheet's caps."""
+    launch = hdb.load_launch(123)
+    assert launch.flats.tolist() == [27, 96]
+    # Sheet rows: 114A Malay 6, Chinese 23, Indian/Others 3; 114B 21, 81, 12 (GROUPS order C, M, I).
+    assert launch.caps.tolist() == [[23, 6, 3], [81, 21, 12]]
+
+
+def test_hdb_launch_1500_truncates_the_last_block() -> None:
+    """1,500 flats: 172A keeps 75 of 174 flats, caps 147/39/21 scaled by 75/174 and rounded up."""
+    launch = hdb.load_launch(1500)
+    assert launch.n_flats == 1500
+    assert launch.flats[-1] == 75
+    # 147 x 75 / 174 = 63.4 -> 64; 39 x 75 / 174 = 16.8 -> 17; 21 x 75 / 174 = 9.05 -> 10
+    assert launch.caps[-1].tolist() == [64, 17, 10]
+
+
+def _tight_instance() -> hdb.HdbInstance:
+    """Two blocks of 6 flats, caps 2 Chinese / 2 Malay / 2 Indian-Others each, 30 applicants."""
+    launch = hdb.Launch(
+        label=np.array(["A", "B"], dtype=object),
+        flats=np.array([6, 6]),
+        caps=np.array([[2, 2, 2], [2, 2, 2]]),
+    )
+    return hdb.instance(launch, n_applicants=30, seed=7)
+
+
+def test_hdb_cap_rules_select_block_and_group_pairs() -> None:
+    """Each cap rule selects exactly the pairs of its block's flats and its group's applicants."""
+    inst = _tight_instance()
+    frame = inst.pairs_frame()
+    per_group = np.bincount(inst.ethnicity, minlength=3)
+    from matching.policy.conditions import evaluate
+
+    for rule in inst.rules:
+        block = rule.count[0].value
+        group = rule.count[1].value
+        selected = int(evaluate(rule.count, frame).sum())
+        assert selected == inst.launch.flats[block] * per_group[group]  # 6 flats x applicants
+
+
+def test_hdb_caps_respected_when_they_bind() -> None:
+    """With binding caps the engine keeps every block/group count under its cap (counted here).
+
+    30 applicants are about 23 Chinese for 12 flats: without caps the best welfare gives more
+    than 2 flats of a block to Chinese households, so the caps must cost welfare; the capped
+    optimum must equal an independent MIP's.
+    """
+    from matching.solver.matching import solve_matching
+
+    inst = _tight_instance()
+    free = solve_matching(inst.left, inst.right, inst.weight, maximize=True)
+    capped = solve_matching(inst.left, inst.right, inst.weight, hdb.side_rows(inst), maximize=True)
+    a, f = np.asarray(capped.left), np.asarray(capped.right)
+    assert hdb.valid_matching(a, f)
+    counts = np.zeros((2, 3), dtype=np.int64)
+    np.add.at(counts, (inst.flat_block[f], inst.ethnicity[a]), 1)
+    assert (counts <= inst.launch.caps).all()
+    assert hdb.cap_violations(inst, np.asarray(free.left), np.asarray(free.right)) > 0
+    assert capped.value < free.value
+    assert capped.value == hdb.milp_welfare(inst, caps=True)[0]
+    assert free.value == hdb.scipy_welfare(inst)[0]
