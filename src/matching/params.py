@@ -33,5 +33,8 @@ class SolveParams(BaseModel):
         description="Solve a core with an LP optimality certificate (exact); off = full model",
     )
     prune_above_triples: int = Field(
-        default=3000, ge=0, description="Use the LP-certified core only above this many triples"
+        default=500,
+        ge=0,
+        description="Use the LP-certified core only above this many triples (measured: a "
+        "25 x 300 round, 1,915 triples, is proven in 4.6 s this way, unproven after 56 s without)",
     )

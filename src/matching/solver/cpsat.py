@@ -8,6 +8,9 @@ from ortools.sat.python import cp_model
 
 from matching.params import SolveParams
 
+LARGE_MODEL = 3000
+"""Triples above which a CP-SAT model counts as large (no probing, interleaved search)."""
+
 
 class Budget:
     """The solve's time budget, spent in CP-SAT's deterministic time so that runs reproduce.

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from ortools.sat.python import cp_model
 
 from matching.params import SolveParams
-from matching.solver.cpsat import Budget, cp_solver, run
+from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
 from matching.solver.lp import LPLayout, LPSession
 
 
@@ -205,7 +205,7 @@ def solve_matching(
             chosen[hint] = True
             for var, on in zip(x, chosen[core].tolist(), strict=True):
                 model.add_hint(var, on)
-        solver = cp_solver(params, budget, large=len(core) > params.prune_above_triples)
+        solver = cp_solver(params, budget, large=len(core) > LARGE_MODEL)
         code = run(solver, model, budget)
         stats.update(core_arcs=len(core), core_iterations=iteration)
         if code == cp_model.INFEASIBLE:

@@ -25,7 +25,7 @@ from ortools.sat.python import cp_model
 from matching.params import SolveParams
 from matching.solver.branch import branch_and_bound
 from matching.solver.build import BuiltModel, build_model
-from matching.solver.cpsat import Budget, cp_solver, run
+from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
 from matching.solver.infeasibility import conflicting_rules
 from matching.solver.instance import RoundInstance, Triples, build_triples
 from matching.solver.lp import Certificate, LPSession, top_per_group
@@ -112,7 +112,7 @@ def solve_stages(
         model.clear_hints()
         if hint is not None or values:
             _add_hint(built, chosen, orientation, shortfall)
-        solver = cp_solver(params, budget, large=len(v.x) > params.prune_above_triples)
+        solver = cp_solver(params, budget, large=len(v.x) > LARGE_MODEL)
         code = run(solver, model, budget)
         if code == cp_model.INFEASIBLE:
             return _StagedOutcome("INFEASIBLE", chosen, orientation, shortfall, values, bounds)
