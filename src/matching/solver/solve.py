@@ -35,7 +35,7 @@ from matching.types import QuotaMode, Stage
 
 _logger = logging.getLogger(__name__)
 
-RINS_SECONDS = 2.0
+RINS_SECONDS = 1.0
 """Deterministic-time budget of one LP-guided neighbourhood search (CP-SAT)."""
 
 
