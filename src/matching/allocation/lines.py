@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from matching.policy.model import QuotaRule
-from matching.policy.quotas import possible_groups, scope_keys, selection
+from matching.policy.quotas import scope_keys, selection
 from matching.solver.instance import RoundInstance, Triples, triple_fields
-from matching.types import Bound, Measure
+from matching.solver.rows import judged_groups, row_name, row_terms
+from matching.types import Bound
 
 
 @dataclass(frozen=True)
@@ -137,16 +138,6 @@ def _fields_of(rule: QuotaRule) -> set[str]:
     return names
 
 
-def _groups(rule: QuotaRule, keys: np.ndarray, base: np.ndarray, inst: RoundInstance) -> list[str]:
-    """Scope groups judged for a rule (the checker's: in the base, in the year, always-judged)."""
-    groups = set(keys[base].tolist()) | set(inst.year_so_far.tallies.get(rule.id, {}))
-    if rule.scope is None:
-        groups.add("")
-    if rule.measure == Measure.COUNT and rule.bound == Bound.FLOOR:
-        groups |= possible_groups(rule, inst.units, inst.demands, inst.reservataires)
-    return sorted(groups)
-
-
 def _row_codes(table: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, int]:
     """A code per row of ``table`` equal for rows that agree on ``columns``, and how many."""
     code = np.zeros(len(table), dtype=np.int64)
@@ -187,25 +178,17 @@ def quota_lines(inst: RoundInstance, triples: Triples) -> QuotaLines:
     for j, rule in enumerate(rules):
         base, counted = selection(rule, frame)
         keys = scope_keys(rule, frame)
-        groups = _groups(rule, keys, base, inst)
+        groups = judged_groups(inst, rule, keys[base].tolist())
         first = len(names)
         line[j, base] = first + pd.Index(groups).get_indexer(pd.Index(keys[base]))
-        if rule.measure == Measure.SHARE:
-            frac = rule.target_fraction()
-            p, q = frac.numerator, frac.denominator
-            coef[j] = q * counted.astype(np.int64) - p * base.astype(np.int64)
-        else:
-            p, q = 0, 1
-            coef[j] = counted.astype(np.int64)
+        p, q, _ = row_terms(rule, 0, 0)
+        coef[j] = q * counted.astype(np.int64) - p * base.astype(np.int64)
         for group in groups:
             prior = inst.year_so_far.tally(rule.id, group)
-            names.append(rule.id if not rule.scope else f"{rule.id}[{rule.scope}={group}]")
+            names.append(row_name(rule, group))
             weight.append(rule.weight)
             sign.append(1 if rule.bound == Bound.FLOOR else -1)
-            if rule.measure == Measure.SHARE:
-                rhs.append(p * prior.base - q * prior.counted)
-            else:
-                rhs.append(int(rule.target) - prior.counted)
+            rhs.append(row_terms(rule, prior.base, prior.counted)[2])
             step.append(q)
     line_res = np.full(len(names), -1, dtype=np.int64)
     for j in range(len(rules)):

@@ -86,7 +86,11 @@ def label_ranges(inst: RoundInstance) -> list[tuple[int, int]]:
 
 
 def _units_range(
-    inst: RoundInstance, triples: Triples, idx: np.ndarray, empty_units: int
+    inst: RoundInstance,
+    triples: Triples,
+    idx: np.ndarray,
+    empty_units: int,
+    ranges: list[tuple[int, int]],
 ) -> tuple[int, int]:
     """Range of the number of allocated units whose triple lies in ``idx``.
 
@@ -103,7 +107,6 @@ def _units_range(
     has_out = np.bincount(triples.unit[~inside], minlength=n_units) > 0
     low = int((has_in & ~has_out).sum()) - empty_units
     high = int(has_in.sum())
-    ranges = label_ranges(inst)
     res_in = triples.res[inside]
     res_out = triples.res[~inside]
     full = [r for r in range(len(ranges)) if (res_in == r).any() and not (res_out == r).any()]
@@ -124,12 +127,13 @@ def aggregates(
     réservataire (``N:<id>``), which the flux bands make integer-critical.
     """
     empty = max(0, len(inst.units) - min_allocations)
+    ranges = label_ranges(inst)
     shares: list[ShareRow] = []
     every: list[Aggregate] = []
     for row in rows:
-        b_lo, b_hi = _units_range(inst, triples, row.base_idx, empty)
+        b_lo, b_hi = _units_range(inst, triples, row.base_idx, empty, ranges)
         base = Aggregate(f"B:{row.name}", row.base_idx, b_lo, b_hi)
-        c_hi = min(b_hi, _units_range(inst, triples, row.counted_idx, empty)[1])
+        c_hi = min(b_hi, _units_range(inst, triples, row.counted_idx, empty, ranges)[1])
         counted = Aggregate(f"C:{row.name}", row.counted_idx, 0, c_hi)
         every += [base, counted]
         if row.rule.measure == Measure.SHARE:
@@ -137,7 +141,7 @@ def aggregates(
             shares.append(ShareRow(row, base, counted, frac.numerator, frac.denominator))
     for r, res in enumerate(inst.reservataires):
         idx = np.flatnonzero(triples.res == r)
-        lo, hi = _units_range(inst, triples, idx, empty)
+        lo, hi = _units_range(inst, triples, idx, empty, ranges)
         every.append(Aggregate(f"N:{res}", idx, lo, hi))
     return shares, every
 

@@ -72,6 +72,11 @@ class LinearCut:
     rhs: int
     name: str
 
+    @property
+    def sign(self) -> float:
+        """-1 for a ``>=`` row, +1 for a ``<=`` row: the factor that writes it as ``<=``."""
+        return -1.0 if self.sense == ">=" else 1.0
+
 
 @dataclass(frozen=True)
 class LPLayout:
@@ -314,7 +319,7 @@ class LPSession:
         pos[cols[x_mask]] = np.flatnonzero(x_mask)
         r_parts, c_parts, v_parts = [], [], []
         for k, cut in enumerate(cuts):
-            sign = -1.0 if cut.sense == ">=" else 1.0
+            sign = cut.sign
             where = pos[cut.idx]
             ok = where >= 0
             r_parts.append(np.full(int(ok.sum()), k))
@@ -347,7 +352,7 @@ class LPSession:
             )
             mat = self._extra_matrix(self.col_global, new).tocsr()
             mat.sort_indices()
-            rhs = np.array([(-1.0 if c.sense == ">=" else 1.0) * c.rhs for c in new])
+            rhs = np.array([c.sign * c.rhs for c in new])
             n = len(new)
             self.highs.addRows(
                 n, np.full(n, -highspy.kHighsInf), rhs, mat.nnz,
@@ -365,9 +370,7 @@ class LPSession:
         if len(changed):
             upper = np.array(
                 [
-                    ((-1.0 if self.extra[k].sense == ">=" else 1.0) * self.extra[k].rhs)
-                    if active[k]
-                    else highspy.kHighsInf
+                    self.extra[k].sign * self.extra[k].rhs if active[k] else highspy.kHighsInf
                     for k in changed
                 ]
             )
@@ -382,8 +385,7 @@ class LPSession:
         out = np.zeros(self.lay.n_x)
         for k, cut in enumerate(self.extra):
             if y_extra[k] != 0.0:
-                sign = -1.0 if cut.sense == ">=" else 1.0
-                out[cut.idx] += sign * cut.coef * y_extra[k]  # idx has no repeats
+                out[cut.idx] += cut.sign * cut.coef * y_extra[k]  # idx has no repeats
         return out
 
     def solve(
@@ -426,7 +428,7 @@ class LPSession:
             rc_all[: lay.n_x] -= self._extra_duals_matvec(y_ex)
             bound_min = float(y_ub @ lay.b_ub + y_eq @ lay.b_eq)
             if self.extra:
-                rhs = np.array([(-1.0 if c.sense == ">=" else 1.0) * c.rhs for c in self.extra])
+                rhs = np.array([c.sign * c.rhs for c in self.extra])
                 bound_min += float(y_ex[self.extra_active] @ rhs[self.extra_active])
                 rc_e = self.violation_cost + y_ex  # column -1 in its row
                 bound_min += float(np.sum(self.e_upper * np.minimum(rc_e, 0.0)))

@@ -13,6 +13,7 @@ only; fixed to 0 in hard mode). The least feasible s equals `matching.policy.quo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +41,7 @@ class QuotaRow:
     @property
     def name(self) -> str:
         """Readable key, e.g. ``mixity_outside_qpv`` or ``priority_floor[bailleur=B1]``."""
-        return self.rule.id if not self.scope else f"{self.rule.id}[{self.rule.scope}={self.scope}]"
+        return row_name(self.rule, self.scope)
 
     def max_shortfall(self) -> int:
         """An upper bound on the shortfall this row can need (all counted at worst)."""
@@ -62,13 +63,8 @@ def quota_rows(inst: RoundInstance, triples: Triples) -> list[QuotaRow]:
         else:
             codes, labels = np.zeros(len(triples), dtype=np.int64), np.array([""], dtype=object)
         present = labels[np.unique(codes[base])].tolist()
-        groups = set(present) | set(inst.year_so_far.tallies.get(rule.id, {}))
-        if rule.scope is None:
-            groups.add("")  # an EPCI-wide rule is always judged
-        if rule.measure == Measure.COUNT and rule.bound == Bound.FLOOR:
-            groups |= possible_groups(rule, inst.units, inst.demands, inst.reservataires)
         code_of = {str(label): k for k, label in enumerate(labels.tolist())}
-        for group in sorted(groups):
+        for group in judged_groups(inst, rule, present):
             k = code_of.get(group)
             in_group = base & (codes == k) if k is not None else np.zeros(len(triples), bool)
             prior = inst.year_so_far.tally(rule.id, group)
@@ -76,20 +72,46 @@ def quota_rows(inst: RoundInstance, triples: Triples) -> list[QuotaRow]:
     return rows
 
 
+def judged_groups(inst: RoundInstance, rule: QuotaRule, present: Iterable[str]) -> list[str]:
+    """The scope groups of a rule judged in this round, sorted.
+
+    Those where this round can allocate, those the year so far has tallies for, the single
+    EPCI-wide group of an unscoped rule (always judged), and for a count floor every group that
+    could take an allocation (`matching.policy.quotas.possible_groups`, as the checker does).
+    """
+    groups = set(present) | set(inst.year_so_far.tallies.get(rule.id, {}))
+    if rule.scope is None:
+        groups.add("")
+    if rule.measure == Measure.COUNT and rule.bound == Bound.FLOOR:
+        groups |= possible_groups(rule, inst.units, inst.demands, inst.reservataires)
+    return sorted(groups)
+
+
+def row_name(rule: QuotaRule, group: str) -> str:
+    """A rule's row in one scope group, as shortfalls are reported: ``id`` or ``id[scope=g]``."""
+    return rule.id if not rule.scope else f"{rule.id}[{rule.scope}={group}]"
+
+
+def row_terms(rule: QuotaRule, b0: int, c0: int) -> tuple[int, int, int]:
+    """``(p, q, rhs)`` of a rule's row given the year-so-far tallies ``B0, C0`` of its group.
+
+    The row reads ``sum((q counted - p base) x) (>= or <=) rhs`` with ``rhs = p B0 - q C0`` for a
+    share ``p/q``, and ``sum(counted x) (>= or <=) n - C0`` for a count ``n`` (p = 0, q = 1).
+    """
+    if rule.measure == Measure.SHARE:
+        frac = rule.target_fraction()
+        p, q = frac.numerator, frac.denominator
+        return p, q, p * b0 - q * c0
+    return 0, 1, int(rule.target) - c0
+
+
 def _row(
     rule: QuotaRule, scope: str, base: np.ndarray, counted: np.ndarray, b0: int, c0: int
 ) -> QuotaRow:
     floor = rule.bound == Bound.FLOOR
-    if rule.measure == Measure.SHARE:
-        frac = rule.target_fraction()
-        p, q = frac.numerator, frac.denominator
-        coef_full = q * counted.astype(np.int64) - p * base.astype(np.int64)
-        rhs = p * b0 - q * c0
-        slack = q
-    else:
-        coef_full = counted.astype(np.int64)
-        rhs = int(rule.target) - c0
-        slack = 1
+    p, q, rhs = row_terms(rule, b0, c0)
+    coef_full = q * counted.astype(np.int64) - p * base.astype(np.int64)
+    slack = q
     idx = np.flatnonzero(coef_full)
     return QuotaRow(
         rule=rule,
