@@ -68,28 +68,40 @@ class Triples:
 
 
 def build_triples(inst: RoundInstance) -> Triples:
-    """Expand pairs by pool bits into triples (vectorised; one pass per réservataire)."""
-    flux = inst.flux_units[inst.pair_unit]
+    """Expand pairs by pool bits into triples (vectorised; one pass per réservataire).
+
+    Sorting cost matters at scale (18.9 million triples for a pooled year): the pairs are sorted
+    once by (unit, tie rank) with one integer key, so each réservataire's part is already in
+    order and a stable sort on the (unit, réservataire) group only merges a few sorted runs.
+    """
+    n_demands = max(1, len(inst.demands))
+    pair_key = inst.pair_unit.astype(np.int64) * n_demands + inst.tie_rank[inst.pair_demand]
+    by_rank = np.argsort(pair_key)  # keys are unique: tie_rank is a permutation
+    pair_unit, pair_demand = inst.pair_unit[by_rank], inst.pair_demand[by_rank]
+    pair_pools = inst.pair_pools[by_rank]
+    flux = inst.flux_units[pair_unit]
     parts_u, parts_d, parts_r = [], [], []
     for i, rule in enumerate(inst.policy.reservataires):
-        sel = flux & (((inst.pair_pools >> i) & 1) == 1)
+        sel = flux & (((pair_pools >> i) & 1) == 1)
         # A pool condition on `priority` is the law (the État's share goes to priority households
         # only): an explicit `pools` list in the demand file cannot override it.
         legal = tuple(c for c in rule.pool if c.field == "priority")
         if legal:
-            sel &= evaluate(legal, inst.demands)[inst.pair_demand]
-        parts_u.append(inst.pair_unit[sel])
-        parts_d.append(inst.pair_demand[sel])
+            sel &= evaluate(legal, inst.demands)[pair_demand]
+        parts_u.append(pair_unit[sel])
+        parts_d.append(pair_demand[sel])
         parts_r.append(np.full(int(sel.sum()), i, dtype=np.int16))
     excl = ~flux
-    parts_u.append(inst.pair_unit[excl])
-    parts_d.append(inst.pair_demand[excl])
+    parts_u.append(pair_unit[excl])
+    parts_d.append(pair_demand[excl])
     parts_r.append(np.full(int(excl.sum()), NONE, dtype=np.int16))
     unit = np.concatenate(parts_u).astype(np.int32)
     demand = np.concatenate(parts_d).astype(np.int32)
     res = np.concatenate(parts_r).astype(np.int16)
-    order = np.lexsort((demand, inst.tie_rank[demand], res, unit))
-    return Triples(unit[order], demand[order], res[order], inst.scores[demand[order]])
+    group = unit.astype(np.int64) * (len(inst.policy.reservataires) + 1) + (res + 1)
+    order = np.argsort(group, kind="stable")  # merges the sorted parts, rank order kept
+    demand = demand[order]
+    return Triples(unit[order], demand, res[order], inst.scores[demand])
 
 
 def triple_fields(inst: RoundInstance, triples: Triples, names: set[str]) -> pd.DataFrame:

@@ -41,7 +41,7 @@ def stage_terms(
     n_rows = len(rows)
     zeros_s = np.zeros(n_rows, dtype=np.int64)
     out: list[StageTerms] = []
-    n_demands = len(np.unique(triples.demand)) if len(triples) else 0
+    n_demands = int(_present(triples.demand).sum())
     most = min(n_units, n_demands)
     for stage in stages:
         if stage == Stage.SHORTFALL:
@@ -67,9 +67,20 @@ def _best_scores_sum(triples: Triples, count: int) -> int:
     """Sum of the ``count`` best (positive part of) demand scores among the triples."""
     if count == 0 or len(triples) == 0:
         return 0
-    _, first = np.unique(triples.demand, return_index=True)
-    per_demand = np.sort(np.maximum(triples.score[first], 0))[::-1]
-    return int(per_demand[:count].sum())
+    # a demand's score is the same on all its triples: scatter it (no sort of all triples)
+    value = np.zeros(int(triples.demand.max()) + 1, dtype=np.int64)
+    value[triples.demand] = triples.score
+    per_demand = np.maximum(value[_present(triples.demand)], 0)
+    if count < len(per_demand):
+        per_demand = np.partition(per_demand, len(per_demand) - count)[len(per_demand) - count :]
+    return int(per_demand.sum())
+
+
+def _present(demand: np.ndarray) -> np.ndarray:
+    """Mask of the demand positions that have at least one triple."""
+    mask = np.zeros(int(demand.max(initial=-1)) + 1, dtype=bool)
+    mask[demand] = True
+    return mask
 
 
 def combined_weights(terms: list[StageTerms]) -> tuple[np.ndarray, np.ndarray, list[int]]:
