@@ -31,13 +31,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from matching.flux import FluxBand
-from matching.solver.instance import NONE, RoundInstance, Triples
+from matching.solver.instance import RoundInstance, Triples
 from matching.solver.rows import QuotaRow
+from matching.solver.seed import unconstrained_matching
 
 _logger = logging.getLogger(__name__)
 
 COLUMNS_PER_ROUND = 3000
 """Most improving triples added per pricing round (measured best on the Caen monthly round)."""
+
+COLUMNS_PER_GROUP = 3
+"""At most this many of them per (unit, réservataire) group (`LPSession._pick`)."""
 
 VIOLATION_COST = 1000.0
 """Price of violating an extra row by one unit, in multiples of the largest triple weight."""
@@ -91,79 +95,134 @@ class LPLayout:
     n_s: int
     upper: np.ndarray  # column upper bounds
 
+    def columns(self, cols: np.ndarray) -> sp.csc_matrix:
+        """Coefficients of the global columns ``cols`` on the rows (<= rows, then = rows)."""
+        return sp.vstack([self.a_ub[:, cols], self.a_eq[:, cols]]).tocsc()
 
-def _layout(
-    inst: RoundInstance,
-    triples: Triples,
-    rows: list[QuotaRow],
-    bands: dict[str, FluxBand],
-    soft: bool,
-) -> LPLayout:
-    n_units = len(inst.units)
-    n_res = len(inst.reservataires)
-    flux = inst.flux_units
-    flux_pos = np.cumsum(flux) - 1  # rank of each flux unit
-    n_flux = int(flux.sum())
-    n_x, n_o = len(triples), n_flux * n_res
-    n_s = len(rows) if soft else 0
-    t = np.arange(n_x)
-    entries_r: list[np.ndarray] = []
-    entries_c: list[np.ndarray] = []
-    entries_v: list[np.ndarray] = []
-    rhs: list[np.ndarray] = []
-    row0 = 0
+    def rmatvec(self, y_ub: np.ndarray, y_eq: np.ndarray) -> np.ndarray:
+        """``A_ub^T y_ub + A_eq^T y_eq`` over every column."""
+        return np.asarray(self.a_ub.T @ y_ub + self.a_eq.T @ y_eq)
 
-    def add(r: np.ndarray, c: np.ndarray, v: np.ndarray, b: np.ndarray) -> None:
-        nonlocal row0
-        entries_r.append(r + row0)
-        entries_c.append(c)
-        entries_v.append(v.astype(np.float64))
-        rhs.append(b.astype(np.float64))
-        row0 += len(b)
 
-    # excluded units: sum x <= 1
-    excl = triples.res == NONE
-    add(triples.unit[excl], t[excl], np.ones(int(excl.sum())), np.ones(n_units))
-    # link rows per (flux unit, réservataire): sum x - o <= 0
-    fx = ~excl
-    link_row = flux_pos[triples.unit[fx]] * n_res + triples.res[fx]
-    o_cols = n_x + np.arange(n_o)
-    add(
-        np.concatenate([link_row, np.arange(n_o)]),
-        np.concatenate([t[fx], o_cols]),
-        np.concatenate([np.ones(int(fx.sum())), -np.ones(n_o)]),
-        np.zeros(n_o),
-    )
-    # demand rows
-    add(triples.demand, t, np.ones(n_x), np.ones(len(inst.demands)))
-    # bands
-    res_index = {r: i for i, r in enumerate(inst.reservataires)}
-    for rid, band in bands.items():
-        cols = n_x + np.arange(n_flux) * n_res + res_index[rid]
-        add(np.zeros(n_flux, np.int64), cols, np.ones(n_flux), np.array([band.high]))
-        add(np.zeros(n_flux, np.int64), cols, -np.ones(n_flux), np.array([-band.low]))
-    # quota rows (>= rows negated)
-    upper_s = []
-    for k, row in enumerate(rows):
-        sign = -1.0 if row.sense == ">=" else 1.0
-        r = np.zeros(len(row.idx), np.int64)
-        c, v = row.idx, sign * row.coef
-        if soft:
-            r = np.append(r, 0)
-            c = np.append(c, n_x + n_o + k)
-            v = np.append(v, sign * row.slack)
-            upper_s.append(row.max_shortfall())
-        add(r, c, v, np.array([sign * row.rhs]))
-    n_cols = n_x + n_o + n_s
-    a_ub = sp.csr_matrix(
-        (np.concatenate(entries_v), (np.concatenate(entries_r), np.concatenate(entries_c))),
-        shape=(row0, n_cols),
-    )
-    # orientation: sum_r o_ur = 1 per flux unit
-    eq_r = np.repeat(np.arange(n_flux), n_res)
-    a_eq = sp.csr_matrix((np.ones(n_o), (eq_r, o_cols)), shape=(n_flux, n_cols))
-    upper = np.concatenate([np.ones(n_x + n_o), np.asarray(upper_s, dtype=np.float64)])
-    return LPLayout(a_ub, np.concatenate(rhs), a_eq, np.ones(n_flux), n_x, n_o, n_s, upper)
+class RoundLayout:
+    """The rows of a round's LP, computed from the triple arrays instead of a stored matrix.
+
+    Why: the explicit sparse matrix of a pooled year (18.9 million triples, 73 million
+    non-zeros) took 14 s and 6.7 GB to build. Every coefficient is a function of a triple's
+    unit, réservataire, household and quota rows, so a column's coefficients and ``A^T y`` over
+    all triples are computed from the triple arrays when needed.
+
+    Rows (<=): excluded unit ``u``; link ``(flux unit, réservataire)``; demand; per band its
+    high and low rows; quota rows. Rows (=): one per flux unit. Columns: triples, then the
+    orientation columns ``o[flux unit, réservataire]``, then the shortfalls (soft mode).
+    """
+
+    def __init__(
+        self,
+        inst: RoundInstance,
+        triples: Triples,
+        rows: list[QuotaRow],
+        bands: dict[str, FluxBand],
+        soft: bool,
+    ) -> None:
+        self.triples = triples
+        self.rows = rows
+        self.n_units = len(inst.units)
+        self.n_res = len(inst.reservataires)
+        flux = inst.flux_units
+        self.flux_pos = np.cumsum(flux) - 1
+        self.n_flux = int(flux.sum())
+        self.n_x, self.n_o = len(triples), self.n_flux * self.n_res
+        self.n_s = len(rows) if soft else 0
+        self.demand0 = self.n_units + self.n_o
+        self.band0 = self.demand0 + len(inst.demands)
+        res_index = {r: i for i, r in enumerate(inst.reservataires)}
+        self.band_res = np.array([res_index[r] for r in bands], dtype=np.int64)
+        self.quota0 = self.band0 + 2 * len(bands)
+        self.quota_sign = np.array([-1.0 if r.sense == ">=" else 1.0 for r in rows])
+        band_b = np.array([[b.high, -b.low] for b in bands.values()], dtype=np.float64)
+        self.b_ub = np.concatenate(
+            [
+                np.ones(self.n_units), np.zeros(self.n_o), np.ones(len(inst.demands)),
+                band_b.ravel(), self.quota_sign * np.array([r.rhs for r in rows], np.float64),
+            ]
+        )  # fmt: skip
+        self.b_eq = np.ones(self.n_flux)
+        upper_s = [float(r.max_shortfall()) for r in rows] if soft else []
+        self.upper = np.concatenate([np.ones(self.n_x + self.n_o), np.asarray(upper_s)])
+        self.first = self._first_row(np.arange(self.n_x)).astype(np.int32)
+
+    def _first_row(self, t: np.ndarray) -> np.ndarray:
+        """Each triple's unit row: its excluded unit's row, or its (unit, réservataire) link."""
+        unit = self.triples.unit[t].astype(np.int64)
+        res = self.triples.res[t].astype(np.int64)
+        return np.where(res < 0, unit, self.n_units + self.flux_pos[unit] * self.n_res + res)
+
+    def columns(self, cols: np.ndarray) -> sp.csc_matrix:
+        """Coefficients of the global columns ``cols`` on the rows (<= rows, then = rows)."""
+        cols = np.asarray(cols, dtype=np.int64)
+        n_ub = len(self.b_ub)
+        r_parts, c_parts, v_parts = [], [], []
+        x_pos = np.flatnonzero(cols < self.n_x)
+        if len(x_pos):
+            t = cols[x_pos]
+            r_parts += [self._first_row(t), self.demand0 + self.triples.demand[t].astype(np.int64)]
+            c_parts += [x_pos, x_pos]
+            v_parts += [np.ones(len(t)), np.ones(len(t))]
+            for k, row in enumerate(self.rows):
+                where = np.searchsorted(row.idx, t)
+                hit = where < len(row.idx)
+                hit[hit] = row.idx[where[hit]] == t[hit]
+                r_parts.append(np.full(int(hit.sum()), self.quota0 + k))
+                c_parts.append(x_pos[hit])
+                v_parts.append(self.quota_sign[k] * row.coef[where[hit]].astype(np.float64))
+        o_pos = np.flatnonzero((cols >= self.n_x) & (cols < self.n_x + self.n_o))
+        if len(o_pos):
+            j = cols[o_pos] - self.n_x
+            res = j % self.n_res
+            r_parts += [self.n_units + j, n_ub + j // self.n_res]
+            c_parts += [o_pos, o_pos]
+            v_parts += [-np.ones(len(j)), np.ones(len(j))]
+            for b, r in enumerate(self.band_res):
+                on = np.flatnonzero(res == r)
+                high, low = self.band0 + 2 * b, self.band0 + 2 * b + 1
+                r_parts += [np.full(len(on), high), np.full(len(on), low)]
+                c_parts += [o_pos[on], o_pos[on]]
+                v_parts += [np.ones(len(on)), -np.ones(len(on))]
+        s_pos = np.flatnonzero(cols >= self.n_x + self.n_o)
+        if len(s_pos):
+            row_k = cols[s_pos] - self.n_x - self.n_o
+            slack = np.array([float(r.slack) for r in self.rows])
+            r_parts.append(self.quota0 + row_k)
+            c_parts.append(s_pos)
+            v_parts.append(self.quota_sign[row_k] * slack[row_k])
+        shape = (n_ub + len(self.b_eq), len(cols))
+        if not r_parts:
+            return sp.csc_matrix(shape)
+        return sp.csc_matrix(
+            (np.concatenate(v_parts), (np.concatenate(r_parts), np.concatenate(c_parts))),
+            shape=shape,
+        )
+
+    def rmatvec(self, y_ub: np.ndarray, y_eq: np.ndarray) -> np.ndarray:
+        """``A_ub^T y_ub + A_eq^T y_eq`` over every column, from the triple arrays."""
+        out = np.zeros(self.n_x + self.n_o + self.n_s)
+        x = y_ub[self.first]
+        x += y_ub[self.demand0 : self.band0][self.triples.demand]
+        y_q = y_ub[self.quota0 :]
+        for k, row in enumerate(self.rows):
+            if y_q[k] != 0.0:
+                x[row.idx] += self.quota_sign[k] * row.coef * y_q[k]  # idx has no repeats
+        out[: self.n_x] = x
+        o = -y_ub[self.n_units : self.n_units + self.n_o] + np.repeat(y_eq, self.n_res)
+        o_res = np.arange(self.n_o) % max(1, self.n_res)
+        for b, r in enumerate(self.band_res):
+            o[o_res == r] += y_ub[self.band0 + 2 * b] - y_ub[self.band0 + 2 * b + 1]
+        out[self.n_x : self.n_x + self.n_o] = o
+        if self.n_s:
+            slack = np.array([float(r.slack) for r in self.rows])
+            out[self.n_x + self.n_o :] = self.quota_sign * slack * y_q
+        return out
 
 
 def top_per_group(triples: Triples, rows: list[QuotaRow], per_group: int) -> np.ndarray:
@@ -233,15 +292,13 @@ class LPSession:
 
     def __init__(
         self,
-        lay: LPLayout,
+        lay: LPLayout | RoundLayout,
         cost: np.ndarray,
         initial: np.ndarray,
         rows: list[QuotaRow] | None = None,
     ) -> None:
         self.rows = rows or []
         self.lay = lay
-        self.a_ub = lay.a_ub.tocsc()
-        self.a_eq = lay.a_eq.tocsc()
         self.cost = cost
         self.scale = max(1.0, float(np.abs(self.cost[: lay.n_x]).max(initial=1.0)))
         self.violation_cost = VIOLATION_COST * self.scale
@@ -261,6 +318,9 @@ class LPSession:
         self.extra_keys: list[tuple[object, ...]] = []
         self.extra_active = np.zeros(0, dtype=bool)
         self.e_upper = np.zeros(0)
+        self.group: np.ndarray | None = None  # pricing group of each triple (see _pick)
+        self.columns_per_round = COLUMNS_PER_ROUND
+        self.rows_changed = True  # the next solve starts from a primal-infeasible basis
         self._add_columns(np.arange(lay.n_x, self.n_base))
         self.add_triples(initial)
 
@@ -278,17 +338,30 @@ class LPSession:
         per_group: int = 4,
     ) -> LPSession:
         """The session of a round: its layout, min-form costs, best triples of each group."""
-        lay = _layout(inst, triples, rows, bands, soft)
+        lay = RoundLayout(inst, triples, rows, bands, soft)
         cost = -np.concatenate([weight_x, np.zeros(lay.n_o), weight_s[: lay.n_s]])
-        return cls(lay, cost, top_per_group(triples, rows, per_group), rows)
+        # the first columns: the best households of each group (every kind a quota counts) and
+        # the unconstrained optimum's pairs (`matching.solver.seed`)
+        seed_unit, seed_demand = unconstrained_matching(
+            inst.pair_unit, inst.pair_demand, inst.scores[inst.pair_demand], len(inst.units)
+        )
+        partner = np.full(len(inst.units), -1, dtype=np.int64)
+        partner[seed_unit] = seed_demand
+        seeded = np.flatnonzero(partner[triples.unit] == triples.demand)
+        initial = np.union1d(top_per_group(triples, rows, per_group), seeded)
+        out = cls(lay, cost, initial, rows)
+        out.group = triples.unit.astype(np.int64) * (len(inst.reservataires) + 1) + (
+            triples.res + 1
+        )
+        # a pooled year (4,000 units) needs more columns per round than a month (310)
+        out.columns_per_round = max(COLUMNS_PER_ROUND, 8 * len(inst.units))
+        return out
 
     def _add_columns(self, cols: np.ndarray) -> None:
         """Add global columns (x, o or s) to HiGHS with their base-row coefficients."""
         if len(cols) == 0:
             return
-        sub_ub = self.a_ub[:, cols]
-        sub_eq = self.a_eq[:, cols]
-        both = sp.vstack([sub_ub, sub_eq]).tocsc()
+        both = self.lay.columns(cols)
         n_extra = len(self.extra)
         if n_extra:  # coefficients of the current extra rows on these columns
             ext = self._extra_matrix(cols)
@@ -365,6 +438,7 @@ class LPSession:
                 np.arange(n, dtype=np.int32), rows, -np.ones(n),
             )  # fmt: skip
             self.col_global = np.concatenate([self.col_global, np.full(n, -1, dtype=np.int64)])
+            self.rows_changed = True
         active = np.array([key in wanted for key in self.extra_keys], dtype=bool)
         changed = np.flatnonzero(active != self.extra_active)
         if len(changed):
@@ -374,6 +448,7 @@ class LPSession:
                     for k in changed
                 ]
             )
+            self.rows_changed = True
             self.highs.changeRowsBounds(  # type: ignore[attr-defined]
                 len(changed), (self.n_rows + changed).astype(np.int32),
                 np.full(len(changed), -highspy.kHighsInf), upper,
@@ -405,6 +480,11 @@ class LPSession:
         for rounds in range(1, max_rounds + 1):
             remaining = max(1.0, time_limit_s - (time.perf_counter() - start))
             self.highs.setOptionValue("time_limit", remaining)
+            # measured on the Caen la Mer rounds: after new columns the basis stays primal
+            # feasible and primal simplex takes tens of iterations where dual simplex takes
+            # thousands; after new or changed rows (cold start, cuts, branching) dual wins
+            self.highs.setOptionValue("simplex_strategy", 1 if self.rows_changed else 4)
+            self.rows_changed = False
             self.highs.run()
             status = self.highs.getModelStatus()
             if status == highspy.HighsModelStatus.kInfeasible:
@@ -424,7 +504,7 @@ class LPSession:
             y_ub = np.minimum(duals[:n_ub], 0.0)  # valid signs for <= rows
             y_eq = duals[n_ub : self.n_rows]
             y_ex = np.where(self.extra_active, np.minimum(duals[self.n_rows :], 0.0), 0.0)
-            rc_all = self.cost - self.a_ub.T @ y_ub - self.a_eq.T @ y_eq
+            rc_all = self.cost - self.lay.rmatvec(y_ub, y_eq)
             rc_all[: lay.n_x] -= self._extra_duals_matvec(y_ex)
             bound_min = float(y_ub @ lay.b_ub + y_eq @ lay.b_eq)
             if self.extra:
@@ -452,13 +532,28 @@ class LPSession:
             )  # fmt: skip
             if len(improving) == 0:
                 break
-            take = improving[np.argsort(rc[improving], kind="stable")[:COLUMNS_PER_ROUND]]
-            self.add_triples(take)
+            self.add_triples(self._pick(improving, rc))
         assert best is not None
         return Certificate(
             best.status, best.upper_bound, best.reduced_cost, best.lp_columns, rounds,
             _since(start), best.primal, best.violation, best.active,
         )  # fmt: skip
+
+    def _pick(self, improving: np.ndarray, rc: np.ndarray) -> np.ndarray:
+        """The columns to add: the best `COLUMNS_PER_GROUP` of each group, best first, capped.
+
+        Taking the globally most improving columns piles them on a few units; a few per
+        (unit, réservataire) spreads them (measured: January 2.6 s instead of 3.7 s, July 3.0 s
+        instead of 3.3 s, docs/solver.md).
+        """
+        if self.group is not None and len(improving):
+            key = self.group[improving]
+            order = np.lexsort((rc[improving], key))
+            k_sorted = key[order]
+            start = np.flatnonzero(np.r_[True, k_sorted[1:] != k_sorted[:-1]])
+            first = np.repeat(start, np.diff(np.r_[start, len(order)]))
+            improving = improving[order[np.arange(len(order)) - first < COLUMNS_PER_GROUP]]
+        return improving[np.argsort(rc[improving], kind="stable")[: self.columns_per_round]]
 
 
 def _signature(cut: LinearCut) -> tuple[object, ...]:
