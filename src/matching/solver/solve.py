@@ -29,14 +29,16 @@ from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
 from matching.solver.infeasibility import conflicting_rules
 from matching.solver.instance import RoundInstance, Triples, build_triples
 from matching.solver.lp import Certificate, LPSession, top_per_group
+from matching.solver.mip import solve_small_mip
 from matching.solver.objective import StageTerms, combined_weights, stage_terms
 from matching.solver.rows import quota_rows
 from matching.types import QuotaMode, Stage
 
 _logger = logging.getLogger(__name__)
 
-RINS_SECONDS = 1.0
-"""Deterministic-time budget of one LP-guided neighbourhood search (CP-SAT)."""
+RINS_SECONDS = 10.0
+"""Wall-clock safety limit of one LP-guided neighbourhood search (`matching.solver.mip`); its
+node limit, not the clock, is what normally ends a long search (so runs reproduce)."""
 
 
 @dataclass
@@ -440,25 +442,27 @@ def _lp_guided_hint(
     free = ~taken_u[triples.unit[core_index]] & ~taken_d[triples.demand[core_index]]
     keep = np.flatnonzero(ones | free)
     local = core_index[keep]
-    built = build_model(inst, triples.subset(local))
-    for i in np.flatnonzero(ones[keep]):
-        built.model.add(built.vars.x[int(i)] == 1)
-    hint = None
+    hint = hint_orientation = None
     if incumbent is not None:
-        position = np.searchsorted(local, held)
-        hint = _StagedOutcome(
-            "HINT", position.astype(np.int64), incumbent[0].orientation,
-            incumbent[0].shortfall, {}, {},
-        )  # fmt: skip
-    # a good solution is the goal here, not its proof (the LP bound proves): a small budget
-    sub = budget.share(0.25)
-    sub.left = min(sub.left, RINS_SECONDS)
-    outcome = solve_stages(built, params, sub, hint, caps)
-    if outcome.status not in {"OPTIMAL", "FEASIBLE"}:
+        hint = np.searchsorted(local, held)
+        hint_orientation = incumbent[0].orientation
+    found = solve_small_mip(
+        inst, triples.subset(local), ones[keep], hint=hint, hint_orientation=hint_orientation,
+        time_limit_s=max(0.5, min(RINS_SECONDS, budget.deadline - time.perf_counter())),
+    )  # fmt: skip
+    if found.status not in {"OPTIMAL", "FEASIBLE"}:
         return None
-    outcome.chosen = keep[outcome.chosen]  # positions in core_index
-    outcome.core = core_index
-    return outcome
+    values: dict[Stage, int] = {}
+    bounds: dict[Stage, float] = {}
+    earlier: list[int] = []
+    for k, term in enumerate(found.terms):
+        values[term.stage] = _stage_value(term, found.chosen, found.shortfall)
+        bounds[term.stage] = float(caps.cap(k, earlier))
+        earlier.append(values[term.stage])
+    return _StagedOutcome(
+        "FEASIBLE", keep[found.chosen], found.orientation, found.shortfall, values, bounds,
+        core_index,
+    )  # fmt: skip
 
 
 def _infeasible(
