@@ -204,9 +204,8 @@ def mip_arrays(
 def solve_milp(arrays: MipArrays, time_limit: float) -> str:
     """Solve a small MIP with scipy's HiGHS (``scipy.optimize.milp``); returns its status word.
 
-    scipy bundles its own HiGHS, which can live in one process with OR-Tools; highspy cannot
-    (both ship a ``libhighs.so.1`` and the loader binds one to the other's symbols), so the full
-    HiGHS baseline runs in its own process (`benchmarks.highs_worker`).
+    The full HiGHS baseline runs in its own process (`benchmarks.highs_worker`), so that its
+    time and memory caps apply to it alone.
     """
     res = milp(
         -arrays.cost,

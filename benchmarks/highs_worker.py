@@ -1,9 +1,10 @@
-"""Solve one saved MIP with highspy, in a process that never imports OR-Tools.
+"""Solve one saved MIP with highspy, in a process of its own.
 
-highspy and OR-Tools both ship a ``libhighs.so.1``; whichever is imported first, the dynamic
-loader binds the other to it and the second import fails with an undefined symbol. So the round's
-model is built as arrays in the case's process (`benchmarks.baselines.mip_arrays`), saved with
-`save`, and solved here::
+With highspy 1.15 and OR-Tools in one process the second import failed (both ship a
+``libhighs.so.1``); highspy >= 1.16 (the pinned minimum, which the solver itself now imports next
+to OR-Tools) does not have that problem, but the separate process still gives HiGHS its own time
+and memory caps. The round's model is built as arrays in the case's process
+(`benchmarks.baselines.mip_arrays`), saved with `save`, and solved here::
 
     python -m benchmarks.highs_worker MODEL.npz TIME_LIMIT
 
