@@ -56,13 +56,15 @@ def _layout(
     perfect: bool,
     n_left: int,
     n_right: int,
+    right_capacity: np.ndarray | None = None,
 ) -> LPLayout:
     n = len(left)
     arcs = np.arange(n)
     r_parts = [left, n_left + right]
     c_parts = [arcs, arcs]
     v_parts = [np.ones(n), np.ones(n)]
-    b = [np.ones(n_left), np.ones(n_right)]
+    capacity = np.ones(n_right) if right_capacity is None else right_capacity[:n_right]
+    b = [np.ones(n_left), np.asarray(capacity, dtype=np.float64)]
     row0 = n_left + n_right
     for k, row in enumerate(rows):
         sign = -1.0 if row.sense == ">=" else 1.0
@@ -101,19 +103,26 @@ def _core_model(
     core: np.ndarray,
     perfect: bool,
     cap: int,
+    right_capacity: np.ndarray | None = None,
 ) -> tuple[cp_model.CpModel, list[cp_model.IntVar]]:
     """CP-SAT model on the core arcs (global indices ``core``), objective capped at ``cap``."""
     model = cp_model.CpModel()
     x = [model.new_bool_var(f"arc[{int(a)}]") for a in core]
-    for nodes, exact in ((left[core], perfect), (right[core], False)):
+    for nodes, exact, capacity in (
+        (left[core], perfect, None),
+        (right[core], False, right_capacity),
+    ):
         order = np.argsort(nodes, kind="stable")
         cuts = np.flatnonzero(np.diff(nodes[order])) + 1
         for group in np.split(order, cuts):
             lits = [x[i] for i in group]
+            room = 1 if capacity is None else int(capacity[nodes[group[0]]])
             if exact:
                 model.add_exactly_one(lits)
-            else:
+            elif room == 1:
                 model.add_at_most_one(lits)
+            elif room < len(lits):
+                model.add(cp_model.LinearExpr.sum(lits) <= room)
     position = np.full(len(left), -1, dtype=np.int64)
     position[core] = np.arange(len(core))
     for row in rows:
@@ -141,10 +150,14 @@ def solve_matching(
     maximize: bool = True,
     perfect: bool = False,
     params: SolveParams | None = None,
+    right_capacity: np.ndarray | None = None,
 ) -> MatchingSolution:
     """Best matching (each node at most once; each left node exactly once if ``perfect``).
 
     ``weight`` must be integers; with ``maximize=False`` it is a cost to minimise.
+    ``right_capacity`` (per right node) lets a right node take that many arcs: identical
+    right nodes (the flats of one HDB block) become one node with a capacity, which keeps the
+    LP's tight set small (each arc still carries at most one).
     """
     start = time.perf_counter()
     params = params or SolveParams()
@@ -162,11 +175,16 @@ def solve_matching(
         status = "INFEASIBLE" if perfect and n_left else "OPTIMAL"
         return MatchingSolution(status, empty, empty, empty, 0, 0.0, time.perf_counter() - start)
     budget = Budget(params.time_limit_s)
+    if right_capacity is not None:
+        right_capacity = np.asarray(right_capacity, dtype=np.int64)
+        if len(right_capacity) < n_right or (right_capacity < 0).any():
+            raise ValueError("right_capacity needs a non-negative capacity per right node")
+    most = 1 if right_capacity is None else int(right_capacity.max(initial=1))
     session = LPSession(
-        _layout(left, right, rows, perfect, n_left, n_right),
+        _layout(left, right, rows, perfect, n_left, n_right, right_capacity),
         -w.astype(np.float64),
         # the best arcs of every node on both sides: a first LP that is feasible in practice
-        np.union1d(_best_per_node(left, w, 8), _best_per_node(right, w, 8)),
+        np.union1d(_best_per_node(left, w, 8), _best_per_node(right, w, 8 + most)),
     )
     cert = session.solve(time_limit_s=max(30.0, params.time_limit_s))
     stats: dict[str, float | int | str] = {
@@ -199,7 +217,7 @@ def solve_matching(
     rc = cert.reduced_cost
     for iteration in range(1, 30):
         core = np.flatnonzero(rc <= delta + tol)
-        model, x = _core_model(left, right, w, rows, core, perfect, cap)
+        model, x = _core_model(left, right, w, rows, core, perfect, cap, right_capacity)
         if hint is not None:
             chosen = np.zeros(len(left), dtype=bool)
             chosen[hint] = True
