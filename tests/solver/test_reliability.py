@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -156,6 +157,31 @@ def test_tiny_time_limit_on_the_full_model_returns_a_solution() -> None:
     params = SolveParams(num_workers=1, time_limit_s=0.05, prune=False)
     result = solve(units, demands, POLICY, params)
     assert_time_limited_solution(result, units, demands)
+
+
+def test_an_unfinished_lp_on_a_huge_round_gives_up_instead_of_building_the_full_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A round above FULL_MODEL_LIMIT whose LP does not finish: UNKNOWN at once, nothing built."""
+    import matching.solver.solve as solve_module
+    from matching.solver.lp import Certificate, LPSession
+
+    def unfinished(self: LPSession, *args: object, **kwargs: object) -> Certificate:
+        return Certificate("failed", float("inf"), np.zeros(self.lay.n_x), 0, 1, 30.0)
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the full CP-SAT model must not be built")
+
+    monkeypatch.setattr(LPSession, "solve", unfinished)
+    monkeypatch.setattr(solve_module, "FULL_MODEL_LIMIT", 0)  # this round counts as huge
+    monkeypatch.setattr(solve_module, "build_model", never)
+    units, demands = territory(1, 40, 400)
+    result = solve(units, demands, POLICY, SolveParams(num_workers=1, time_limit_s=5.0))
+    assert result.status == "UNKNOWN"
+    assert result.stats["method"] == "lp_unfinished"
+    assert len(result.allocation) == 0
+    # nothing is lost: every unit is reported, unallocated with a reason
+    assert sorted(result.unallocated_units["unit_id"]) == sorted(units["unit_id"])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -234,21 +234,27 @@ def top_per_group(triples: Triples, rows: list[QuotaRow], per_group: int) -> np.
     ...), so that the first restricted LP can already meet the quotas.
     """
     rule_ids = sorted({r.rule.id for r in rows})
-    codes = np.zeros((len(rule_ids), len(triples)), dtype=np.int64)
-    for k, row in enumerate(rows):  # the code names the row (so the scope group) and the role
-        codes[rule_ids.index(row.rule.id), row.idx] = 3 * (k + 1) + np.where(row.coef > 0, 2, 1)
-    # one int64 key per triple: (unit, réservataire, code of each rule), mixed radix
+    # one int64 key per triple: (unit, réservataire, code of each rule), mixed radix; the code
+    # names the row (so the scope group) and the role; one rule's codes in memory at a time
     group = triples.unit.astype(np.int64) * (int(triples.res.max(initial=0)) + 2) + (
         triples.res.astype(np.int64) + 1
     )
     radix = 3 * (len(rows) + 2)
-    if float(group.max(initial=0) + 1) * float(radix) ** len(rule_ids) < 2**62:
-        for col in codes:
-            group = group * radix + col
-    else:  # too many rules to pack: fall back to a row-wise unique
-        stacked = np.vstack([group, codes]).T
+    packed = float(group.max(initial=0) + 1) * float(radix) ** len(rule_ids) < 2**62
+    unpacked: list[np.ndarray] = []
+    for rule_id in rule_ids:
+        code = np.zeros(len(triples), dtype=np.int32)
+        for k, row in enumerate(rows):
+            if row.rule.id == rule_id:
+                code[row.idx] = 3 * (k + 1) + np.where(row.coef > 0, 2, 1)
+        if packed:
+            group = group * radix + code
+        else:
+            unpacked.append(code)
+    if not packed:  # too many rules to pack: fall back to a row-wise unique
+        stacked = np.vstack([group, *unpacked]).T
         group = np.unique(stacked, axis=0, return_inverse=True)[1].ravel()
-    order = np.lexsort((np.arange(len(triples)), group))  # stable: keeps the rank order
+    order = np.argsort(group, kind="stable")  # stable: keeps the rank order
     g_sorted = group[order]
     start = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
     first = np.repeat(start, np.diff(np.r_[start, len(order)]))

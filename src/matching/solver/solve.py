@@ -36,6 +36,9 @@ from matching.types import QuotaMode, Stage
 
 _logger = logging.getLogger(__name__)
 
+FULL_MODEL_LIMIT = 500_000
+"""Triples above which the full CP-SAT model is never built (a pooled year has 18.9 million)."""
+
 RINS_SECONDS = 10.0
 """Wall-clock safety limit of one LP-guided neighbourhood search (`matching.solver.mip`); its
 node limit, not the clock, is what normally ends a long search (so runs reproduce)."""
@@ -224,6 +227,13 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
                 inst, triples, cert.upper_bound, cert.reduced_cost, params, budget, terms,
                 multipliers, stats, cert.primal, session,
             )  # fmt: skip
+    if outcome is None and prunable and len(triples) > FULL_MODEL_LIMIT:
+        # the LP did not finish in time: the full CP-SAT model of a round this large would not
+        # even build within the budget (about 6 microseconds and hundreds of bytes per variable)
+        _logger.warning("LP of %d triples unfinished within the time limit", len(triples))
+        stats.update(method="lp_unfinished", seconds=round(time.perf_counter() - start, 3))
+        empty = np.zeros(0, dtype=np.int64)
+        return RoundSolution("UNKNOWN", empty, empty, empty, {}, stats=stats)
     if outcome is None:
         core_index = np.arange(len(triples))
         outcome = solve_stages(build_model(inst, triples), params, budget)
