@@ -23,6 +23,7 @@ from matching.params import SolveParams
 from matching.policy.model import Policy, QuotaRule
 from matching.result import Result
 from matching.round import solve
+from matching.types import Stage
 from tests.factories import ROUND_DATE, demand, demands_of, unit, units_of
 from tests.solver.support import (
     NO_QUOTAS,
@@ -78,6 +79,33 @@ def test_pruning_never_changes_the_optimum(seed: int) -> None:
 def test_pruning_never_changes_the_optimum_on_50_rounds(seed: int) -> None:
     """The same on the rest of 50 generated rounds (seed 11 takes 5-15 s: see the report)."""
     assert_pruning_is_exact(seed)
+
+
+def test_soft_rounds_go_through_the_hard_proof_when_nothing_is_short() -> None:
+    """Soft quotas on binding but satisfiable rounds: solved as hard, same optimum as full soft.
+
+    The floors are raised so that they bind (10 x 80 rounds); when the hard round is feasible
+    the soft optimum has no shortfall, and the hard path's proof is taken; when it is not, the
+    soft path runs. Either way the stage values equal the full soft CP-SAT model's.
+    """
+    raised = {"priority_floor_collectivite": 0.5, "priority_floor_bailleur": 0.5,
+              "mixity_outside_qpv": 0.4}  # fmt: skip
+    rules = [
+        r.model_copy(update={"target": raised.get(r.id, r.target)}) for r in POLICY.quotas.rules
+    ]
+    policy = soft(with_rules(POLICY, *rules))
+    via_hard = 0
+    for seed in range(8):
+        units, demands = territory(200 + seed, 10, 80)
+        on = pd.Timestamp(units["released_on"].max()).date()
+        pruned = solve_checked(units, demands, policy, PRUNED, on=on)
+        full = solve_checked(units, demands, policy, FULL, on=on)
+        assert pruned.status == full.status == "OPTIMAL", seed
+        assert pruned.stage_values == full.stage_values, seed
+        if pruned.stats.get("soft_solved_as_hard"):
+            assert pruned.stage_values[Stage.SHORTFALL] == 0
+            via_hard += 1
+    assert via_hard >= 4
 
 
 # ----------------------------------------------------------------------------------------------

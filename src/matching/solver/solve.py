@@ -15,6 +15,7 @@ The algorithm (measured in benchmarks/, argued in docs/solver.md):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,9 @@ _logger = logging.getLogger(__name__)
 
 FULL_MODEL_LIMIT = 500_000
 """Triples above which the full CP-SAT model is never built (a pooled year has 18.9 million)."""
+
+NEIGHBOURHOOD_LIMIT = 200_000
+"""Triples above which an LP-guided neighbourhood is not searched (January's has 1,500)."""
 
 RINS_SECONDS = 10.0
 """Wall-clock safety limit of one LP-guided neighbourhood search (`matching.solver.mip`); its
@@ -199,7 +203,47 @@ def _combined_value(values: dict[Stage, int], stages: list[Stage], multipliers: 
 
 
 def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
-    """Solve one round to proven optimality (or the best found within the time limit)."""
+    """Solve one round to proven optimality (or the best found within the time limit).
+
+    In soft mode, when the policy's first stage is the shortfall and every rule's weight is
+    positive, the round is first solved with hard quotas (when it is large enough for the LP
+    path): if that is proven optimal, it is the soft optimum too. The soft objective puts the
+    weighted shortfall first, so when a solution without shortfall exists every optimum has
+    none, and among those the later stages are exactly the hard round's. The hard path has the
+    staircase cuts and branching that prove binding quotas in seconds; the soft path does not
+    (measured on the January round with soft quotas: FEASIBLE after 61 s before, see
+    docs/solver.md).
+    """
+    policy = inst.policy
+    shortfall_first = (
+        policy.quotas.mode == QuotaMode.SOFT
+        and policy.objective.stages[:1] == (Stage.SHORTFALL,)
+        and all(rule.weight > 0 for rule in policy.quotas.rules)
+    )  # otherwise a shortfall may pay, and the hard optimum need not be the soft one
+    if shortfall_first and params.prune and len(inst.pair_unit) > params.prune_above_triples:
+        hard = dataclasses.replace(
+            inst,
+            policy=inst.policy.model_copy(
+                update={"quotas": inst.policy.quotas.model_copy(update={"mode": QuotaMode.HARD})}
+            ),
+        )
+        attempt = _solve_round(
+            hard,
+            params.model_copy(update={"time_limit_s": 0.5 * params.time_limit_s}),
+            diagnose=False,
+        )
+        if attempt.status == "OPTIMAL":
+            attempt.stage_values = {Stage.SHORTFALL: 0, **attempt.stage_values}
+            attempt.stage_bounds = {Stage.SHORTFALL: 0.0, **attempt.stage_bounds}
+            attempt.stats["soft_solved_as_hard"] = 1
+            return attempt
+    return _solve_round(inst, params)
+
+
+def _solve_round(
+    inst: RoundInstance, params: SolveParams, *, diagnose: bool = True
+) -> RoundSolution:
+    """`solve_round` in the policy's own mode; without ``diagnose``, infeasible is just said."""
     start = time.perf_counter()
     budget = Budget(params.time_limit_s)
     triples = build_triples(inst)
@@ -220,6 +264,8 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
         stats.update(lp_bound=cert.upper_bound, lp_rounds=cert.rounds, lp_columns=cert.lp_columns,
                      lp_seconds=round(cert.seconds, 3))  # fmt: skip
         if cert.status == "infeasible":
+            if not diagnose:
+                return _unsolved("INFEASIBLE", stats)
             return _infeasible(inst, triples, params, budget, stats)
         if cert.status == "bound":
             stats["method"] = "lp_core"
@@ -232,13 +278,14 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
         # even build within the budget (about 6 microseconds and hundreds of bytes per variable)
         _logger.warning("LP of %d triples unfinished within the time limit", len(triples))
         stats.update(method="lp_unfinished", seconds=round(time.perf_counter() - start, 3))
-        empty = np.zeros(0, dtype=np.int64)
-        return RoundSolution("UNKNOWN", empty, empty, empty, {}, stats=stats)
+        return _unsolved("UNKNOWN", stats)
     if outcome is None:
         core_index = np.arange(len(triples))
         outcome = solve_stages(build_model(inst, triples), params, budget)
         stats["core_triples"] = len(triples)
     if outcome.status == "INFEASIBLE":
+        if not diagnose:
+            return _unsolved("INFEASIBLE", stats)
         return _infeasible(inst, triples, params, budget, stats)
     stats["seconds"] = round(time.perf_counter() - start, 3)
     picked = core_index[outcome.chosen]
@@ -300,6 +347,15 @@ def _solve_with_core(
         core_index = np.flatnonzero(rc <= delta + tol)
         if previous is not None:  # the best solution so far stays in the model (as the hint)
             core_index = np.union1d(core_index, previous[1][previous[0].chosen])
+        if len(core_index) > FULL_MODEL_LIMIT:  # too large to solve exactly: keep what we have
+            _logger.warning("core of %d triples too large; best solution kept", len(core_index))
+            if previous is None:
+                return None, np.arange(len(triples))
+            kept, kept_index = previous
+            values, bounds = kept.values, {k: float(v) for k, v in kept.bounds.items()}
+            return _StagedOutcome(
+                "FEASIBLE", kept.chosen, kept.orientation, kept.shortfall, values, bounds
+            ), kept_index
         hint = None
         if previous is not None:
             old_outcome, old_index = previous
@@ -499,6 +555,8 @@ def _lp_guided_hint(
     taken_d[triples.demand[fixed]] = True
     free = ~taken_u[triples.unit[core_index]] & ~taken_d[triples.demand[core_index]]
     keep = np.flatnonzero(ones | free)
+    if len(keep) > NEIGHBOURHOOD_LIMIT:  # an LP far from integral: not a neighbourhood
+        return None
     local = core_index[keep]
     hint = hint_orientation = None
     if incumbent is not None:
@@ -515,6 +573,12 @@ def _lp_guided_hint(
         "FEASIBLE", keep[found.chosen], found.orientation, found.shortfall, values, bounds,
         core_index,
     )  # fmt: skip
+
+
+def _unsolved(status: str, stats: dict[str, float | int | str]) -> RoundSolution:
+    """A solution with nothing allocated: UNKNOWN, or INFEASIBLE without its diagnosis."""
+    empty = np.zeros(0, dtype=np.int64)
+    return RoundSolution(status, empty, empty, empty, {}, stats=stats)
 
 
 def _infeasible(
