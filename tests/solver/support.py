@@ -70,6 +70,19 @@ def default_rule(rule_id: str) -> QuotaRule:
     return next(r for r in POLICY.quotas.rules if r.id == rule_id)
 
 
+def binding_policy() -> Policy:
+    """The default policy with floors raised so that they bind on small generated rounds."""
+    raised = {
+        "priority_floor_collectivite": 0.5,
+        "priority_floor_action_logement": 0.5,
+        "priority_floor_bailleur": 0.5,
+        "mixity_outside_qpv": 0.4,
+        "mixity_inside_qpv": 0.5,
+    }
+    rules = [default_rule(k).model_copy(update={"target": v}) for k, v in raised.items()]
+    return with_rules(POLICY, *rules)
+
+
 def with_shares(policy: Policy, **shares: float) -> Policy:
     """The policy with these flux shares; réservataires not named (but the landlord) get 0.
 

@@ -20,10 +20,9 @@ import pytest
 from matching.exceptions import InfeasibleError
 from matching.generate import generate_territory
 from matching.params import SolveParams
-from matching.policy.model import Policy
 from matching.solver.cuts import ShareRow, _lower_hull, hull_cuts
 from matching.solver.matching import solve_matching
-from tests.solver.support import POLICY, default_rule, solve_checked, with_rules
+from tests.solver.support import binding_policy, solve_checked
 
 PRUNED = SolveParams(num_workers=1, time_limit_s=20.0, prune=True, prune_above_triples=0)
 FULL = SolveParams(num_workers=1, time_limit_s=20.0, prune=False)
@@ -82,22 +81,9 @@ def test_hull_cuts_keep_every_integer_point(p: int, q: int, rhs: int, lo: int, h
         assert any(float(np.dot(cut.coef, x[cut.idx])) < cut.rhs - 1e-9 for cut in cuts)
 
 
-def _binding_policy() -> Policy:
-    """The default policy with floors raised so that they bind on small generated rounds."""
-    raised = {
-        "priority_floor_collectivite": 0.5,
-        "priority_floor_action_logement": 0.5,
-        "priority_floor_bailleur": 0.5,
-        "mixity_outside_qpv": 0.4,
-        "mixity_inside_qpv": 0.5,
-    }
-    rules = [default_rule(k).model_copy(update={"target": v}) for k, v in raised.items()]
-    return with_rules(POLICY, *rules)
-
-
 def test_pruning_and_branching_never_change_the_optimum_on_50_rounds() -> None:
     """50 random 10 x 80 rounds with binding floors: pruned (LP + cuts + branching) = full."""
-    policy = _binding_policy()
+    policy = binding_policy()
     methods: list[str] = []
     compared = 0
     for seed in range(50):

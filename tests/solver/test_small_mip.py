@@ -17,26 +17,13 @@ from matching import checker
 from matching.exceptions import InfeasibleError
 from matching.generate import generate_territory
 from matching.params import SolveParams
-from matching.policy.model import Policy
 from matching.round import prepare_round
 from matching.solver.instance import RoundInstance, build_triples
 from matching.solver.mip import MipOutcome, solve_small_mip
 from matching.types import Stage
-from tests.solver.support import POLICY, default_rule, solve_checked, with_rules
+from tests.solver.support import POLICY, binding_policy, solve_checked
 
 FULL = SolveParams(num_workers=1, time_limit_s=20.0, prune=False)
-
-
-def _binding_policy() -> Policy:
-    """The default policy with floors raised so that they bind on small generated rounds."""
-    raised = {
-        "priority_floor_collectivite": 0.5,
-        "priority_floor_action_logement": 0.5,
-        "priority_floor_bailleur": 0.5,
-        "mixity_outside_qpv": 0.4,
-    }
-    rules = [default_rule(k).model_copy(update={"target": v}) for k, v in raised.items()]
-    return with_rules(POLICY, *rules)
 
 
 def _tables(inst: RoundInstance, found: MipOutcome, idx: np.ndarray) -> tuple[pd.DataFrame, ...]:
@@ -64,7 +51,7 @@ def _tables(inst: RoundInstance, found: MipOutcome, idx: np.ndarray) -> tuple[pd
 
 def test_small_mip_matches_the_full_model_on_20_rounds() -> None:
     """Over all triples, the MIP's stage values equal full CP-SAT's; the checker finds no fault."""
-    policy = _binding_policy()
+    policy = binding_policy()
     compared = 0
     for seed in range(20):
         units, demands = generate_territory(
