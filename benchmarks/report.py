@@ -103,7 +103,10 @@ def ladder_table(records: list[dict[str, Any]]) -> list[str]:
             f"{_f(m.get('peak_rss_mb'), MB)} ({_f(m.get('rss_before_solve_mb'), MB)})",
             _f(m.get("check_s")),
             _f(s.get("solve_s")),
-            _ratio(m.get("solve_s"), s.get("solve_s"), 0),
+            # a time ratio only means something for a solution (OPTIMAL or FEASIBLE)
+            _ratio(m.get("solve_s"), s.get("solve_s"), 0)
+            if m.get("status") in {"OPTIMAL", "FEASIBLE"}
+            else "-",
             price,
         ]
         main.append("| " + " | ".join(cells) + " |")
