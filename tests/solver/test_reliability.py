@@ -316,3 +316,68 @@ def test_count_floor_on_a_group_without_triples_reports_its_shortfall() -> None:
     units, demands = _no_al_household()
     result = solve_checked(units, demands, soft(with_rules(POLICY, DALO_THROUGH_AL)))
     assert {k: v for k, v in result.shortfalls.items() if v} == {"dalo_through_action_logement": 1}
+
+
+def test_a_floor_the_year_left_out_of_reach_is_named_from_the_count_ranges() -> None:
+    """Tallies asking more priority households of the collectivité than its band can house.
+
+    The year so far gave the collectivité 40 allocations and no priority household: its 25 %
+    floor needs 4 C - B >= 40 this round, at least 14 priority households, but its band lets it
+    take at most 3 of the 12 units. The LP path proves it from the count ranges alone and
+    names the floor with the band its range used; the full CP-SAT model agrees it is infeasible.
+    The soft re-solve is proven through the hard path with the floor shifted by its least
+    shortfall, and equals the full soft model's optimum.
+    """
+    from matching.flux import YearSoFar
+    from matching.policy.quotas import Tally
+
+    units, demands = territory(5, 12, 120)
+    on = pd.Timestamp(units["released_on"].max()).date()
+    year = YearSoFar(
+        flux_units=30,
+        oriented={"etat": 8, "etat_agents": 2, "collectivite": 6, "action_logement": 8},
+        tallies={"priority_floor_collectivite": {"": Tally(base=40, counted=0)}},
+    )
+    with pytest.raises(InfeasibleError) as pruned:
+        solve_checked(units, demands, POLICY, PRUNED, year=year, on=on)
+    assert pruned.value.rule_ids == ["flux_band[collectivite]", "priority_floor_collectivite"]
+    assert pruned.value.soft_result is not None
+    soft_result = pruned.value.soft_result
+    verify(soft_result, units, demands, soft(POLICY), year, on)
+    assert soft_result.shortfalls["priority_floor_collectivite"] > 0
+    with pytest.raises(InfeasibleError) as full:  # the full CP-SAT model agrees
+        solve_checked(units, demands, POLICY, FULL, year=year, on=on)
+    # the soft optimum went through the hard proof, the floor shifted by its least shortfall,
+    # and it is the full soft model's optimum
+    assert soft_result.status == "OPTIMAL"
+    assert soft_result.stats.get("soft_solved_as_hard") == 1
+    assert full.value.soft_result is not None
+    assert soft_result.stage_values == full.value.soft_result.stage_values
+
+
+def test_soft_rounds_with_floors_out_of_reach_equal_the_full_soft_model() -> None:
+    """Tallies leaving floors short by various amounts: the LP path's soft optimum is exact.
+
+    Each round's year so far gave the collectivité and the outside-QPV mix allocations with few
+    counted households; the pruned soft solve (through the hard proof with the least
+    shortfalls, or the soft path) must give the full soft CP-SAT model's stage values.
+    """
+    from matching.flux import YearSoFar
+    from matching.policy.quotas import Tally
+
+    policy = soft(POLICY)
+    for seed, (b_col, b_mix) in enumerate([(8, 0), (16, 10), (24, 30), (40, 60), (4, 80)]):
+        units, demands = territory(40 + seed, 12, 120)
+        on = pd.Timestamp(units["released_on"].max()).date()
+        year = YearSoFar(
+            flux_units=30,
+            oriented={"etat": 8, "etat_agents": 2, "collectivite": 6, "action_logement": 8},
+            tallies={
+                "priority_floor_collectivite": {"": Tally(base=b_col, counted=0)},
+                "mixity_outside_qpv": {"": Tally(base=b_mix, counted=0)},
+            },
+        )
+        pruned = solve_checked(units, demands, policy, PRUNED, year=year, on=on)
+        full = solve_checked(units, demands, policy, FULL, year=year, on=on)
+        assert pruned.status == full.status == "OPTIMAL", seed
+        assert pruned.stage_values == full.stage_values, seed

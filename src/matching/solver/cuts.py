@@ -21,6 +21,7 @@ before score in the objective, DOMAIN A5), so it cannot beat the incumbent anywa
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -204,3 +205,65 @@ def hull_cuts(
             continue
         cuts.append(LinearCut(share.base.idx[keep], coef[keep], ">=", rhs, f"hull:{row.name}"))
     return cuts
+
+
+def unreachable_rules(
+    inst: RoundInstance, triples: Triples, rows: list[QuotaRow]
+) -> list[str] | None:
+    """A set of rules that cannot all hold, read off one share row's count ranges, or None.
+
+    Why: when the year so far has left a share quota short (a floor that needs more counted
+    allocations than this round can give), the LP relaxation restricted to its first columns is
+    infeasible and proving it over a million triples takes long. The ranges of a row's base and
+    counted aggregates (`aggregates`, valid for every solution) already show it when the
+    staircase `hull_cuts` has no integer point in them. The rule is named with the flux bands
+    its ranges used (those of the réservataires of its base, when the base holds only flux
+    units): together they are sufficient for infeasibility, as a CP-SAT core would say.
+    """
+    shares, _ = aggregates(inst, triples, rows, 0)
+    bands = inst.bands()
+    for share in shares:
+        b = (share.base.low, share.base.high)
+        c = (share.counted.low, share.counted.high)
+        if hull_cuts(share, b, c) is not None:
+            continue
+        names = [share.row.rule.id]
+        res = triples.res[share.base.idx]
+        if len(res) and not (res == NONE).any():
+            ids = inst.reservataires
+            names += [f"flux_band[{ids[int(r)]}]" for r in np.unique(res) if ids[int(r)] in bands]
+        return sorted(names)
+    return None
+
+
+def least_shortfalls(inst: RoundInstance, triples: Triples, rows: list[QuotaRow]) -> dict[str, int]:
+    """The least shortfall each share floor must have in every solution, by row name (if > 0).
+
+    A floor row's shortfall ``s`` shifts it to ``q C - p B >= rhs - q s``; the least ``s`` for
+    which that staircase has an integer point in the row's count ranges (`aggregates`, valid
+    for every solution) is a lower bound on the row's shortfall in every solution. Floors only:
+    they are what a year so far leaves out of reach.
+    """
+    shares, _ = aggregates(inst, triples, rows, 0)
+    least: dict[str, int] = {}
+    for share in shares:
+        if share.row.sense != ">=":
+            continue
+        if _reachable(share, 0):
+            continue
+        low, high = 0, max(1, share.row.max_shortfall())
+        if not _reachable(share, high):
+            continue  # out of reach whatever the shortfall: leave it to the soft path
+        while high - low > 1:  # reachable at high, not at low
+            mid = (low + high) // 2
+            low, high = (low, mid) if _reachable(share, mid) else (mid, high)
+        least[share.row.name] = high
+    return least
+
+
+def _reachable(share: ShareRow, shortfall: int) -> bool:
+    """Whether the row, shifted by ``shortfall``, has an integer point in its count ranges."""
+    row = dataclasses.replace(share.row, rhs=share.row.rhs - share.row.slack * shortfall)
+    b = (share.base.low, share.base.high)
+    c = (share.counted.low, share.counted.high)
+    return hull_cuts(dataclasses.replace(share, row=row), b, c) is not None

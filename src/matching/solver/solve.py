@@ -24,9 +24,12 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from matching.params import SolveParams
+from matching.policy.model import QuotaRule
+from matching.policy.quotas import Tally
 from matching.solver.branch import branch_and_bound
 from matching.solver.build import BuiltModel, build_model
 from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
+from matching.solver.cuts import least_shortfalls, unreachable_rules
 from matching.solver.infeasibility import conflicting_rules
 from matching.solver.instance import RoundInstance, Triples, build_triples
 from matching.solver.lp import Certificate, LPSession, top_per_group
@@ -40,8 +43,11 @@ _logger = logging.getLogger(__name__)
 FULL_MODEL_LIMIT = 500_000
 """Triples above which the full CP-SAT model is never built (a pooled year has 18.9 million)."""
 
-NEIGHBOURHOOD_LIMIT = 200_000
-"""Triples above which an LP-guided neighbourhood is not searched (January's has 1,500)."""
+NEIGHBOURHOOD_LIMIT = 20_000
+"""Triples above which an LP-guided neighbourhood is thinned (January: 1,500; July: 4,700)."""
+
+NEIGHBOURHOOD_PER_GROUP = 40
+"""Households kept per free (unit, réservataire) in a thinned neighbourhood, best ranks first."""
 
 RINS_SECONDS = 10.0
 """Wall-clock safety limit of one LP-guided neighbourhood search (`matching.solver.mip`); its
@@ -207,12 +213,14 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
 
     In soft mode, when the policy's first stage is the shortfall and every rule's weight is
     positive, the round is first solved with hard quotas (when it is large enough for the LP
-    path): if that is proven optimal, it is the soft optimum too. The soft objective puts the
-    weighted shortfall first, so when a solution without shortfall exists every optimum has
-    none, and among those the later stages are exactly the hard round's. The hard path has the
-    staircase cuts and branching that prove binding quotas in seconds; the soft path does not
-    (measured on the January round with soft quotas: FEASIBLE after 61 s before, see
-    docs/solver.md).
+    path), each share floor shifted by the least shortfall it has in every solution
+    (`matching.solver.cuts.least_shortfalls`, from the quota counts' ranges; 0 for a floor in
+    reach). If that is proven optimal, it is the soft optimum: every solution's weighted
+    shortfall is at least the sum of those least shortfalls, which the shifted round reaches,
+    and with positive weights only solutions with exactly those shortfalls reach it, the
+    solutions of the shifted hard round; among them the later stages are that round's. The
+    hard path has the staircase cuts and branching that prove binding quotas in seconds; the
+    soft path does not (the January round with soft quotas: FEASIBLE after 61 s before).
     """
     policy = inst.policy
     shortfall_first = (
@@ -221,23 +229,50 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
         and all(rule.weight > 0 for rule in policy.quotas.rules)
     )  # otherwise a shortfall may pay, and the hard optimum need not be the soft one
     if shortfall_first and params.prune and len(inst.pair_unit) > params.prune_above_triples:
-        hard = dataclasses.replace(
-            inst,
-            policy=inst.policy.model_copy(
-                update={"quotas": inst.policy.quotas.model_copy(update={"mode": QuotaMode.HARD})}
-            ),
-        )
+        hard, shifts = _hard_with_least_shortfalls(inst)
         attempt = _solve_round(
             hard,
             params.model_copy(update={"time_limit_s": 0.5 * params.time_limit_s}),
             diagnose=False,
         )
         if attempt.status == "OPTIMAL":
-            attempt.stage_values = {Stage.SHORTFALL: 0, **attempt.stage_values}
-            attempt.stage_bounds = {Stage.SHORTFALL: 0.0, **attempt.stage_bounds}
+            weighted = sum(rule.weight * s for rule, s in shifts.values())
+            attempt.stage_values = {Stage.SHORTFALL: weighted, **attempt.stage_values}
+            attempt.stage_bounds = {Stage.SHORTFALL: float(weighted), **attempt.stage_bounds}
+            attempt.shortfalls = {name: s for name, (_rule, s) in shifts.items()}
             attempt.stats["soft_solved_as_hard"] = 1
             return attempt
     return _solve_round(inst, params)
+
+
+def _hard_with_least_shortfalls(
+    inst: RoundInstance,
+) -> tuple[RoundInstance, dict[str, tuple[QuotaRule, int]]]:
+    """The round with hard quotas, each share floor's tally moved by its least shortfall.
+
+    Counting ``s`` more households in a floor's year-so-far tally lowers its right-hand side
+    by ``q s``, exactly the shortfall ``s`` would; returns the shifts by row name.
+    """
+    triples = build_triples(inst)
+    rows = quota_rows(inst, triples)
+    least = least_shortfalls(inst, triples, rows)
+    tallies = {rule: dict(groups) for rule, groups in inst.year_so_far.tallies.items()}
+    shifts: dict[str, tuple[QuotaRule, int]] = {}
+    for row in rows:
+        s = least.get(row.name, 0)
+        if s > 0:
+            old = inst.year_so_far.tally(row.rule.id, row.scope)
+            tallies.setdefault(row.rule.id, {})[row.scope] = Tally(
+                base=old.base, counted=old.counted + s
+            )
+            shifts[row.name] = (row.rule, s)
+    quotas = inst.policy.quotas.model_copy(update={"mode": QuotaMode.HARD})
+    hard = dataclasses.replace(
+        inst,
+        policy=inst.policy.model_copy(update={"quotas": quotas}),
+        year_so_far=inst.year_so_far.model_copy(update={"tallies": tallies}),
+    )
+    return hard, shifts
 
 
 def _solve_round(
@@ -258,6 +293,16 @@ def _solve_round(
     prunable = params.prune and len(triples) > params.prune_above_triples and magnitude < 1e13
     outcome: _StagedOutcome | None = None
     core_index = np.arange(len(triples))
+    if prunable and not soft:
+        unreachable = unreachable_rules(inst, triples, rows)
+        if unreachable is not None:  # proven from the quota counts' ranges, no LP needed
+            stats["method"] = "count_ranges"
+            if not diagnose:
+                return _unsolved("INFEASIBLE", stats)
+            empty = np.zeros(0, dtype=np.int64)
+            return RoundSolution(
+                "INFEASIBLE", empty, empty, empty, {}, conflicts=unreachable, stats=stats
+            )
     if prunable:
         session = LPSession.for_round(inst, triples, rows, inst.bands(), wx, ws, soft)
         cert = session.solve(time_limit_s=max(30.0, params.time_limit_s))
@@ -555,8 +600,20 @@ def _lp_guided_hint(
     taken_d[triples.demand[fixed]] = True
     free = ~taken_u[triples.unit[core_index]] & ~taken_d[triples.demand[core_index]]
     keep = np.flatnonzero(ones | free)
-    if len(keep) > NEIGHBOURHOOD_LIMIT:  # an LP far from integral: not a neighbourhood
-        return None
+    if len(keep) > NEIGHBOURHOOD_LIMIT:
+        # a huge tight set (soft mode with many ties): keep the LP's support and the best
+        # households of each free (unit, réservataire); a good solution is the goal here
+        support = primal[core_index] > 1e-6
+        free_pos = np.flatnonzero(free & ~support)
+        t = core_index[free_pos]  # sorted by unit, réservataire, rank (as the triples are)
+        key = triples.unit[t].astype(np.int64) * (len(inst.reservataires) + 1) + triples.res[t]
+        start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        rank = np.arange(len(t)) - np.repeat(start, np.diff(np.r_[start, len(t)]))
+        best = np.zeros(len(core_index), dtype=bool)
+        best[free_pos[rank < NEIGHBOURHOOD_PER_GROUP]] = True
+        keep = np.flatnonzero(ones | (free & support) | best)
+        if len(keep) > NEIGHBOURHOOD_LIMIT:
+            return None
     local = core_index[keep]
     hint = hint_orientation = None
     if incumbent is not None:
