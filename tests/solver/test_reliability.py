@@ -381,3 +381,38 @@ def test_soft_rounds_with_floors_out_of_reach_equal_the_full_soft_model() -> Non
         full = solve_checked(units, demands, policy, FULL, year=year, on=on)
         assert pruned.status == full.status == "OPTIMAL", seed
         assert pruned.stage_values == full.stage_values, seed
+
+
+def test_an_infeasible_lp_is_proven_by_farkas_pricing_without_pricing_every_triple(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the count-range proof switched off, the LP proves the same round infeasible itself.
+
+    The restricted LP is infeasible; HiGHS's dual ray is checked over every triple and only the
+    triples that break it are added (never all of them at once), until the ray holds: the round
+    is INFEASIBLE, as the full CP-SAT model says, not UNKNOWN.
+    """
+    import matching.solver.solve as solve_module
+    from matching.flux import YearSoFar
+    from matching.policy.quotas import Tally
+    from matching.solver.lp import LPSession
+
+    added: list[int] = []
+    original = LPSession.add_triples
+
+    def spy(self: LPSession, idx: np.ndarray) -> None:
+        added.append(len(idx) if len(idx) < self.lay.n_x else -1)  # -1: every triple
+        original(self, idx)
+
+    monkeypatch.setattr(solve_module, "unreachable_rules", lambda *args: None)
+    monkeypatch.setattr(LPSession, "add_triples", spy)
+    units, demands = territory(5, 12, 120)
+    on = pd.Timestamp(units["released_on"].max()).date()
+    year = YearSoFar(
+        flux_units=30,
+        oriented={"etat": 8, "etat_agents": 2, "collectivite": 6, "action_logement": 8},
+        tallies={"priority_floor_collectivite": {"": Tally(base=40, counted=0)}},
+    )
+    with pytest.raises(InfeasibleError):
+        solve_checked(units, demands, POLICY, PRUNED, year=year, on=on)
+    assert added and -1 not in added

@@ -653,6 +653,9 @@ def _infeasible(
         if len(triples) > params.prune_above_triples
         else np.arange(len(triples))
     )
+    if len(keep) > FULL_MODEL_LIMIT:  # the guarded CP-SAT model would not even build in time
+        _logger.warning("infeasible round too large (%d triples) to name its conflict", len(keep))
+        return RoundSolution("INFEASIBLE", *(np.zeros(0, np.int64),) * 3, {}, stats=stats)
     built = build_model(inst, triples.subset(keep), diagnose=True)
     conflicts = conflicting_rules(built, max(1.0, budget.left), params.num_workers)
     empty = np.zeros(0, dtype=np.int64)
