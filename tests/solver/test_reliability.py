@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from functools import cache
 
@@ -18,9 +19,11 @@ import pandas as pd
 import pytest
 
 from matching.exceptions import InfeasibleError
+from matching.flux import YearSoFar
 from matching.generate import generate_territory
 from matching.params import SolveParams
 from matching.policy.model import Policy, QuotaRule
+from matching.policy.quotas import Tally
 from matching.result import Result
 from matching.round import solve
 from matching.types import Stage
@@ -318,6 +321,21 @@ def test_count_floor_on_a_group_without_triples_reports_its_shortfall() -> None:
     assert {k: v for k, v in result.shortfalls.items() if v} == {"dalo_through_action_logement": 1}
 
 
+def _collectivite_floor_out_of_reach() -> tuple[pd.DataFrame, pd.DataFrame, YearSoFar, dt.date]:
+    """A 12 x 120 round whose year so far left the collectivité's priority floor out of reach.
+
+    40 allocations through the collectivité so far, none to a priority household: the floor
+    needs 4 C - B >= 40 this round, and the band lets the collectivité take at most 3 units.
+    """
+    units, demands = territory(5, 12, 120)
+    year = YearSoFar(
+        flux_units=30,
+        oriented={"etat": 8, "etat_agents": 2, "collectivite": 6, "action_logement": 8},
+        tallies={"priority_floor_collectivite": {"": Tally(base=40, counted=0)}},
+    )
+    return units, demands, year, pd.Timestamp(units["released_on"].max()).date()
+
+
 def test_a_floor_the_year_left_out_of_reach_is_named_from_the_count_ranges() -> None:
     """Tallies asking more priority households of the collectivité than its band can house.
 
@@ -328,16 +346,7 @@ def test_a_floor_the_year_left_out_of_reach_is_named_from_the_count_ranges() -> 
     The soft re-solve is proven through the hard path with the floor shifted by its least
     shortfall, and equals the full soft model's optimum.
     """
-    from matching.flux import YearSoFar
-    from matching.policy.quotas import Tally
-
-    units, demands = territory(5, 12, 120)
-    on = pd.Timestamp(units["released_on"].max()).date()
-    year = YearSoFar(
-        flux_units=30,
-        oriented={"etat": 8, "etat_agents": 2, "collectivite": 6, "action_logement": 8},
-        tallies={"priority_floor_collectivite": {"": Tally(base=40, counted=0)}},
-    )
+    units, demands, year, on = _collectivite_floor_out_of_reach()
     with pytest.raises(InfeasibleError) as pruned:
         solve_checked(units, demands, POLICY, PRUNED, year=year, on=on)
     assert pruned.value.rule_ids == ["flux_band[collectivite]", "priority_floor_collectivite"]
@@ -362,9 +371,6 @@ def test_soft_rounds_with_floors_out_of_reach_equal_the_full_soft_model() -> Non
     counted households; the pruned soft solve (through the hard proof with the least
     shortfalls, or the soft path) must give the full soft CP-SAT model's stage values.
     """
-    from matching.flux import YearSoFar
-    from matching.policy.quotas import Tally
-
     policy = soft(POLICY)
     for seed, (b_col, b_mix) in enumerate([(8, 0), (16, 10), (24, 30), (40, 60), (4, 80)]):
         units, demands = territory(40 + seed, 12, 120)
@@ -393,8 +399,6 @@ def test_an_infeasible_lp_is_proven_by_farkas_pricing_without_pricing_every_trip
     is INFEASIBLE, as the full CP-SAT model says, not UNKNOWN.
     """
     import matching.solver.solve as solve_module
-    from matching.flux import YearSoFar
-    from matching.policy.quotas import Tally
     from matching.solver.lp import LPSession
 
     added: list[int] = []
@@ -406,13 +410,7 @@ def test_an_infeasible_lp_is_proven_by_farkas_pricing_without_pricing_every_trip
 
     monkeypatch.setattr(solve_module, "unreachable_rules", lambda *args: None)
     monkeypatch.setattr(LPSession, "add_triples", spy)
-    units, demands = territory(5, 12, 120)
-    on = pd.Timestamp(units["released_on"].max()).date()
-    year = YearSoFar(
-        flux_units=30,
-        oriented={"etat": 8, "etat_agents": 2, "collectivite": 6, "action_logement": 8},
-        tallies={"priority_floor_collectivite": {"": Tally(base=40, counted=0)}},
-    )
+    units, demands, year, on = _collectivite_floor_out_of_reach()
     with pytest.raises(InfeasibleError):
         solve_checked(units, demands, POLICY, PRUNED, year=year, on=on)
     assert added and -1 not in added
