@@ -4,7 +4,11 @@
   (``prune=False``) reach the same stage values on generated Caen la Mer rounds (8 units x 60
   demands), hard and soft.
 - Determinism: the same inputs, policy and parameters give identical frames and ``result.json``.
-- Time limit: a tiny limit still returns a checked solution when one exists, never nothing.
+- Time limit: a tiny limit still returns a checked solution when one exists, never nothing;
+  a huge round whose LP does not finish says UNKNOWN without building the full model.
+- Soft mode through the hard proof (floors in reach, or shifted by their least shortfall)
+  equals the full soft model; a floor the year left out of reach is named from the count
+  ranges, and without that check the LP proves it infeasible by Farkas pricing.
 - Edge cases found while writing these tests (now fixed), each kept as a regression test.
 """
 
