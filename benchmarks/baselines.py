@@ -28,6 +28,7 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from matching.solver.instance import NONE, RoundInstance, Triples, build_triples
 from matching.solver.objective import combined_weights, stage_terms
 from matching.solver.rows import QuotaRow, quota_rows
+from matching.solver.seed import matched_pairs, vacancy_graph
 from matching.types import QuotaMode
 
 
@@ -47,27 +48,18 @@ def unconstrained(
 ) -> Unconstrained:
     """Most allocations, then most score, quotas dropped: scipy sparse assignment with vacancies.
 
-    Each unit gets a private "vacancy" column of weight 0.5 so that a full matching always exists;
-    real pairs weigh ``big + score`` with ``big`` above any total score, so cardinality comes
-    first (the lexicographic stages of the policy). Demands that no pair reaches are dropped.
+    The graph is the solver's seed graph (`matching.solver.seed.vacancy_graph`); only scipy's
+    solve is timed.
     """
     if len(pair_unit) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Unconstrained(empty, empty, 0, 0, 0.0)
-    demands, col_of_pair = np.unique(pair_demand, return_inverse=True)
-    n_dem = len(demands)
-    big = float(max(int(pair_score.max(initial=0)), 1)) * n_units + 1.0
-    rows = np.concatenate([pair_unit, np.arange(n_units)])
-    cols = np.concatenate([col_of_pair, n_dem + np.arange(n_units)])
-    weights = np.concatenate([big + pair_score.astype(np.float64), np.full(n_units, 0.5)])
-    graph = sp.csr_matrix((weights, (rows, cols)), shape=(n_units, n_dem + n_units))
+    graph, demands, big = vacancy_graph(pair_unit, pair_demand, pair_score, n_units)
     start = time.perf_counter()
     _, col = min_weight_full_bipartite_matching(graph, maximize=True)
     seconds = time.perf_counter() - start
-    real = np.flatnonzero(col < n_dem)
-    unit = real.astype(np.int64)
-    demand = demands[col[real]].astype(np.int64)
-    picked = np.asarray(graph[unit, col[real]]).ravel() - big
+    unit, demand = matched_pairs(col, demands)
+    picked = np.asarray(graph[unit, col[unit]]).ravel() - big
     return Unconstrained(unit, demand, len(unit), round(float(picked.sum())), seconds)
 
 

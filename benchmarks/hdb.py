@@ -177,22 +177,19 @@ def instance(launch: Launch, n_applicants: int, seed: int = 1) -> HdbInstance:
 
 
 def side_rows(inst: HdbInstance) -> list[Any]:
-    """The cap rules as the engine's side rows (pair indices, coefficients, sense, rhs)."""
+    """The cap rules as the engine's side rows over the flat-level pairs."""
+    return cap_rows(inst.rules, inst.pairs_frame())
+
+
+def cap_rows(rules: list[QuotaRule], frame: pd.DataFrame) -> list[Any]:
+    """Each cap rule as a side row over the rows of ``frame`` (pairs or block arcs)."""
     from matching.solver.matching import SideRow
 
-    frame = inst.pairs_frame()
     rows = []
-    for rule in inst.rules:
-        mask = evaluate(rule.base, frame) & evaluate(rule.count, frame)
-        idx = np.flatnonzero(mask)
+    for rule in rules:
+        idx = np.flatnonzero(evaluate(rule.base, frame) & evaluate(rule.count, frame))
         rows.append(
-            SideRow(
-                idx=idx,
-                coef=np.ones(len(idx), dtype=np.int64),
-                sense="<=",
-                rhs=int(rule.target),
-                name=rule.id,
-            )
+            SideRow(idx, np.ones(len(idx), dtype=np.int64), "<=", int(rule.target), rule.id)
         )
     return rows
 
@@ -269,28 +266,19 @@ def block_arcs(inst: HdbInstance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def block_rows(inst: HdbInstance, applicant: np.ndarray, block: np.ndarray) -> list[Any]:
-    """The cap rules as side rows over the block arcs (the same rule, evaluated on them)."""
-    from matching.solver.matching import SideRow
-
+    """The cap rules as side rows over the block arcs (the same rules, evaluated on them)."""
     frame = pd.DataFrame({"unit.block": block, "demand.ethnicity": inst.ethnicity[applicant]})
-    rows = []
-    for rule in inst.rules:
-        idx = np.flatnonzero(evaluate(rule.base, frame) & evaluate(rule.count, frame))
-        rows.append(
-            SideRow(idx, np.ones(len(idx), dtype=np.int64), "<=", int(rule.target), rule.id)
-        )
-    return rows
+    return cap_rows(inst.rules, frame)
 
 
 def to_flats(inst: HdbInstance, applicant: np.ndarray, block: np.ndarray) -> np.ndarray:
     """A flat for each matched (applicant, block): the block's flats in order, by applicant id."""
     first_flat = np.concatenate([[0], np.cumsum(inst.launch.flats)[:-1]])
+    from matching.solver.instance import group_ranks
+
     order = np.lexsort((applicant, block))
-    sorted_block = block[order]
-    start = np.flatnonzero(np.r_[True, sorted_block[1:] != sorted_block[:-1]])
-    rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
     flat = np.empty(len(order), dtype=np.int64)
-    flat[order] = first_flat[sorted_block] + rank
+    flat[order] = first_flat[block[order]] + group_ranks(block[order])
     return flat
 
 

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
+from benchmarks import baselines
 from matching.generate import generate_territory
 from matching.params import SolveParams
 from matching.policy import load_policy
@@ -31,19 +30,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def unconstrained(
     unit: np.ndarray, demand: np.ndarray, score: np.ndarray, n_units: int
 ) -> tuple[int, int, float]:
-    """Max allocations, then max score, quotas dropped: scipy sparse assignment with vacancies."""
-    big = int(score.max(initial=0)) * n_units + 1
-    n_dem = int(demand.max(initial=-1)) + 1
-    rows = np.concatenate([unit, np.arange(n_units)])
-    cols = np.concatenate([demand, n_dem + np.arange(n_units)])  # one vacancy column per unit
-    weights = np.concatenate([big + score.astype(np.float64), np.full(n_units, 0.5)])
-    graph = sp.csr_matrix((weights, (rows, cols)), shape=(n_units, n_dem + n_units))
-    start = time.perf_counter()
-    _, col = min_weight_full_bipartite_matching(graph, maximize=True)
-    seconds = time.perf_counter() - start
-    real = col < n_dem
-    picked = graph[np.arange(n_units)[real], col[real]].A1 - big
-    return int(real.sum()), round(float(picked.sum())), seconds
+    """Max allocations, then max score, quotas dropped (`benchmarks.baselines.unconstrained`)."""
+    u = baselines.unconstrained(unit, demand, score, n_units)
+    return u.allocations, u.score, u.seconds
 
 
 def run(month: int, time_limit: float, seed: int) -> dict[str, object]:

@@ -223,9 +223,7 @@ def unreachable_rules(
     shares, _ = aggregates(inst, triples, rows, 0)
     bands = inst.bands()
     for share in shares:
-        b = (share.base.low, share.base.high)
-        c = (share.counted.low, share.counted.high)
-        if hull_cuts(share, b, c) is not None:
+        if _reachable(share, 0):
             continue
         names = [share.row.rule.id]
         res = triples.res[share.base.idx]

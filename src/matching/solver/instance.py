@@ -67,6 +67,18 @@ class Triples:
         return Triples(self.unit[keep], self.demand[keep], self.res[keep], self.score[keep])
 
 
+def group_ranks(keys: np.ndarray) -> np.ndarray:
+    """Position of each element within its run of equal ``keys`` (``keys`` grouped, e.g. sorted).
+
+    ``[4, 4, 7, 7, 7, 9] -> [0, 1, 0, 1, 2, 0]``: with the elements in rank order inside each
+    group, ``group_ranks(keys) < k`` keeps the best ``k`` of every group.
+    """
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.int64)
+    start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return np.arange(len(keys)) - np.repeat(start, np.diff(np.r_[start, len(keys)]))
+
+
 def build_triples(inst: RoundInstance) -> Triples:
     """Expand pairs by pool bits into triples (vectorised; one pass per réservataire).
 

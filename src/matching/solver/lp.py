@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from matching.flux import FluxBand
-from matching.solver.instance import RoundInstance, Triples
+from matching.solver.instance import RoundInstance, Triples, group_ranks
 from matching.solver.rows import QuotaRow
 from matching.solver.seed import unconstrained_matching
 
@@ -255,10 +255,7 @@ def top_per_group(triples: Triples, rows: list[QuotaRow], per_group: int) -> np.
         stacked = np.vstack([group, *unpacked]).T
         group = np.unique(stacked, axis=0, return_inverse=True)[1].ravel()
     order = np.argsort(group, kind="stable")  # stable: keeps the rank order
-    g_sorted = group[order]
-    start = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
-    first = np.repeat(start, np.diff(np.r_[start, len(order)]))
-    return np.sort(order[np.arange(len(order)) - first < per_group])
+    return np.sort(order[group_ranks(group[order]) < per_group])
 
 
 def _quiet_highs() -> highspy.Highs:
@@ -593,10 +590,7 @@ class LPSession:
         if self.group is not None and len(improving):
             key = self.group[improving]
             order = np.lexsort((rc[improving], key))
-            k_sorted = key[order]
-            start = np.flatnonzero(np.r_[True, k_sorted[1:] != k_sorted[:-1]])
-            first = np.repeat(start, np.diff(np.r_[start, len(order)]))
-            improving = improving[order[np.arange(len(order)) - first < COLUMNS_PER_GROUP]]
+            improving = improving[order[group_ranks(key[order]) < COLUMNS_PER_GROUP]]
         return improving[np.argsort(rc[improving], kind="stable")[: self.columns_per_round]]
 
 

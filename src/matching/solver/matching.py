@@ -21,6 +21,7 @@ from ortools.sat.python import cp_model
 
 from matching.params import SolveParams
 from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
+from matching.solver.instance import group_ranks
 from matching.solver.lp import LPLayout, LPSession
 
 
@@ -89,10 +90,7 @@ def _layout(
 
 def _best_per_node(node: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
     order = np.lexsort((-weight, node))
-    sorted_node = node[order]
-    start = np.flatnonzero(np.r_[True, sorted_node[1:] != sorted_node[:-1]])
-    rank = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
-    return np.sort(order[rank < k])
+    return np.sort(order[group_ranks(node[order]) < k])
 
 
 def _core_model(

@@ -15,26 +15,40 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 
-def unconstrained_matching(
+def vacancy_graph(
     pair_unit: np.ndarray, pair_demand: np.ndarray, pair_score: np.ndarray, n_units: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Most allocations, then most score, quotas dropped; the matched (unit, demand) positions.
+) -> tuple[sp.csr_matrix, np.ndarray, float]:
+    """The units x (demands, vacancies) graph whose maximum full matching is that optimum.
 
     Each unit gets a private "vacancy" column of weight 0.5 so that a full matching always
     exists; real pairs weigh ``big + score`` with ``big`` above any total score, so cardinality
-    comes first (the lexicographic stages of the policy). Demands no pair reaches are dropped.
+    comes first (the lexicographic stages of the policy). Demands no pair reaches are dropped:
+    returns the graph, the demand position of each real column, and ``big``.
     """
+    demands, col_of_pair = np.unique(pair_demand, return_inverse=True)
+    n_dem = len(demands)
+    big = float(max(float(pair_score.max(initial=0)), 1.0)) * n_units + 1.0
+    rows = np.concatenate([pair_unit, np.arange(n_units)])
+    cols = np.concatenate([col_of_pair.ravel(), n_dem + np.arange(n_units)])
+    weights = np.concatenate([big + pair_score.astype(np.float64), np.full(n_units, 0.5)])
+    graph = sp.csr_matrix((weights, (rows, cols)), shape=(n_units, n_dem + n_units))
+    return graph, demands, big
+
+
+def matched_pairs(col: np.ndarray, demands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (unit, demand) positions of a full matching of `vacancy_graph` (vacancies dropped)."""
+    real = np.flatnonzero(col < len(demands))
+    return real.astype(np.int64), demands[col[real]].astype(np.int64)
+
+
+def unconstrained_matching(
+    pair_unit: np.ndarray, pair_demand: np.ndarray, pair_score: np.ndarray, n_units: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Most allocations, then most score, quotas dropped; the matched (unit, demand) positions."""
     if len(pair_unit) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    demands, col_of_pair = np.unique(pair_demand, return_inverse=True)
-    n_dem = len(demands)
     score = np.maximum(pair_score.astype(np.float64), 0.0)
-    big = float(max(score.max(initial=0.0), 1.0)) * n_units + 1.0
-    rows = np.concatenate([pair_unit, np.arange(n_units)])
-    cols = np.concatenate([col_of_pair.ravel(), n_dem + np.arange(n_units)])
-    weights = np.concatenate([big + score, np.full(n_units, 0.5)])
-    graph = sp.csr_matrix((weights, (rows, cols)), shape=(n_units, n_dem + n_units))
+    graph, demands, _ = vacancy_graph(pair_unit, pair_demand, score, n_units)
     _, col = min_weight_full_bipartite_matching(graph, maximize=True)
-    real = np.flatnonzero(col < n_dem)
-    return real.astype(np.int64), demands[col[real]].astype(np.int64)
+    return matched_pairs(col, demands)

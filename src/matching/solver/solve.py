@@ -31,7 +31,7 @@ from matching.solver.build import BuiltModel, build_model
 from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
 from matching.solver.cuts import least_shortfalls, unreachable_rules
 from matching.solver.infeasibility import conflicting_rules
-from matching.solver.instance import RoundInstance, Triples, build_triples
+from matching.solver.instance import RoundInstance, Triples, build_triples, group_ranks
 from matching.solver.lp import Certificate, LPSession, top_per_group
 from matching.solver.mip import solve_small_mip
 from matching.solver.objective import StageTerms, combined_weights, stage_terms
@@ -229,11 +229,13 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
         and all(rule.weight > 0 for rule in policy.quotas.rules)
     )  # otherwise a shortfall may pay, and the hard optimum need not be the soft one
     if shortfall_first and params.prune and len(inst.pair_unit) > params.prune_above_triples:
-        hard, shifts = _hard_with_least_shortfalls(inst)
+        triples = build_triples(inst)  # the same for both modes: built once
+        hard, shifts = _hard_with_least_shortfalls(inst, triples)
         attempt = _solve_round(
             hard,
             params.model_copy(update={"time_limit_s": 0.5 * params.time_limit_s}),
             diagnose=False,
+            triples=triples,
         )
         if attempt.status == "OPTIMAL":
             weighted = sum(rule.weight * s for rule, s in shifts.values())
@@ -242,18 +244,18 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
             attempt.shortfalls = {name: s for name, (_rule, s) in shifts.items()}
             attempt.stats["soft_solved_as_hard"] = 1
             return attempt
+        return _solve_round(inst, params, triples=triples)
     return _solve_round(inst, params)
 
 
 def _hard_with_least_shortfalls(
-    inst: RoundInstance,
+    inst: RoundInstance, triples: Triples
 ) -> tuple[RoundInstance, dict[str, tuple[QuotaRule, int]]]:
     """The round with hard quotas, each share floor's tally moved by its least shortfall.
 
     Counting ``s`` more households in a floor's year-so-far tally lowers its right-hand side
     by ``q s``, exactly the shortfall ``s`` would; returns the shifts by row name.
     """
-    triples = build_triples(inst)
     rows = quota_rows(inst, triples)
     least = least_shortfalls(inst, triples, rows)
     tallies = {rule: dict(groups) for rule, groups in inst.year_so_far.tallies.items()}
@@ -276,12 +278,19 @@ def _hard_with_least_shortfalls(
 
 
 def _solve_round(
-    inst: RoundInstance, params: SolveParams, *, diagnose: bool = True
+    inst: RoundInstance,
+    params: SolveParams,
+    *,
+    diagnose: bool = True,
+    triples: Triples | None = None,
 ) -> RoundSolution:
-    """`solve_round` in the policy's own mode; without ``diagnose``, infeasible is just said."""
+    """`solve_round` in the policy's own mode; without ``diagnose``, infeasible is just said.
+
+    ``triples`` are the round's (`build_triples`) when the caller has them already.
+    """
     start = time.perf_counter()
     budget = Budget(params.time_limit_s)
-    triples = build_triples(inst)
+    triples = build_triples(inst) if triples is None else triples
     soft = inst.policy.quotas.mode == QuotaMode.SOFT
     rows = quota_rows(inst, triples)
     terms = stage_terms(
@@ -297,12 +306,7 @@ def _solve_round(
         unreachable = unreachable_rules(inst, triples, rows)
         if unreachable is not None:  # proven from the quota counts' ranges, no LP needed
             stats["method"] = "count_ranges"
-            if not diagnose:
-                return _unsolved("INFEASIBLE", stats)
-            empty = np.zeros(0, dtype=np.int64)
-            return RoundSolution(
-                "INFEASIBLE", empty, empty, empty, {}, conflicts=unreachable, stats=stats
-            )
+            return _unsolved("INFEASIBLE", stats, unreachable if diagnose else None)
     if prunable:
         session = LPSession.for_round(inst, triples, rows, inst.bands(), wx, ws, soft)
         cert = session.solve(time_limit_s=max(30.0, params.time_limit_s))
@@ -607,10 +611,8 @@ def _lp_guided_hint(
         free_pos = np.flatnonzero(free & ~support)
         t = core_index[free_pos]  # sorted by unit, réservataire, rank (as the triples are)
         key = triples.unit[t].astype(np.int64) * (len(inst.reservataires) + 1) + triples.res[t]
-        start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        rank = np.arange(len(t)) - np.repeat(start, np.diff(np.r_[start, len(t)]))
         best = np.zeros(len(core_index), dtype=bool)
-        best[free_pos[rank < NEIGHBOURHOOD_PER_GROUP]] = True
+        best[free_pos[group_ranks(key) < NEIGHBOURHOOD_PER_GROUP]] = True
         keep = np.flatnonzero(ones | (free & support) | best)
         if len(keep) > NEIGHBOURHOOD_LIMIT:
             return None
@@ -632,10 +634,12 @@ def _lp_guided_hint(
     )  # fmt: skip
 
 
-def _unsolved(status: str, stats: dict[str, float | int | str]) -> RoundSolution:
-    """A solution with nothing allocated: UNKNOWN, or INFEASIBLE without its diagnosis."""
+def _unsolved(
+    status: str, stats: dict[str, float | int | str], conflicts: list[str] | None = None
+) -> RoundSolution:
+    """A solution with nothing allocated: UNKNOWN, or INFEASIBLE (with its conflict if known)."""
     empty = np.zeros(0, dtype=np.int64)
-    return RoundSolution(status, empty, empty, empty, {}, stats=stats)
+    return RoundSolution(status, empty, empty, empty, {}, conflicts=conflicts or [], stats=stats)
 
 
 def _infeasible(
@@ -655,8 +659,7 @@ def _infeasible(
     )
     if len(keep) > FULL_MODEL_LIMIT:  # the guarded CP-SAT model would not even build in time
         _logger.warning("infeasible round too large (%d triples) to name its conflict", len(keep))
-        return RoundSolution("INFEASIBLE", *(np.zeros(0, np.int64),) * 3, {}, stats=stats)
+        return _unsolved("INFEASIBLE", stats)
     built = build_model(inst, triples.subset(keep), diagnose=True)
     conflicts = conflicting_rules(built, max(1.0, budget.left), params.num_workers)
-    empty = np.zeros(0, dtype=np.int64)
-    return RoundSolution("INFEASIBLE", empty, empty, empty, {}, conflicts=conflicts, stats=stats)
+    return _unsolved("INFEASIBLE", stats, conflicts)
