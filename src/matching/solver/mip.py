@@ -96,10 +96,8 @@ def solve_small_mip(
     if hint is not None:
         start = np.zeros(n)
         start[hint] = 1.0
-        res_count = len(inst.reservataires)
-        flux_pos = np.cumsum(inst.flux_units) - 1
-        for u, r in (hint_orientation or {}).items():
-            start[lay.n_x + int(flux_pos[u]) * res_count + r] = 1.0
+        aux = lay.auxiliary_values(hint, hint_orientation or {})
+        start[lay.n_x : lay.n_x + lay.n_o] = aux
         if lay.n_s:  # shortfalls of the hint: what its rows need (0 when they hold)
             start[lay.n_x + lay.n_o :] = _shortfalls(rows, start[: lay.n_x])
         given = highspy.HighsSolution()
@@ -115,11 +113,7 @@ def solve_small_mip(
         return MipOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], terms)
     values = np.asarray(highs.getSolution().col_value)
     chosen = np.flatnonzero(values[: lay.n_x] > 0.5)
-    orient = values[lay.n_x : lay.n_x + lay.n_o].reshape(-1, max(1, len(inst.reservataires)))
-    flux_units = np.flatnonzero(inst.flux_units)
-    orientation = {
-        int(u): int(np.argmax(orient[i])) for i, u in enumerate(flux_units) if orient[i].max() > 0.5
-    }
+    orientation = lay.orientation(values)
     shortfall = [round(float(v)) for v in values[lay.n_x + lay.n_o :]] if soft else []
     proven = status == highspy.HighsModelStatus.kOptimal
     _logger.debug(

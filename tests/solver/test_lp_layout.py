@@ -1,0 +1,152 @@
+"""The round's LP layout (`matching.solver.lp.RoundLayout`) is the LP it claims to be.
+
+`RoundLayout` writes a flux unit's orientation implicitly (its triples plus an "oriented and
+left empty" column) instead of the orientation columns and link rows ``x <= o`` of the CP-SAT
+model. The LP path's bounds, reduced costs and prunings are only valid if that is the same
+relaxation: checked here against an LP written independently in the explicit form, on random
+rounds whose floors bind. Also: its implicit ``A^T y`` equals the transpose of its columns, and
+a solution's auxiliary values satisfy its rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from matching.generate import generate_territory
+from matching.round import prepare_round
+from matching.solver.instance import RoundInstance, Triples, build_triples
+from matching.solver.lp import RoundLayout
+from matching.solver.objective import combined_weights, stage_terms
+from matching.solver.rows import QuotaRow, quota_rows
+from tests.solver.support import binding_policy
+
+
+def _round(seed: int) -> tuple[RoundInstance, Triples, list[QuotaRow], np.ndarray]:
+    """A 12 x 90 generated round under floors that bind, with its triples, rows and weights."""
+    units, demands = generate_territory("caen-la-mer", 2026, seed=seed, n_units=12, n_demands=90)
+    on = pd.Timestamp(units["released_on"].max()).date()
+    inst = prepare_round(units, demands, binding_policy(), on=on).instance
+    triples = build_triples(inst)
+    rows = quota_rows(inst, triples)
+    terms = stage_terms(
+        inst.policy.objective.stages, triples, rows, inst.policy.quotas.mode, len(inst.units)
+    )
+    weights, _, _ = combined_weights(terms)
+    return inst, triples, rows, weights
+
+
+def _explicit_lp_value(
+    inst: RoundInstance, triples: Triples, rows: list[QuotaRow], weights: np.ndarray
+) -> float:
+    """The LP optimum with orientation columns o[u, r], link rows and bands over o (max form)."""
+    n_x, n_res = len(triples), len(inst.reservataires)
+    flux = np.flatnonzero(inst.flux_units)
+    o_col = {(int(u), r): n_x + k * n_res + r for k, u in enumerate(flux) for r in range(n_res)}
+    n_col = n_x + len(o_col)
+    ub: list[tuple[dict[int, float], float]] = []
+    eq: list[tuple[dict[int, float], float]] = []
+    for u in range(len(inst.units)):
+        mine = np.flatnonzero(triples.unit == u)
+        if not inst.flux_units[u]:
+            ub.append(({int(t): 1.0 for t in mine}, 1.0))
+            continue
+        eq.append(({o_col[(u, r)]: 1.0 for r in range(n_res)}, 1.0))
+        for r in range(n_res):  # sum of the unit's triples of r <= o[u, r]
+            link = {int(t): 1.0 for t in mine[triples.res[mine] == r]}
+            link[o_col[(u, r)]] = -1.0
+            ub.append((link, 0.0))
+    for d in range(len(inst.demands)):
+        ub.append(({int(t): 1.0 for t in np.flatnonzero(triples.demand == d)}, 1.0))
+    for res, band in inst.bands().items():
+        r = inst.reservataires.index(res)
+        on_r = {o_col[(int(u), r)]: 1.0 for u in flux}
+        ub.append((on_r, float(band.high)))
+        ub.append(({c: -1.0 for c in on_r}, -float(band.low)))
+    for row in rows:  # hard quota rows, written as <=
+        sign = -1.0 if row.sense == ">=" else 1.0
+        ub.append(({int(t): sign * float(c) for t, c in zip(row.idx, row.coef, strict=True)},
+                   sign * row.rhs))  # fmt: skip
+
+    def matrix(parts: list[tuple[dict[int, float], float]]) -> tuple[sp.csr_matrix, np.ndarray]:
+        r = [k for k, (coef, _) in enumerate(parts) for _ in coef]
+        c = [j for coef, _ in parts for j in coef]
+        v = [x for coef, _ in parts for x in coef.values()]
+        shape = (len(parts), n_col)
+        return sp.csr_matrix((v, (r, c)), shape=shape), np.array([b for _, b in parts])
+
+    a_ub, b_ub = matrix(ub)
+    a_eq, b_eq = matrix(eq)
+    cost = -np.concatenate([weights, np.zeros(len(o_col))])
+    lp = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=(0, 1), method="highs")
+    assert lp.status == 0, lp.message
+    return float(-lp.fun)
+
+
+@pytest.mark.parametrize("seed", range(1, 7))
+def test_layout_is_the_explicit_relaxation(seed: int) -> None:
+    """Same LP optimum as the explicit form (orientation columns, link rows, bands over o)."""
+    inst, triples, rows, weights = _round(seed)
+    lay = RoundLayout(inst, triples, rows, inst.bands(), soft=False)
+    n = lay.n_x + lay.n_o + lay.n_s
+    matrix = lay.columns(np.arange(n)).tocsr()
+    n_ub = len(lay.b_ub)
+    cost = -np.concatenate([weights, np.zeros(lay.n_o)])
+    lp = linprog(
+        cost, A_ub=matrix[:n_ub], b_ub=lay.b_ub, A_eq=matrix[n_ub:], b_eq=lay.b_eq,
+        bounds=list(zip(np.zeros(n), lay.upper[:n], strict=True)), method="highs",
+    )  # fmt: skip
+    assert lp.status == 0, lp.message
+    explicit = _explicit_lp_value(inst, triples, rows, weights)
+    assert -lp.fun == pytest.approx(explicit, rel=1e-9, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_implicit_transpose_matches_the_columns(seed: int) -> None:
+    """``rmatvec(y)`` is ``A^T y`` for the matrix `columns` writes (random duals)."""
+    inst, triples, rows, _ = _round(seed)
+    for soft in (False, True):
+        lay = RoundLayout(inst, triples, rows, inst.bands(), soft=soft)
+        n = lay.n_x + lay.n_o + lay.n_s
+        matrix = lay.columns(np.arange(n))
+        rng = np.random.default_rng(seed)
+        y_ub, y_eq = rng.normal(size=len(lay.b_ub)), rng.normal(size=len(lay.b_eq))
+        expected = matrix.T @ np.concatenate([y_ub, y_eq])
+        np.testing.assert_allclose(lay.rmatvec(y_ub, y_eq), expected, atol=1e-9)
+
+
+def test_auxiliary_values_of_a_solution_satisfy_the_rows() -> None:
+    """A greedy allocation's x and auxiliary values meet the unit, band and demand rows."""
+    inst, triples, rows, _ = _round(3)
+    lay = RoundLayout(inst, triples, rows, inst.bands(), soft=False)
+    # one triple per unit, distinct households, each unit to its first réservataire
+    chosen, used = [], set()
+    for u in range(len(inst.units)):
+        for t in np.flatnonzero(triples.unit == u):
+            if int(triples.demand[t]) not in used:
+                chosen.append(int(t))
+                used.add(int(triples.demand[t]))
+                break
+    chosen_arr = np.array(chosen[::2], dtype=np.int64)  # every other unit stays empty
+    orientation = {
+        int(triples.unit[t]): int(triples.res[t]) for t in chosen_arr if triples.res[t] >= 0
+    }
+    for flux_unit in np.flatnonzero(inst.flux_units).tolist():
+        orientation.setdefault(flux_unit, 0)
+    values = np.zeros(lay.n_x + lay.n_o)
+    values[chosen_arr] = 1.0
+    values[lay.n_x :] = lay.auxiliary_values(chosen_arr, orientation)
+    matrix = lay.columns(np.arange(lay.n_x + lay.n_o)).tocsr()
+    n_ub = len(lay.b_ub)
+    lhs_eq = matrix[n_ub:] @ values
+    n_flux = int(inst.flux_units.sum())
+    np.testing.assert_allclose(lhs_eq[:n_flux], 1.0)  # every flux unit oriented once
+    counts = np.bincount(list(orientation.values()), minlength=len(inst.reservataires))
+    # each band row holds the réservataire's oriented units minus n_r = its low
+    np.testing.assert_allclose(lhs_eq[n_flux:], lay.b_eq[n_flux:])
+    assert np.array_equal(values[lay.n_x + lay.n_e :] + lay.b_eq[n_flux:], counts[lay.band_res])
+    assert (matrix[lay.demand0 : lay.quota0] @ values <= 1 + 1e-9).all()
+    assert lay.orientation(values) == dict(sorted(orientation.items()))
