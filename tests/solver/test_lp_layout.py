@@ -150,3 +150,23 @@ def test_auxiliary_values_of_a_solution_satisfy_the_rows() -> None:
     assert np.array_equal(values[lay.n_x + lay.n_e :] + lay.b_eq[n_flux:], counts[lay.band_res])
     assert (matrix[lay.demand0 : lay.quota0] @ values <= 1 + 1e-9).all()
     assert lay.orientation(values) == dict(sorted(orientation.items()))
+
+
+def test_each_session_solve_gets_its_own_time_limit() -> None:
+    """A session whose HiGHS already ran longer than a solve's limit still solves it.
+
+    HiGHS counts its time limit on the instance's whole run time, so a limit of 1 s set after
+    more than 1 s of earlier solves used to stop the next solve at once (status "failed").
+    """
+    from matching.solver.lp import LPSession
+
+    inst, triples, rows, weights = _round(4)
+    session = LPSession.for_round(
+        inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
+    )
+    assert session.solve(time_limit_s=1.0).status == "bound"
+    while session.highs.getRunTime() < 1.2:  # earlier solves: cold again and again
+        session.highs.clearSolver()
+        session.highs.run()
+    session.highs.clearSolver()
+    assert session.solve(time_limit_s=1.0).status == "bound"

@@ -348,8 +348,9 @@ _BANNER_SHOWN = False
 class LPSession:
     """The LP relaxation of a round, kept warm in HiGHS across column generation and nodes.
 
-    The rows are all in the model from the start; the columns are the orientation and
-    shortfall columns plus a restricted set of triples, grown by pricing. Extra rows (cuts,
+    The columns are the auxiliary and shortfall columns plus a restricted set of triples, grown
+    by pricing; a layout row enters HiGHS with its first column (or at once, if an empty LP
+    could violate it). Extra rows (cuts,
     branching bounds) can be replaced between solves (`solve`); HiGHS restarts each solve from
     the previous basis, so a child node or a pricing round costs a few simplex iterations.
     """
@@ -368,14 +369,16 @@ class LPSession:
         self.violation_cost = VIOLATION_COST * self.scale
         self.n_base = lay.n_x + lay.n_o + lay.n_s  # global columns (x, auxiliary, s)
         self.highs = _quiet_highs()
-        n_ub, n_eq = len(lay.b_ub), len(lay.b_eq)
-        lower = np.concatenate([np.full(n_ub, -highspy.kHighsInf), lay.b_eq])
-        upper = np.concatenate([lay.b_ub, lay.b_eq])
-        self.highs.addRows(
-            n_ub + n_eq, lower, upper, 0, np.zeros(n_ub + n_eq, np.int32),
-            np.zeros(0, np.int32), np.zeros(0),
-        )  # fmt: skip
-        self.n_rows = n_ub + n_eq
+        n_ub = len(lay.b_ub)
+        self.row_lower = np.concatenate([np.full(n_ub, -highspy.kHighsInf), lay.b_eq])
+        self.row_upper = np.concatenate([lay.b_ub, lay.b_eq])
+        self.n_rows = len(self.row_upper)  # rows of the layout
+        self.row_of = np.full(self.n_rows, -1, dtype=np.int64)  # its HiGHS row, -1: not yet
+        self.n_highs_rows = 0
+        self.extra_row = np.zeros(0, dtype=np.int64)  # HiGHS row of each extra row
+        # a <= row with a non-negative right-hand side holds while it has no column: HiGHS only
+        # gets it with its first column (a month's LP touches 700 of its 17,000 demand rows)
+        self._add_rows(np.flatnonzero((self.row_lower > -highspy.kHighsInf) | (self.row_upper < 0)))
         self.col_global = np.zeros(0, dtype=np.int64)  # HiGHS column -> global column (-1: e)
         self.in_lp = np.zeros(lay.n_x, dtype=bool)
         self.extra: list[LinearCut] = []  # every extra row ever added, in HiGHS order
@@ -421,15 +424,35 @@ class LPSession:
         out.columns_per_round = max(COLUMNS_PER_ROUND, 8 * len(inst.units))
         return out
 
+    def _add_rows(self, rows: np.ndarray) -> None:
+        """Give HiGHS these layout rows (empty: their coefficients come with the columns)."""
+        n = len(rows)
+        if n == 0:
+            return
+        self.highs.addRows(
+            n, self.row_lower[rows], self.row_upper[rows], 0, np.zeros(n, np.int32),
+            np.zeros(0, np.int32), np.zeros(0),
+        )  # fmt: skip
+        self.row_of[rows] = self.n_highs_rows + np.arange(n)
+        self.n_highs_rows += n
+
     def _add_columns(self, cols: np.ndarray) -> None:
-        """Add global columns (x, o or s) to HiGHS with their base-row coefficients."""
+        """Add global columns (x, auxiliary or s) to HiGHS with their rows' coefficients."""
         if len(cols) == 0:
             return
-        both = self.lay.columns(cols)
-        n_extra = len(self.extra)
-        if n_extra:  # coefficients of the current extra rows on these columns
-            ext = self._extra_matrix(cols)
-            both = sp.vstack([both, ext]).tocsc()
+        base = self.lay.columns(cols).tocoo()
+        touched = np.unique(base.row)
+        self._add_rows(touched[self.row_of[touched] < 0])
+        r_parts, c_parts, v_parts = [self.row_of[base.row]], [base.col], [base.data]
+        if self.extra:  # coefficients of the current extra rows on these columns
+            ext = self._extra_matrix(cols).tocoo()
+            r_parts.append(self.extra_row[ext.row])
+            c_parts.append(ext.col)
+            v_parts.append(ext.data)
+        both = sp.csc_matrix(
+            (np.concatenate(v_parts), (np.concatenate(r_parts), np.concatenate(c_parts))),
+            shape=(self.n_highs_rows, len(cols)),
+        )
         both.sort_indices()
         self.highs.addCols(
             len(cols), self.cost[cols], np.zeros(len(cols)), self.lay.upper[cols],
@@ -496,7 +519,9 @@ class LPSession:
                 mat.indptr[:-1].astype(np.int32), mat.indices.astype(np.int32),
                 mat.data.astype(np.float64),
             )  # fmt: skip
-            rows = np.arange(self.n_rows + start, self.n_rows + start + n, dtype=np.int32)
+            rows = np.arange(self.n_highs_rows, self.n_highs_rows + n, dtype=np.int32)
+            self.extra_row = np.concatenate([self.extra_row, rows.astype(np.int64)])
+            self.n_highs_rows += n
             self.highs.addCols(
                 n, np.full(n, self.violation_cost), np.zeros(n), self.e_upper[start:], n,
                 np.arange(n, dtype=np.int32), rows, -np.ones(n),
@@ -514,10 +539,17 @@ class LPSession:
             )
             self.rows_changed = True
             self.highs.changeRowsBounds(  # type: ignore[attr-defined]
-                len(changed), (self.n_rows + changed).astype(np.int32),
+                len(changed), self.extra_row[changed].astype(np.int32),
                 np.full(len(changed), -highspy.kHighsInf), upper,
             )  # fmt: skip
         self.extra_active = active
+
+    def _by_layout_row(self, values: np.ndarray) -> np.ndarray:
+        """A vector over HiGHS's rows (duals, a ray) by layout row; 0 where HiGHS has none."""
+        out = np.zeros(self.n_rows)
+        present = np.flatnonzero(self.row_of >= 0)
+        out[present] = values[self.row_of[present]]
+        return out
 
     def _extra_duals_matvec(self, y_extra: np.ndarray) -> np.ndarray:
         """``A_extra^T y`` over every triple (the extra rows' share of reduced costs)."""
@@ -543,7 +575,9 @@ class LPSession:
         best: Certificate | None = None
         for rounds in range(1, max_rounds + 1):
             remaining = max(1.0, time_limit_s - (time.perf_counter() - start))
-            self.highs.setOptionValue("time_limit", remaining)
+            # HiGHS's time limit counts the instance's whole run time, every earlier solve of
+            # the session included (a pooled year's node LPs stopped at once after 60 s of them)
+            self.highs.setOptionValue("time_limit", self.highs.getRunTime() + remaining)
             # measured on the Caen la Mer rounds: after new columns the basis stays primal
             # feasible and primal simplex takes tens of iterations where dual simplex takes
             # thousands; after new or changed rows (cold start, cuts, branching) dual wins
@@ -570,9 +604,10 @@ class LPSession:
             sol = self.highs.getSolution()
             duals = np.asarray(sol.row_dual)
             values = np.asarray(sol.col_value)
-            y_ub = np.minimum(duals[:n_ub], 0.0)  # valid signs for <= rows
-            y_eq = duals[n_ub : self.n_rows]
-            y_ex = np.where(self.extra_active, np.minimum(duals[self.n_rows :], 0.0), 0.0)
+            y = self._by_layout_row(duals)  # 0 on the rows HiGHS does not have (valid signs)
+            y_ub = np.minimum(y[:n_ub], 0.0)  # valid signs for <= rows
+            y_eq = y[n_ub:]
+            y_ex = np.where(self.extra_active, np.minimum(duals[self.extra_row], 0.0), 0.0)
             rc_all = self.cost - self.lay.rmatvec(y_ub, y_eq)
             rc_all[: lay.n_x] -= self._extra_duals_matvec(y_ex)
             bound_min = float(y_ub @ lay.b_ub + y_eq @ lay.b_eq)
@@ -627,8 +662,9 @@ class LPSession:
         if not has_ray or self.extra:  # (nodes carry violation columns: never infeasible)
             return np.arange(lay.n_x)
         ray = np.asarray(ray)
-        r_ub = np.minimum(ray[:n_ub], 0.0)
-        r_eq = ray[n_ub : self.n_rows]
+        by_row = self._by_layout_row(ray)
+        r_ub = np.minimum(by_row[:n_ub], 0.0)
+        r_eq = by_row[n_ub:]
         g = lay.rmatvec(r_ub, r_eq)
         reach = float(np.sum(np.maximum(g, 0.0) * lay.upper))
         need = float(r_ub @ lay.b_ub + r_eq @ lay.b_eq)
