@@ -24,7 +24,7 @@ class StageTerms:
     """One stage: coefficients on the triples and on the shortfall variables (maximised)."""
 
     stage: Stage
-    x: np.ndarray  # int64 per triple
+    x: np.ndarray  # int64 per triple (a read-only broadcast view when it is a constant)
     s: np.ndarray  # int64 per quota row
     low: int  # least possible value
     high: int  # greatest possible value
@@ -49,18 +49,28 @@ def stage_terms(
                 continue
             weights = np.array([r.rule.weight for r in rows], dtype=np.int64)
             worst = int(sum(w * r.max_shortfall() for w, r in zip(weights, rows, strict=True)))
-            out.append(StageTerms(stage, np.zeros(len(triples), np.int64), -weights, -worst, 0))
+            out.append(StageTerms(stage, _constant(0, len(triples)), -weights, -worst, 0))
         elif stage == Stage.ALLOCATIONS:
-            out.append(StageTerms(stage, np.ones(len(triples), np.int64), zeros_s, 0, most))
+            out.append(StageTerms(stage, _constant(1, len(triples)), zeros_s, 0, most))
         elif stage == Stage.SCORE:
             best = _best_scores_sum(triples, most)
             low = -_best_scores_sum(
                 Triples(triples.unit, triples.demand, triples.res, -triples.score), most
             )
             out.append(
-                StageTerms(stage, triples.score.astype(np.int64), zeros_s, min(0, low), best)
+                StageTerms(
+                    stage, triples.score.astype(np.int64, copy=False), zeros_s, min(0, low), best
+                )
             )
     return out
+
+
+def _constant(value: int, n: int) -> np.ndarray:
+    """``n`` copies of ``value`` as a read-only view: no memory per triple.
+
+    Why: a Paris-sized round has 70 million triples; an explicit array of ones is 560 MB.
+    """
+    return np.broadcast_to(np.int64(value), (n,))
 
 
 def _best_scores_sum(triples: Triples, count: int) -> int:
@@ -93,6 +103,12 @@ def combined_weights(terms: list[StageTerms]) -> tuple[np.ndarray, np.ndarray, l
     multipliers.reverse()
     if not terms:
         return np.zeros(0), np.zeros(0), []
-    x = sum(mult * t.x.astype(np.float64) for mult, t in zip(multipliers, terms, strict=True))
+    # accumulated in place, a constant stage as a scalar: one temporary at a time per triple
+    x = np.zeros(len(terms[0].x))
+    for mult, t in zip(multipliers, terms, strict=True):
+        if len(t.x) and t.x.strides[0] == 0:  # a `_constant` view
+            x += float(mult) * float(t.x[0])
+        else:
+            x += t.x * float(mult)
     s = sum(mult * t.s.astype(np.float64) for mult, t in zip(multipliers, terms, strict=True))
-    return np.asarray(x), np.asarray(s), multipliers
+    return x, np.asarray(s, dtype=np.float64), multipliers

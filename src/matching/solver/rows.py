@@ -30,8 +30,8 @@ class QuotaRow:
 
     rule: QuotaRule
     scope: str
-    idx: np.ndarray  # triple indices with a non-zero coefficient
-    coef: np.ndarray  # int64 coefficients
+    idx: np.ndarray  # triple indices with a non-zero coefficient (int32)
+    coef: np.ndarray  # int32 coefficients
     sense: str  # ">=" or "<="
     rhs: int
     slack: int  # coefficient of the shortfall variable (+ for >=, - for <=)
@@ -110,17 +110,21 @@ def _row(
 ) -> QuotaRow:
     floor = rule.bound == Bound.FLOOR
     p, q, rhs = row_terms(rule, b0, c0)
-    coef_full = q * counted.astype(np.int64) - p * base.astype(np.int64)
+    # int32 positions and coefficients: half the memory of int64 (the Paris-sized round's five
+    # rows hold about 190 million positions); positions fit while triples stay below 2^31
+    base_idx = np.flatnonzero(base).astype(np.int32 if len(base) < 2**31 else np.int64)
+    in_counted = counted[base_idx]  # counted is a subset of base
+    coef = np.where(in_counted, q - p, -p).astype(np.int32)
+    nonzero = coef != 0
     slack = q
-    idx = np.flatnonzero(coef_full)
     return QuotaRow(
         rule=rule,
         scope=scope,
-        idx=idx,
-        coef=coef_full[idx],
+        idx=base_idx[nonzero],
+        coef=coef[nonzero],
         sense=">=" if floor else "<=",
         rhs=int(rhs),
         slack=slack if floor else -slack,
-        base_idx=np.flatnonzero(base),
-        counted_idx=np.flatnonzero(counted),
+        base_idx=base_idx,
+        counted_idx=base_idx[in_counted],
     )
