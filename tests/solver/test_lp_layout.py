@@ -170,3 +170,15 @@ def test_each_session_solve_gets_its_own_time_limit() -> None:
         session.highs.run()
     session.highs.clearSolver()
     assert session.solve(time_limit_s=1.0).status == "bound"
+
+
+@pytest.mark.parametrize("seed", [1, 5])
+def test_touched_rows_are_the_rows_with_a_coefficient(seed: int) -> None:
+    """`touched_rows` marks exactly the rows `columns` writes to (and every quota row)."""
+    inst, triples, rows, _ = _round(seed)
+    lay = RoundLayout(inst, triples, rows, inst.bands(), soft=False)
+    matrix = lay.columns(np.arange(lay.n_x + lay.n_o)).tocsr()
+    written = np.diff(matrix.indptr) > 0
+    written[lay.quota0 : len(lay.b_ub)] = True
+    assert np.array_equal(lay.touched_rows(), written)
+    assert not written.all()  # some household of the round has no triple: left out
