@@ -182,3 +182,18 @@ def test_touched_rows_are_the_rows_with_a_coefficient(seed: int) -> None:
     written[lay.quota0 : len(lay.b_ub)] = True
     assert np.array_equal(lay.touched_rows(), written)
     assert not written.all()  # some household of the round has no triple: left out
+
+
+def test_bound_sums_are_exact_and_the_slack_below_one_point() -> None:
+    """The bound's sums do not lose small terms; its slack stays far below 1 at 1e9-1e10.
+
+    A pooled year's folded objective is about 1.7e9: a slack proportional to 1e-9 of it
+    exceeded 1, so an LP bound equal to the incumbent could never prove it.
+    """
+    from matching.solver.lp import _exact_dot, bound_slack
+
+    a = np.array([1e16, 1.0, -1e16, 1.0])
+    assert _exact_dot(a, np.ones(4)) == 2.0  # np.dot gives 0.0 or 2.0 depending on order
+    for magnitude in (1.5e7, 1.7e9, 2e10):
+        assert 0 < bound_slack(magnitude) < 0.25
+        assert bound_slack(-magnitude) == bound_slack(magnitude)

@@ -27,7 +27,7 @@ import numpy as np
 
 from matching.solver.cuts import Aggregate, ShareRow, aggregates, hull_cuts
 from matching.solver.instance import RoundInstance, Triples
-from matching.solver.lp import Certificate, LinearCut, LPSession
+from matching.solver.lp import Certificate, LinearCut, LPSession, bound_slack
 from matching.solver.rows import QuotaRow
 
 _logger = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def branch_and_bound(
     root_cuts = 0
 
     def closed(bound: float) -> bool:
-        return bound < z + 1 - 1e-9 * max(1.0, abs(bound))
+        return bound < z + 1 - bound_slack(bound)
 
     while heap:
         neg_parent, neg_depth, _, ranges = heapq.heappop(heap)

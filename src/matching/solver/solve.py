@@ -32,7 +32,7 @@ from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
 from matching.solver.cuts import least_shortfalls, unreachable_rules
 from matching.solver.infeasibility import conflicting_rules
 from matching.solver.instance import RoundInstance, Triples, build_triples, group_ranks
-from matching.solver.lp import Certificate, LPSession, top_per_group
+from matching.solver.lp import Certificate, LPSession, bound_slack, top_per_group
 from matching.solver.mip import solve_small_mip
 from matching.solver.objective import StageTerms, combined_weights, stage_terms
 from matching.solver.rows import quota_rows
@@ -374,7 +374,7 @@ def _solve_with_core(
     bound proves its CP-SAT optimum.
     """
     stages = [t.stage for t in terms]
-    tol = 1e-7 * max(1.0, abs(upper)) + 1e-6
+    tol = bound_slack(upper)
     delta = 0.5 * (multipliers[-1] if multipliers else 1.0)
     previous: tuple[_StagedOutcome, np.ndarray] | None = None
     caps = StageCaps(upper, multipliers, [t.low for t in terms])
@@ -515,7 +515,7 @@ def _prove_by_branching(
     stages = [t.stage for t in terms]
     best = incumbent
     z = _combined_value(best[0].values, stages, multipliers)
-    if upper < z + 1 - 1e-9 * max(1.0, abs(upper)):  # the LP bound already proves it
+    if upper < z + 1 - bound_slack(upper):  # the LP bound already proves it
         stats["proof"] = "lp_bound"
         return True, (_proven(best[0]), best[1])
     allocations = len(best[0].chosen)
