@@ -164,7 +164,9 @@ def aggregates(
             frac = row.rule.target_fraction()
             shares.append(ShareRow(row, base, counted, frac.numerator, frac.denominator))
     for r, res in enumerate(inst.reservataires):
-        idx = np.flatnonzero(triples.res == r)
+        idx = np.flatnonzero(triples.res == r).astype(
+            np.int32 if len(triples) < 2**31 else np.int64
+        )
         lo, hi = _units_range(triples, coverage, idx, empty, ranges)
         every.append(Aggregate(f"N:{res}", idx, lo, hi))
     return shares, every
@@ -237,7 +239,12 @@ def hull_cuts(
         keep = coef != 0
         if not keep.any():
             continue
-        cuts.append(LinearCut(share.base.idx[keep], coef[keep], ">=", rhs, f"hull:{row.name}"))
+        # int32 when it fits (the coefficients are at most the units' count times a share's
+        # terms): a Paris-sized round's six root cuts span tens of millions of triples each
+        small = np.abs(coef).max() < 2**31
+        idx = share.base.idx if keep.all() else share.base.idx[keep]
+        coef = coef[keep].astype(np.int32) if small else coef[keep]
+        cuts.append(LinearCut(idx, coef, ">=", rhs, f"hull:{row.name}"))
     return cuts
 
 

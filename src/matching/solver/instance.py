@@ -57,7 +57,7 @@ class Triples:
     unit: np.ndarray  # int32
     demand: np.ndarray  # int32
     res: np.ndarray  # int16, NONE for units excluded from the flux
-    score: np.ndarray  # int64
+    score: np.ndarray  # int32 (int64 if a score does not fit)
 
     def __len__(self) -> int:
         return len(self.unit)
@@ -113,7 +113,10 @@ def build_triples(inst: RoundInstance) -> Triples:
     group = unit.astype(np.int64) * (len(inst.policy.reservataires) + 1) + (res + 1)
     order = np.argsort(group, kind="stable")  # merges the sorted parts, rank order kept
     demand = demand[order]
-    return Triples(unit[order], demand, res[order], inst.scores[demand])
+    score = inst.scores[demand]
+    if len(score) and np.abs(score).max() < 2**31:  # int32: 280 MB less on a Paris-sized round
+        score = score.astype(np.int32)
+    return Triples(unit[order], demand, res[order], score)
 
 
 def triple_fields(inst: RoundInstance, triples: Triples, names: set[str]) -> pd.DataFrame:

@@ -45,6 +45,9 @@ COLUMNS_PER_ROUND = 3000
 COLUMNS_PER_GROUP = 3
 """At most this many of them per (unit, réservataire) group (`LPSession._pick`)."""
 
+PICK_SHORTLIST = 20
+"""`LPSession._pick` groups only this many times its cap of the most improving triples."""
+
 VIOLATION_COST = 1000.0
 """Price of violating an extra row by one unit, in multiples of the largest triple weight."""
 
@@ -73,7 +76,7 @@ class LinearCut:
     """
 
     idx: np.ndarray  # triple indices
-    coef: np.ndarray  # coefficients (int64)
+    coef: np.ndarray  # integer coefficients (int32 where they fit)
     sense: str  # "<=" or ">="
     rhs: int
     name: str
@@ -259,7 +262,7 @@ class RoundLayout:
         y_q = y_ub[self.quota0 :]
         for k, row in enumerate(self.rows):
             if y_q[k] != 0.0:
-                x[row.idx] += self.quota_sign[k] * row.coef * y_q[k]  # idx has no repeats
+                _scatter_add(x, row.idx, row.coef, self.quota_sign[k] * y_q[k])
         e = np.repeat(y_eq[: self.n_flux], self.n_res)
         e += np.tile(y_band[self.band_of_res[: self.n_res]], self.n_flux)
         out[self.n_x : self.n_x + self.n_e] = e
@@ -516,7 +519,7 @@ class LPSession:
         """Extra rows (in <= form; all of them by default) on the global columns ``cols``."""
         cuts = self.extra if cuts is None else cuts
         n_x = self.lay.n_x
-        pos = np.full(n_x, -1, dtype=np.int64)
+        pos = np.full(n_x, -1, dtype=np.int32 if n_x < 2**31 else np.int64)
         x_mask = cols < n_x
         pos[cols[x_mask]] = np.flatnonzero(x_mask)
         r_parts, c_parts, v_parts = [], [], []
@@ -598,7 +601,7 @@ class LPSession:
         out = np.zeros(self.lay.n_x)
         for k, cut in enumerate(self.extra):
             if y_extra[k] != 0.0:
-                out[cut.idx] += cut.sign * cut.coef * y_extra[k]  # idx has no repeats
+                _scatter_add(out, cut.idx, cut.coef, cut.sign * y_extra[k])
         return out
 
     def solve(
@@ -729,16 +732,48 @@ class LPSession:
 
         Taking the globally most improving columns piles them on a few units; a few per
         (unit, réservataire) spreads them (measured: January 2.6 s instead of 3.7 s, July 3.0 s
-        instead of 3.3 s, docs/solver.md).
+        instead of 3.3 s, docs/solver.md). On a large round only the `PICK_SHORTLIST` times
+        the cap most improving triples are grouped (with every tie of the last, so the choice
+        is deterministic): sorting the 27 million improving triples of a Paris-sized round's
+        first rounds by group took seconds. If that leaves fewer than the cap, all are grouped.
         """
-        if self.triples is not None and len(improving):
-            # pricing group (unit, réservataire) of the improving triples only: an array over
-            # every triple would be 560 MB on a Paris-sized round
-            unit = self.triples.unit[improving].astype(np.int64)
-            key = unit * (self.n_res + 1) + self.triples.res[improving] + 1
-            order = np.lexsort((rc[improving], key))
-            improving = improving[order[group_ranks(key[order]) < COLUMNS_PER_GROUP]]
-        return improving[np.argsort(rc[improving], kind="stable")[: self.columns_per_round]]
+        cap = self.columns_per_round
+        if self.triples is None or len(improving) == 0:
+            return improving[np.argsort(rc[improving], kind="stable")[:cap]]
+        every = improving
+        shortlist = PICK_SHORTLIST * cap
+        if len(improving) > shortlist:
+            values = rc[improving]
+            improving = improving[values <= np.partition(values, shortlist)[shortlist]]
+        picked = self._best_per_group(improving, rc)
+        if len(picked) < cap and len(improving) < len(every):
+            picked = self._best_per_group(every, rc)
+        return picked[np.argsort(rc[picked], kind="stable")[:cap]]
+
+    def _best_per_group(self, improving: np.ndarray, rc: np.ndarray) -> np.ndarray:
+        """The best `COLUMNS_PER_GROUP` triples of each (unit, réservataire) among these."""
+        assert self.triples is not None
+        # pricing group of these triples only: an array over every triple would be 560 MB on a
+        # Paris-sized round
+        unit = self.triples.unit[improving].astype(np.int64)
+        key = unit * (self.n_res + 1) + self.triples.res[improving] + 1
+        order = np.lexsort((rc[improving], key))
+        return improving[order[group_ranks(key[order]) < COLUMNS_PER_GROUP]]
+
+
+_CHUNK = 1 << 22
+"""Entries per step of `_scatter_add` (its temporaries: 32 MB, whatever the row's length)."""
+
+
+def _scatter_add(out: np.ndarray, idx: np.ndarray, coef: np.ndarray, factor: float) -> None:
+    """``out[idx] += factor * coef`` (``idx`` without repeats), a slice at a time.
+
+    Why: in one step the temporaries are two float arrays as long as the row; the allocation
+    floor of a Paris-sized round's branching covers 70 million triples (1.1 GB).
+    """
+    for start in range(0, len(idx), _CHUNK):
+        part = idx[start : start + _CHUNK]
+        out[part] += factor * coef[start : start + _CHUNK]
 
 
 def _exact_dot(a: np.ndarray, b: np.ndarray) -> float:

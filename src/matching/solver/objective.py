@@ -24,7 +24,7 @@ class StageTerms:
     """One stage: coefficients on the triples and on the shortfall variables (maximised)."""
 
     stage: Stage
-    x: np.ndarray  # int64 per triple (a read-only broadcast view when it is a constant)
+    x: np.ndarray  # integer per triple (a read-only broadcast view when it is a constant)
     s: np.ndarray  # int64 per quota row
     low: int  # least possible value
     high: int  # greatest possible value
@@ -57,11 +57,7 @@ def stage_terms(
             low = -_best_scores_sum(
                 Triples(triples.unit, triples.demand, triples.res, -triples.score), most
             )
-            out.append(
-                StageTerms(
-                    stage, triples.score.astype(np.int64, copy=False), zeros_s, min(0, low), best
-                )
-            )
+            out.append(StageTerms(stage, triples.score, zeros_s, min(0, low), best))
     return out
 
 

@@ -309,6 +309,7 @@ def _solve_round(
             return _unsolved("INFEASIBLE", stats, unreachable if diagnose else None)
     if prunable:
         session = LPSession.for_round(inst, triples, rows, inst.bands(), wx, ws, soft)
+        del wx  # the session holds its own costs (560 MB each on a Paris-sized round)
         cert = session.solve(time_limit_s=max(30.0, params.time_limit_s))
         stats.update(lp_bound=cert.upper_bound, lp_rounds=cert.rounds, lp_columns=cert.lp_columns,
                      lp_seconds=round(cert.seconds, 3))  # fmt: skip
