@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
         "--time-limit",
         type=float,
         default=30.0,
-        help="budget of the engine and of HiGHS per case, s (default 30; Paris-sized: twice)",
+        help="budget of the engine and of HiGHS per case, s (default 30; pooled year: 4 times, "
+        "Paris-sized: 10 times)",
     )
     parser.add_argument(
         "--budget-min",

@@ -82,7 +82,7 @@ def _node_rows(
     def bound_row(idx: np.ndarray, key: str, sense: str, rhs: int) -> LinearCut:
         made_key = (key, sense, rhs)
         if made_key not in made.bounds:
-            ones = np.ones(len(idx), dtype=np.int32)
+            ones = np.ones(len(idx), dtype=np.int8)
             made.bounds[made_key] = LinearCut(idx, ones, sense, rhs, f"branch:{key}")
         return made.bounds[made_key]
 
@@ -147,9 +147,9 @@ def branch_and_bound(
     """
     shares, aggs = aggregates(inst, triples, rows, min_allocations)
     floor_rows = [
-        LinearCut(  # int32: 560 MB instead of 1.1 GB on a Paris-sized round
+        LinearCut(  # int32 and int8: 350 MB instead of 1.1 GB on a Paris-sized round
             np.arange(len(triples), dtype=np.int32 if len(triples) < 2**31 else np.int64),
-            np.ones(len(triples), dtype=np.int32),
+            np.ones(len(triples), dtype=np.int8),
             ">=",
             min_allocations,
             "allocations",

@@ -29,7 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from matching.solver.instance import NONE, RoundInstance, Triples
+from matching.solver.instance import NONE, RoundInstance, Triples, compact_int
 from matching.solver.lp import LinearCut
 from matching.solver.rows import QuotaRow
 from matching.types import Measure
@@ -239,11 +239,10 @@ def hull_cuts(
         keep = coef != 0
         if not keep.any():
             continue
-        # int32 when it fits (the coefficients are at most the units' count times a share's
-        # terms): a Paris-sized round's six root cuts span tens of millions of triples each
-        small = np.abs(coef).max() < 2**31
+        # compact coefficients (mostly int8): a Paris-sized round's root cuts span tens of
+        # millions of triples each
         idx = share.base.idx if keep.all() else share.base.idx[keep]
-        coef = coef[keep].astype(np.int32) if small else coef[keep]
+        coef = compact_int(coef[keep])
         cuts.append(LinearCut(idx, coef, ">=", rhs, f"hull:{row.name}"))
     return cuts
 

@@ -153,6 +153,20 @@ def _source(inst: RoundInstance, triples: Triples, name: str) -> tuple[pd.Series
     raise KeyError(name)
 
 
+def compact_int(values: np.ndarray) -> np.ndarray:
+    """Integer coefficients in the smallest of int8, int16, int32, int64 that holds them.
+
+    Why: a quota row or a cut of a Paris-sized round has tens of millions of coefficients,
+    almost all of them -1, 1 or 3; int8 is an eighth of int64. The bounds keep ``-x`` in range
+    (``abs`` of the least int8 would overflow).
+    """
+    largest = int(np.abs(values.astype(np.int64, copy=False)).max(initial=0))
+    for dtype in (np.int8, np.int16, np.int32):
+        if largest <= np.iinfo(dtype).max:
+            return values.astype(dtype, copy=False)
+    return values.astype(np.int64, copy=False)
+
+
 def triple_mask(
     inst: RoundInstance, triples: Triples, conditions: tuple[Condition, ...]
 ) -> np.ndarray:

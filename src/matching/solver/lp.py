@@ -68,6 +68,28 @@ class Certificate:
 
 
 @dataclass(frozen=True)
+class _Best:
+    """The best bound of a column generation so far, its LP solution kept sparse."""
+
+    upper_bound: float
+    reduced_cost: np.ndarray
+    lp_columns: int
+    primal_cols: np.ndarray  # triples in the restricted LP
+    primal_values: np.ndarray  # their LP values
+    violation: float
+    active: np.ndarray
+
+    def certificate(self, n_x: int, rounds: int, seconds: float) -> Certificate:
+        """The certificate of this bound, with its LP solution over every triple."""
+        primal = np.zeros(n_x)
+        primal[self.primal_cols] = self.primal_values
+        return Certificate(
+            "bound", self.upper_bound, self.reduced_cost, self.lp_columns, rounds, seconds,
+            primal, self.violation, self.active,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class LinearCut:
     """A linear inequality over the triples, ``sum(coef * x[idx]) (sense) rhs``.
 
@@ -76,7 +98,7 @@ class LinearCut:
     """
 
     idx: np.ndarray  # triple indices
-    coef: np.ndarray  # integer coefficients (int32 where they fit)
+    coef: np.ndarray  # integer coefficients (the smallest dtype that holds them)
     sense: str  # "<=" or ">="
     rhs: int
     name: str
@@ -617,7 +639,7 @@ class LPSession:
             self.set_extra(extra)
         lay = self.lay
         n_ub = len(lay.b_ub)
-        best: Certificate | None = None
+        best: _Best | None = None
         for rounds in range(1, max_rounds + 1):
             remaining = max(1.0, time_limit_s - (time.perf_counter() - start))
             # HiGHS's time limit counts the instance's whole run time, every earlier solve of
@@ -645,7 +667,7 @@ class LPSession:
             if status != highspy.HighsModelStatus.kOptimal:
                 _logger.warning("LP relaxation ended with status %s", status)
                 if best is not None:
-                    return best
+                    return best.certificate(lay.n_x, rounds, _since(start))
                 return Certificate("failed", np.inf, np.zeros(lay.n_x), 0, rounds, _since(start))
             sol = self.highs.getSolution()
             duals = np.asarray(sol.row_dual)
@@ -668,17 +690,16 @@ class LPSession:
             negative = np.flatnonzero(rc_all < 0.0)
             bound_min += _exact_dot(lay.upper[negative], rc_all[negative])
             rc = rc_all[: lay.n_x]
-            primal = np.zeros(lay.n_x)
             x_pos = np.flatnonzero((self.col_global >= 0) & (self.col_global < lay.n_x))
-            primal[self.col_global[x_pos]] = values[x_pos]
             e_values = values[self.col_global < 0]
             violation = float(e_values[self.extra_active].sum()) if len(e_values) else 0.0
-            cert = Certificate(
-                "bound", -bound_min, rc, len(self.col_global), rounds, _since(start), primal,
-                violation, np.flatnonzero(self.in_lp),
-            )  # fmt: skip
-            if best is None or cert.upper_bound < best.upper_bound:
-                best = cert
+            if best is None or -bound_min < best.upper_bound:
+                # the LP values stay sparse until returned: one dense array per triple less
+                # while the next round computes its reduced costs (560 MB on a Paris round)
+                best = _Best(
+                    -bound_min, rc, len(self.col_global), self.col_global[x_pos],
+                    values[x_pos], violation, np.flatnonzero(self.in_lp),
+                )  # fmt: skip
             improving = np.flatnonzero((rc < -1e-9 * self.scale) & ~self.in_lp)
             _logger.debug(
                 "LP round %d: %d columns, bound %.3f, %d improving",
@@ -688,10 +709,7 @@ class LPSession:
                 break
             self.add_triples(self._pick(improving, rc))
         assert best is not None
-        return Certificate(
-            best.status, best.upper_bound, best.reduced_cost, best.lp_columns, rounds,
-            _since(start), best.primal, best.violation, best.active,
-        )  # fmt: skip
+        return best.certificate(lay.n_x, rounds, _since(start))
 
     def _farkas_pricing(self) -> np.ndarray | None:
         """None if the restricted LP's dual ray proves the full LP infeasible, else what to add.
