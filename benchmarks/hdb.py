@@ -51,6 +51,7 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from matching.policy.conditions import Condition, evaluate
 from matching.policy.model import QuotaRule
+from matching.solver.instance import group_ranks
 from matching.types import Bound, Measure
 
 DATA = Path(__file__).resolve().parent / "data" / "hdb"
@@ -73,6 +74,11 @@ class Launch:
     def n_flats(self) -> int:
         """Flats in the launch."""
         return int(self.flats.sum())
+
+    @property
+    def first_flat(self) -> np.ndarray:
+        """Position of each block's first flat (flats are numbered block by block)."""
+        return np.concatenate([[0], np.cumsum(self.flats)[:-1]])
 
 
 def load_launch(n_flats: int) -> Launch:
@@ -257,7 +263,7 @@ def block_arcs(inst: HdbInstance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     3,000 x the number of blocks arcs, and the LP's tight set stops counting every flat.
     """
     n_flats = inst.launch.n_flats
-    first_flat = np.concatenate([[0], np.cumsum(inst.launch.flats)[:-1]])
+    first_flat = inst.launch.first_flat
     n_app, n_blocks = len(inst.ethnicity), len(inst.launch.flats)
     applicant = np.repeat(np.arange(n_app), n_blocks)
     block = np.tile(np.arange(n_blocks), n_app)
@@ -273,12 +279,9 @@ def block_rows(inst: HdbInstance, applicant: np.ndarray, block: np.ndarray) -> l
 
 def to_flats(inst: HdbInstance, applicant: np.ndarray, block: np.ndarray) -> np.ndarray:
     """A flat for each matched (applicant, block): the block's flats in order, by applicant id."""
-    first_flat = np.concatenate([[0], np.cumsum(inst.launch.flats)[:-1]])
-    from matching.solver.instance import group_ranks
-
     order = np.lexsort((applicant, block))
     flat = np.empty(len(order), dtype=np.int64)
-    flat[order] = first_flat[block[order]] + group_ranks(block[order])
+    flat[order] = inst.launch.first_flat[block[order]] + group_ranks(block[order])
     return flat
 
 

@@ -23,6 +23,7 @@ from ortools.sat.python import cp_model
 from matching import checker
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
+from matching.generate import generate_territory
 from matching.params import SolveParams
 from matching.policy import load_policy
 from matching.policy.conditions import Condition
@@ -42,6 +43,17 @@ FAST = SolveParams(num_workers=1, time_limit_s=20.0)
 
 Row = tuple[str, str, str]
 """An allocation row: (unit_id, demand_id, réservataire), '' for a unit excluded from the flux."""
+
+
+def generated_round(
+    seed: int, n_units: int, n_demands: int, policy: Policy
+) -> tuple[pd.DataFrame, pd.DataFrame, dt.date, RoundInstance]:
+    """A generated Caen la Mer round: its units, demands, date (the last release) and instance."""
+    units, demands = generate_territory(
+        "caen-la-mer", 2026, seed=seed, n_units=n_units, n_demands=n_demands
+    )
+    on = pd.Timestamp(units["released_on"].max()).date()
+    return units, demands, on, prepare_round(units, demands, policy, on=on).instance
 
 
 def filed(months: int) -> dt.date:

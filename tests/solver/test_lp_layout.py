@@ -11,25 +11,20 @@ a solution's auxiliary values satisfy its rows.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
-from matching.generate import generate_territory
-from matching.round import prepare_round
 from matching.solver.instance import RoundInstance, Triples, build_triples
 from matching.solver.lp import RoundLayout
 from matching.solver.objective import combined_weights, stage_terms
 from matching.solver.rows import QuotaRow, quota_rows
-from tests.solver.support import binding_policy
+from tests.solver.support import binding_policy, generated_round
 
 
 def _round(seed: int) -> tuple[RoundInstance, Triples, list[QuotaRow], np.ndarray]:
     """A 12 x 90 generated round under floors that bind, with its triples, rows and weights."""
-    units, demands = generate_territory("caen-la-mer", 2026, seed=seed, n_units=12, n_demands=90)
-    on = pd.Timestamp(units["released_on"].max()).date()
-    inst = prepare_round(units, demands, binding_policy(), on=on).instance
+    _, _, _, inst = generated_round(seed, 12, 90, binding_policy())
     triples = build_triples(inst)
     rows = quota_rows(inst, triples)
     terms = stage_terms(

@@ -15,13 +15,11 @@ import pytest
 
 from matching import checker
 from matching.exceptions import InfeasibleError
-from matching.generate import generate_territory
 from matching.params import SolveParams
-from matching.round import prepare_round
 from matching.solver.instance import RoundInstance, build_triples
 from matching.solver.mip import MipOutcome, solve_small_mip
 from matching.types import Stage
-from tests.solver.support import POLICY, binding_policy, solve_checked
+from tests.solver.support import POLICY, binding_policy, generated_round, solve_checked
 
 FULL = SolveParams(num_workers=1, time_limit_s=20.0, prune=False)
 
@@ -54,13 +52,10 @@ def test_small_mip_matches_the_full_model_on_20_rounds() -> None:
     policy = binding_policy()
     compared = 0
     for seed in range(20):
-        units, demands = generate_territory(
-            "caen-la-mer", 2026, seed=300 + seed, n_units=10, n_demands=80
-        )
-        on = pd.Timestamp(units["released_on"].max()).date()
-        inst = prepare_round(units, demands, policy, on=on).instance
-        everything = np.arange(len(build_triples(inst)))
-        found = solve_small_mip(inst, build_triples(inst), np.zeros(len(everything), bool))
+        units, demands, on, inst = generated_round(300 + seed, 10, 80, policy)
+        triples = build_triples(inst)
+        everything = np.arange(len(triples))
+        found = solve_small_mip(inst, triples, np.zeros(len(everything), bool))
         try:
             full = solve_checked(units, demands, policy, FULL, on=on)
         except InfeasibleError:
@@ -80,9 +75,7 @@ def test_small_mip_matches_the_full_model_on_20_rounds() -> None:
 
 def test_fixed_triples_stay_in_the_solution() -> None:
     """Fixing a feasible solution's triples keeps them; the rest is completed optimally."""
-    units, demands = generate_territory("caen-la-mer", 2026, seed=7, n_units=10, n_demands=80)
-    on = pd.Timestamp(units["released_on"].max()).date()
-    inst = prepare_round(units, demands, POLICY, on=on).instance
+    units, demands, on, inst = generated_round(7, 10, 80, POLICY)
     triples = build_triples(inst)
     free = solve_small_mip(inst, triples, np.zeros(len(triples), bool))
     assert free.status == "OPTIMAL"
@@ -101,9 +94,7 @@ def test_fixed_triples_stay_in_the_solution() -> None:
 @pytest.mark.parametrize("seed", [11])
 def test_a_given_start_is_used_and_never_lost(seed: int) -> None:
     """With an optimal solution as the start, the MIP returns a solution at least as good."""
-    units, demands = generate_territory("caen-la-mer", 2026, seed=seed, n_units=10, n_demands=80)
-    on = pd.Timestamp(units["released_on"].max()).date()
-    inst = prepare_round(units, demands, POLICY, on=on).instance
+    _, _, _, inst = generated_round(seed, 10, 80, POLICY)
     triples = build_triples(inst)
     first = solve_small_mip(inst, triples, np.zeros(len(triples), bool))
     assert first.status == "OPTIMAL"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from matching.solver.cuts import Aggregate, ShareRow, aggregates, hull_cuts
-from matching.solver.instance import RoundInstance, Triples
+from matching.solver.instance import RoundInstance, Triples, index_dtype
 from matching.solver.lp import Certificate, LinearCut, LPSession, bound_slack
 from matching.solver.rows import QuotaRow
 
@@ -148,7 +148,7 @@ def branch_and_bound(
     shares, aggs = aggregates(inst, triples, rows, min_allocations)
     floor_rows = [
         LinearCut(  # int32 and int8: 350 MB instead of 1.1 GB on a Paris-sized round
-            np.arange(len(triples), dtype=np.int32 if len(triples) < 2**31 else np.int64),
+            np.arange(len(triples), dtype=index_dtype(len(triples))),
             np.ones(len(triples), dtype=np.int8),
             ">=",
             min_allocations,

@@ -29,7 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from matching.solver.instance import NONE, RoundInstance, Triples, compact_int
+from matching.solver.instance import NONE, RoundInstance, Triples, compact_int, index_dtype
 from matching.solver.lp import LinearCut
 from matching.solver.rows import QuotaRow
 from matching.types import Measure
@@ -164,9 +164,7 @@ def aggregates(
             frac = row.rule.target_fraction()
             shares.append(ShareRow(row, base, counted, frac.numerator, frac.denominator))
     for r, res in enumerate(inst.reservataires):
-        idx = np.flatnonzero(triples.res == r).astype(
-            np.int32 if len(triples) < 2**31 else np.int64
-        )
+        idx = np.flatnonzero(triples.res == r).astype(index_dtype(len(triples)))
         lo, hi = _units_range(triples, coverage, idx, empty, ranges)
         every.append(Aggregate(f"N:{res}", idx, lo, hi))
     return shares, every

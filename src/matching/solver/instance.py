@@ -79,6 +79,19 @@ def group_ranks(keys: np.ndarray) -> np.ndarray:
     return np.arange(len(keys)) - np.repeat(start, np.diff(np.r_[start, len(keys)]))
 
 
+def index_dtype(n: int) -> type[np.signedinteger]:
+    """int32 for positions below ``n`` when they fit (half the memory of int64), else int64."""
+    return np.int32 if n < 2**31 else np.int64
+
+
+def unit_res_key(unit: np.ndarray, res: np.ndarray, n_res: int) -> np.ndarray:
+    """One int64 key per (unit, réservataire), unit-major: sorted triples come grouped by it.
+
+    ``n_res`` bounds the réservataire indices (NONE, -1, is the first of each unit).
+    """
+    return unit.astype(np.int64) * (n_res + 1) + (res.astype(np.int64) + 1)
+
+
 def build_triples(inst: RoundInstance) -> Triples:
     """Expand pairs by pool bits into triples (vectorised; one pass per réservataire).
 
@@ -110,7 +123,7 @@ def build_triples(inst: RoundInstance) -> Triples:
     unit = np.concatenate(parts_u).astype(np.int32)
     demand = np.concatenate(parts_d).astype(np.int32)
     res = np.concatenate(parts_r).astype(np.int16)
-    group = unit.astype(np.int64) * (len(inst.policy.reservataires) + 1) + (res + 1)
+    group = unit_res_key(unit, res, len(inst.policy.reservataires))
     order = np.argsort(group, kind="stable")  # merges the sorted parts, rank order kept
     demand = demand[order]
     score = inst.scores[demand]

@@ -33,7 +33,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from matching.flux import FluxBand
-from matching.solver.instance import RoundInstance, Triples, group_ranks
+from matching.solver.instance import (
+    RoundInstance,
+    Triples,
+    group_ranks,
+    index_dtype,
+    unit_res_key,
+)
 from matching.solver.rows import QuotaRow
 from matching.solver.seed import unconstrained_matching
 
@@ -351,9 +357,7 @@ def top_per_group(triples: Triples, rows: list[QuotaRow], per_group: int) -> np.
     rule_ids = sorted({r.rule.id for r in rows})
     # one int64 key per triple: (unit, réservataire, code of each rule), mixed radix; the code
     # names the row (so the scope group) and the role; one rule's codes in memory at a time
-    group = triples.unit.astype(np.int64) * (int(triples.res.max(initial=0)) + 2) + (
-        triples.res.astype(np.int64) + 1
-    )
+    group = unit_res_key(triples.unit, triples.res, int(triples.res.max(initial=0)) + 1)
     radix = 3 * (len(rows) + 2)
     packed = float(group.max(initial=0) + 1) * float(radix) ** len(rule_ids) < 2**62
     unpacked: list[np.ndarray] = []
@@ -403,10 +407,11 @@ class LPSession:
     """The LP relaxation of a round, kept warm in HiGHS across column generation and nodes.
 
     The columns are the auxiliary and shortfall columns plus a restricted set of triples, grown
-    by pricing; a layout row enters HiGHS with its first column (or at once, if an empty LP
-    could violate it). Extra rows (cuts,
-    branching bounds) can be replaced between solves (`solve`); HiGHS restarts each solve from
-    the previous basis, so a child node or a pricing round costs a few simplex iterations.
+    by pricing. The cold start gets the rows of its first columns (and those an empty LP could
+    violate); every row a triple touches comes in once a later column needs one. Extra rows
+    (cuts, branching bounds) can be replaced between solves (`solve`); HiGHS restarts each
+    solve from the previous basis, so a child node or a pricing round costs a few simplex
+    iterations.
     """
 
     def __init__(
@@ -428,7 +433,6 @@ class LPSession:
         self.row_upper = np.concatenate([lay.b_ub, lay.b_eq])
         self.n_rows = len(self.row_upper)  # rows of the layout
         self.row_of = np.full(self.n_rows, -1, dtype=np.int64)  # its HiGHS row, -1: not yet
-        self.n_highs_rows = 0
         self.extra_row = np.zeros(0, dtype=np.int64)  # HiGHS row of each extra row
         # a <= row with a non-negative right-hand side holds while it has no column: the cold
         # start only gets the rows of its first columns (a month's: 998 of 17,319). The first
@@ -444,8 +448,6 @@ class LPSession:
         self.extra_keys: list[tuple[object, ...]] = []
         self.extra_active = np.zeros(0, dtype=bool)
         self.e_upper = np.zeros(0)
-        self.triples: Triples | None = None  # a round's triples: pricing groups (see _pick)
-        self.n_res = 0
         self.columns_per_round = COLUMNS_PER_ROUND
         self.rows_changed = True  # the next solve starts from a primal-infeasible basis
         self._add_columns(np.arange(lay.n_x, self.n_base))
@@ -481,7 +483,6 @@ class LPSession:
         seeded = np.flatnonzero(partner[triples.unit] == triples.demand)
         initial = np.union1d(top_per_group(triples, rows, per_group), seeded)
         out = cls(lay, cost, initial, rows)
-        out.triples, out.n_res = triples, len(inst.reservataires)
         # a pooled year (4,000 units) needs more columns per round than a month (310)
         out.columns_per_round = max(COLUMNS_PER_ROUND, 8 * len(inst.units))
         return out
@@ -495,8 +496,7 @@ class LPSession:
             n, self.row_lower[rows], self.row_upper[rows], 0, np.zeros(n, np.int32),
             np.zeros(0, np.int32), np.zeros(0),
         )  # fmt: skip
-        self.row_of[rows] = self.n_highs_rows + np.arange(n)
-        self.n_highs_rows += n
+        self.row_of[rows] = self.highs.getNumRow() - n + np.arange(n)
 
     def _add_columns(self, cols: np.ndarray) -> None:
         """Add global columns (x, auxiliary or s) to HiGHS with their rows' coefficients."""
@@ -518,7 +518,7 @@ class LPSession:
             v_parts.append(ext.data)
         both = sp.csc_matrix(
             (np.concatenate(v_parts), (np.concatenate(r_parts), np.concatenate(c_parts))),
-            shape=(self.n_highs_rows, len(cols)),
+            shape=(self.highs.getNumRow(), len(cols)),
         )
         both.sort_indices()
         self.highs.addCols(
@@ -541,7 +541,7 @@ class LPSession:
         """Extra rows (in <= form; all of them by default) on the global columns ``cols``."""
         cuts = self.extra if cuts is None else cuts
         n_x = self.lay.n_x
-        pos = np.full(n_x, -1, dtype=np.int32 if n_x < 2**31 else np.int64)
+        pos = np.full(n_x, -1, dtype=index_dtype(n_x))
         x_mask = cols < n_x
         pos[cols[x_mask]] = np.flatnonzero(x_mask)
         r_parts, c_parts, v_parts = [], [], []
@@ -586,9 +586,8 @@ class LPSession:
                 mat.indptr[:-1].astype(np.int32), mat.indices.astype(np.int32),
                 mat.data.astype(np.float64),
             )  # fmt: skip
-            rows = np.arange(self.n_highs_rows, self.n_highs_rows + n, dtype=np.int32)
+            rows = np.arange(self.highs.getNumRow() - n, self.highs.getNumRow(), dtype=np.int32)
             self.extra_row = np.concatenate([self.extra_row, rows.astype(np.int64)])
-            self.n_highs_rows += n
             self.highs.addCols(
                 n, np.full(n, self.violation_cost), np.zeros(n), self.e_upper[start:], n,
                 np.arange(n, dtype=np.int32), rows, -np.ones(n),
@@ -756,7 +755,7 @@ class LPSession:
         first rounds by group took seconds. If that leaves fewer than the cap, all are grouped.
         """
         cap = self.columns_per_round
-        if self.triples is None or len(improving) == 0:
+        if not isinstance(self.lay, RoundLayout) or len(improving) == 0:
             return improving[np.argsort(rc[improving], kind="stable")[:cap]]
         every = improving
         shortlist = PICK_SHORTLIST * cap
@@ -770,11 +769,11 @@ class LPSession:
 
     def _best_per_group(self, improving: np.ndarray, rc: np.ndarray) -> np.ndarray:
         """The best `COLUMNS_PER_GROUP` triples of each (unit, réservataire) among these."""
-        assert self.triples is not None
+        assert isinstance(self.lay, RoundLayout)
         # pricing group of these triples only: an array over every triple would be 560 MB on a
         # Paris-sized round
-        unit = self.triples.unit[improving].astype(np.int64)
-        key = unit * (self.n_res + 1) + self.triples.res[improving] + 1
+        triples = self.lay.triples
+        key = unit_res_key(triples.unit[improving], triples.res[improving], self.lay.n_res)
         order = np.lexsort((rc[improving], key))
         return improving[order[group_ranks(key[order]) < COLUMNS_PER_GROUP]]
 

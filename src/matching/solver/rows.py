@@ -24,6 +24,7 @@ from matching.solver.instance import (
     RoundInstance,
     Triples,
     compact_int,
+    index_dtype,
     triple_codes,
     triple_mask,
 )
@@ -118,7 +119,7 @@ def _row(
     p, q, rhs = row_terms(rule, b0, c0)
     # int32 positions and compact coefficients: a fifth of the memory of int64 (the
     # Paris-sized round's five rows hold 131 million); positions fit below 2^31 triples
-    base_idx = np.flatnonzero(base).astype(np.int32 if len(base) < 2**31 else np.int64)
+    base_idx = np.flatnonzero(base).astype(index_dtype(len(base)))
     in_counted = counted[base_idx]  # counted is a subset of base
     coef = compact_int(np.where(in_counted, q - p, -p))
     nonzero = coef != 0

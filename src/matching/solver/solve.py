@@ -31,11 +31,17 @@ from matching.solver.build import BuiltModel, build_model
 from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
 from matching.solver.cuts import least_shortfalls, unreachable_rules
 from matching.solver.infeasibility import conflicting_rules
-from matching.solver.instance import RoundInstance, Triples, build_triples, group_ranks
+from matching.solver.instance import (
+    RoundInstance,
+    Triples,
+    build_triples,
+    group_ranks,
+    unit_res_key,
+)
 from matching.solver.lp import Certificate, LPSession, bound_slack, top_per_group
 from matching.solver.mip import solve_small_mip
 from matching.solver.objective import StageTerms, combined_weights, stage_terms
-from matching.solver.rows import quota_rows
+from matching.solver.rows import QuotaRow, quota_rows
 from matching.types import QuotaMode, Stage
 
 _logger = logging.getLogger(__name__)
@@ -230,12 +236,14 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
     )  # otherwise a shortfall may pay, and the hard optimum need not be the soft one
     if shortfall_first and params.prune and len(inst.pair_unit) > params.prune_above_triples:
         triples = build_triples(inst)  # the same for both modes: built once
-        hard, shifts = _hard_with_least_shortfalls(inst, triples)
+        rows = quota_rows(inst, triples)
+        hard, hard_rows, shifts = _hard_with_least_shortfalls(inst, triples, rows)
         attempt = _solve_round(
             hard,
             params.model_copy(update={"time_limit_s": 0.5 * params.time_limit_s}),
             diagnose=False,
             triples=triples,
+            rows=hard_rows,
         )
         if attempt.status == "OPTIMAL":
             weighted = sum(rule.weight * s for rule, s in shifts.values())
@@ -244,24 +252,26 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
             attempt.shortfalls = {name: s for name, (_rule, s) in shifts.items()}
             attempt.stats["soft_solved_as_hard"] = 1
             return attempt
-        return _solve_round(inst, params, triples=triples)
+        return _solve_round(inst, params, triples=triples, rows=rows)
     return _solve_round(inst, params)
 
 
 def _hard_with_least_shortfalls(
-    inst: RoundInstance, triples: Triples
-) -> tuple[RoundInstance, dict[str, tuple[QuotaRule, int]]]:
+    inst: RoundInstance, triples: Triples, rows: list[QuotaRow]
+) -> tuple[RoundInstance, list[QuotaRow], dict[str, tuple[QuotaRule, int]]]:
     """The round with hard quotas, each share floor's tally moved by its least shortfall.
 
     Counting ``s`` more households in a floor's year-so-far tally lowers its right-hand side
-    by ``q s``, exactly the shortfall ``s`` would; returns the shifts by row name.
+    by ``q s`` (its slack times ``s``), exactly the shortfall ``s`` would; returns the hard
+    round, its quota rows (``rows`` with those right-hand sides) and the shifts by row name.
     """
-    rows = quota_rows(inst, triples)
     least = least_shortfalls(inst, triples, rows)
     tallies = {rule: dict(groups) for rule, groups in inst.year_so_far.tallies.items()}
     shifts: dict[str, tuple[QuotaRule, int]] = {}
+    hard_rows: list[QuotaRow] = []
     for row in rows:
         s = least.get(row.name, 0)
+        hard_rows.append(dataclasses.replace(row, rhs=row.rhs - row.slack * s) if s else row)
         if s > 0:
             old = inst.year_so_far.tally(row.rule.id, row.scope)
             tallies.setdefault(row.rule.id, {})[row.scope] = Tally(
@@ -274,7 +284,7 @@ def _hard_with_least_shortfalls(
         policy=inst.policy.model_copy(update={"quotas": quotas}),
         year_so_far=inst.year_so_far.model_copy(update={"tallies": tallies}),
     )
-    return hard, shifts
+    return hard, hard_rows, shifts
 
 
 def _solve_round(
@@ -283,16 +293,18 @@ def _solve_round(
     *,
     diagnose: bool = True,
     triples: Triples | None = None,
+    rows: list[QuotaRow] | None = None,
 ) -> RoundSolution:
     """`solve_round` in the policy's own mode; without ``diagnose``, infeasible is just said.
 
-    ``triples`` are the round's (`build_triples`) when the caller has them already.
+    ``triples`` and ``rows`` are the round's (`build_triples`, `quota_rows`) when the caller
+    has them already.
     """
     start = time.perf_counter()
     budget = Budget(params.time_limit_s)
     triples = build_triples(inst) if triples is None else triples
     soft = inst.policy.quotas.mode == QuotaMode.SOFT
-    rows = quota_rows(inst, triples)
+    rows = quota_rows(inst, triples) if rows is None else rows
     terms = stage_terms(
         inst.policy.objective.stages, triples, rows, inst.policy.quotas.mode, len(inst.units)
     )
@@ -611,7 +623,7 @@ def _lp_guided_hint(
         support = primal[core_index] > 1e-6
         free_pos = np.flatnonzero(free & ~support)
         t = core_index[free_pos]  # sorted by unit, réservataire, rank (as the triples are)
-        key = triples.unit[t].astype(np.int64) * (len(inst.reservataires) + 1) + triples.res[t]
+        key = unit_res_key(triples.unit[t], triples.res[t], len(inst.reservataires))
         best = np.zeros(len(core_index), dtype=bool)
         best[free_pos[group_ranks(key) < NEIGHBOURHOOD_PER_GROUP]] = True
         keep = np.flatnonzero(ones | (free & support) | best)
