@@ -192,3 +192,46 @@ def test_bound_sums_are_exact_and_the_slack_below_one_point() -> None:
     for magnitude in (1.5e7, 1.7e9, 2e10):
         assert 0 < bound_slack(magnitude) < 0.25
         assert bound_slack(-magnitude) == bound_slack(magnitude)
+
+
+@pytest.mark.parametrize("seed", range(1, 7))
+def test_session_bound_is_the_lp_optimum_and_its_solution_reaches_it(seed: int) -> None:
+    """The column generation's bound is the explicit LP's optimum, and so is its LP solution.
+
+    It starts from the unconstrained optimum's prices (a bound before any simplex iteration)
+    and stops when its restricted LP reaches the best bound so far: stopping early must not
+    leave the bound above the LP optimum, nor return a solution below it.
+    """
+    from matching.solver.lp import LPSession, bound_slack
+
+    inst, triples, rows, weights = _round(seed)
+    session = LPSession.for_round(
+        inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
+    )
+    assert session.first_duals is not None  # the prices were proven
+    cert = session.solve()
+    explicit = _explicit_lp_value(inst, triples, rows, weights)
+    assert cert.status == "bound"
+    assert explicit - 1e-6 <= cert.upper_bound <= explicit + bound_slack(explicit)
+    assert cert.primal is not None
+    assert float(weights @ cert.primal) == pytest.approx(explicit, rel=1e-9, abs=1e-6)
+
+
+def test_row_classes_share_every_coefficient() -> None:
+    """Triples of one class have one unit, one réservataire and one coefficient per row."""
+    from matching.solver.rows import row_classes
+
+    inst, triples, rows, _ = _round(2)
+    classes = row_classes(triples, rows, len(inst.reservataires))
+    assert classes.dtype == np.int32 and len(classes) == len(triples)
+    n_classes = int(classes.max()) + 1
+    assert 1 < n_classes < len(triples)
+    first = np.zeros(n_classes, dtype=np.int64)
+    first[classes[::-1]] = np.arange(len(triples))[::-1]
+    same = [triples.unit, triples.res]
+    for row in rows:
+        coef = np.zeros(len(triples), dtype=np.int64)
+        coef[row.idx] = row.coef
+        same.append(coef)
+    for values in same:
+        assert np.array_equal(values, values[first[classes]])

@@ -40,8 +40,8 @@ from matching.solver.instance import (
     index_dtype,
     unit_res_key,
 )
-from matching.solver.rows import QuotaRow
-from matching.solver.seed import unconstrained_matching
+from matching.solver.rows import QuotaRow, class_representatives, row_classes
+from matching.solver.seed import household_weights, unconstrained_optimum
 
 _logger = logging.getLogger(__name__)
 
@@ -74,23 +74,34 @@ class Certificate:
 
 
 @dataclass(frozen=True)
-class _Best:
-    """The best bound of a column generation so far, its LP solution kept sparse."""
+class _Bound:
+    """The best bound of a column generation so far and its reduced costs."""
 
     upper_bound: float
     reduced_cost: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Primal:
+    """The last restricted LP's solution, kept sparse until returned.
+
+    Sparse: one dense array per triple less while the next round computes its reduced costs
+    (560 MB on a Paris-sized round).
+    """
+
+    value: float  # its objective (maximised), violation costs included
     lp_columns: int
-    primal_cols: np.ndarray  # triples in the restricted LP
-    primal_values: np.ndarray  # their LP values
+    cols: np.ndarray  # triples in the restricted LP with a value
+    values: np.ndarray  # their LP values
     violation: float
     active: np.ndarray
 
-    def certificate(self, n_x: int, rounds: int, seconds: float) -> Certificate:
-        """The certificate of this bound, with its LP solution over every triple."""
+    def certificate(self, best: _Bound, n_x: int, rounds: int, seconds: float) -> Certificate:
+        """The certificate of a bound, with this LP solution over every triple."""
         primal = np.zeros(n_x)
-        primal[self.primal_cols] = self.primal_values
+        primal[self.cols] = self.values
         return Certificate(
-            "bound", self.upper_bound, self.reduced_cost, self.lp_columns, rounds, seconds,
+            "bound", best.upper_bound, best.reduced_cost, self.lp_columns, rounds, seconds,
             primal, self.violation, self.active,
         )  # fmt: skip
 
@@ -179,6 +190,7 @@ class RoundLayout:
         rows: list[QuotaRow],
         bands: dict[str, FluxBand],
         soft: bool,
+        classes: np.ndarray | None = None,
     ) -> None:
         self.triples = triples
         self.rows = rows
@@ -216,8 +228,12 @@ class RoundLayout:
         self.upper = np.concatenate(
             [np.ones(self.n_x + self.n_e), np.maximum(high - low, 0.0), np.asarray(upper_s)]
         )
-        self.first = self._first_row(np.arange(self.n_x)).astype(np.int32)
-        self.band_of_triple = self.band_of_res[triples.res].astype(np.int16)
+        # every coefficient of a triple's column but its household's is its class's
+        self.classes = row_classes(triples, rows, self.n_res) if classes is None else classes
+        rep = class_representatives(self.classes)
+        self.class_first = self._first_row(rep)
+        self.class_band = self.band_of_res[triples.res[rep]]
+        self.class_quota = _class_quota(rows, rep)  # classes x quota rows
 
     def _first_row(self, t: np.ndarray) -> np.ndarray:
         """Each triple's unit row (<= rows, then = rows): excluded unit's, or flux unit's."""
@@ -243,12 +259,10 @@ class RoundLayout:
             c_parts.append(x_pos[on])
             v_parts.append(np.ones(int(on.sum())))
             for k, row in enumerate(self.rows):
-                where = np.searchsorted(row.idx, t)
-                hit = where < len(row.idx)
-                hit[hit] = row.idx[where[hit]] == t[hit]
-                r_parts.append(np.full(int(hit.sum()), self.quota0 + k))
+                hit, coef = _row_coefficients(row, t)
+                r_parts.append(np.full(len(hit), self.quota0 + k))
                 c_parts.append(x_pos[hit])
-                v_parts.append(self.quota_sign[k] * row.coef[where[hit]].astype(np.float64))
+                v_parts.append(self.quota_sign[k] * coef)
         e_pos = np.flatnonzero((cols >= self.n_x) & (cols < self.n_x + self.n_e))
         if len(e_pos):
             j = cols[e_pos] - self.n_x
@@ -281,16 +295,13 @@ class RoundLayout:
         """``A_ub^T y_ub + A_eq^T y_eq`` over every column, from the triple arrays."""
         out = np.zeros(self.n_x + self.n_o + self.n_s)
         y_all = np.concatenate([y_ub, y_eq])
-        x = out[: self.n_x]  # written in place: one array per triple, not two
-        np.take(y_all, self.first, out=x)
-        x += y_ub[self.demand0 : self.quota0][self.triples.demand]
         y_band = np.concatenate([y_eq[self.n_flux :], [0.0]])  # index -1: no band
-        if self.n_bands:
-            x += y_band[self.band_of_triple]
         y_q = y_ub[self.quota0 :]
-        for k, row in enumerate(self.rows):
-            if y_q[k] != 0.0:
-                _scatter_add(x, row.idx, row.coef, self.quota_sign[k] * y_q[k])
+        per_class = y_all[self.class_first] + y_band[self.class_band]
+        per_class += self.class_quota @ (self.quota_sign * y_q)
+        x = out[: self.n_x]  # written in place: one array per triple, not two
+        np.take(per_class, self.classes, out=x)
+        x += np.take(y_ub[self.demand0 : self.quota0], self.triples.demand)
         e = np.repeat(y_eq[: self.n_flux], self.n_res)
         e += np.tile(y_band[self.band_of_res[: self.n_res]], self.n_flux)
         out[self.n_x : self.n_x + self.n_e] = e
@@ -299,6 +310,22 @@ class RoundLayout:
             slack = np.array([float(r.slack) for r in self.rows])
             out[self.n_x + self.n_o :] = self.quota_sign * slack * y_q
         return out
+
+    def price_duals(
+        self, unit_price: np.ndarray, demand_price: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The LP duals (<= rows, = rows; min form) of a price per unit and per household.
+
+        Band and quota rows get 0. With prices of the unconstrained assignment
+        (`matching.solver.seed.Assignment`) this is a feasible dual: ``u_i + v_j >= w_t`` makes
+        every triple's reduced cost non-negative, and ``u >= 0`` the ``e`` columns'.
+        """
+        y_ub = np.zeros(len(self.b_ub))
+        y_ub[: self.demand0] = -unit_price[~self.is_flux]
+        y_ub[self.demand0 : self.quota0] = -demand_price
+        y_eq = np.zeros(len(self.b_eq))
+        y_eq[: self.n_flux] = -unit_price[self.flux_units]
+        return y_ub, y_eq
 
     def touched_rows(self) -> np.ndarray:
         """Mask of the rows (<= rows, then = rows) with a coefficient on some column.
@@ -347,34 +374,22 @@ class RoundLayout:
 
 
 def top_per_group(triples: Triples, rows: list[QuotaRow], per_group: int) -> np.ndarray:
-    """Top triples of each (unit, réservataire, quota signature) group, by the tie-break order.
+    """Top triples of each class (`matching.solver.rows.row_classes`), by the tie-break order."""
+    n_res = int(triples.res.max(initial=0)) + 1
+    return top_per_class(row_classes(triples, rows, n_res), per_group)
 
-    Triples are sorted by unit, réservataire then household rank, so the first ``per_group``
-    of each group are its best households. The quota signature (for each rule: outside its base,
-    in the base, or counted) keeps households of every kind a quota distinguishes (priority, Q1,
-    ...), so that the first restricted LP can already meet the quotas.
+
+def top_per_class(classes: np.ndarray, per_group: int) -> np.ndarray:
+    """The first ``per_group`` triples of each class, sorted.
+
+    Triples are sorted by unit, réservataire then household rank, so these are the class's
+    best households; a class is a (unit, réservataire, quota signature), and the signature
+    (each quota row a triple is in, with its coefficient) keeps households of every kind a
+    quota distinguishes (priority, Q1, ...), so that the first restricted LP can already meet
+    the quotas.
     """
-    rule_ids = sorted({r.rule.id for r in rows})
-    # one int64 key per triple: (unit, réservataire, code of each rule), mixed radix; the code
-    # names the row (so the scope group) and the role; one rule's codes in memory at a time
-    group = unit_res_key(triples.unit, triples.res, int(triples.res.max(initial=0)) + 1)
-    radix = 3 * (len(rows) + 2)
-    packed = float(group.max(initial=0) + 1) * float(radix) ** len(rule_ids) < 2**62
-    unpacked: list[np.ndarray] = []
-    for rule_id in rule_ids:
-        code = np.zeros(len(triples), dtype=np.int32)
-        for k, row in enumerate(rows):
-            if row.rule.id == rule_id:
-                code[row.idx] = 3 * (k + 1) + np.where(row.coef > 0, 2, 1)
-        if packed:
-            group = group * radix + code
-        else:
-            unpacked.append(code)
-    if not packed:  # too many rules to pack: fall back to a row-wise unique
-        stacked = np.vstack([group, *unpacked]).T
-        group = np.unique(stacked, axis=0, return_inverse=True)[1].ravel()
-    order = np.argsort(group, kind="stable")  # stable: keeps the rank order
-    return np.sort(order[group_ranks(group[order]) < per_group])
+    order = np.argsort(classes, kind="stable")  # stable: keeps the rank order
+    return np.sort(order[group_ranks(classes[order]) < per_group])
 
 
 def _quiet_highs() -> highspy.Highs:
@@ -450,6 +465,8 @@ class LPSession:
         self.e_upper = np.zeros(0)
         self.columns_per_round = COLUMNS_PER_ROUND
         self.rows_changed = True  # the next solve starts from a primal-infeasible basis
+        # duals (<= rows, = rows) to bound the first solve with before any simplex iteration
+        self.first_duals: tuple[np.ndarray, np.ndarray] | None = None
         self._add_columns(np.arange(lay.n_x, self.n_base))
         self.add_triples(initial)
 
@@ -467,7 +484,8 @@ class LPSession:
         per_group: int = 1,
     ) -> LPSession:
         """The session of a round: its layout, min-form costs, best triples of each group."""
-        lay = RoundLayout(inst, triples, rows, bands, soft)
+        classes = row_classes(triples, rows, len(inst.reservataires))
+        lay = RoundLayout(inst, triples, rows, bands, soft, classes)
         cost = -np.concatenate([weight_x, np.zeros(lay.n_o), weight_s[: lay.n_s]])
         # the first columns: the best household of each group (every kind a quota counts) and
         # the unconstrained optimum's pairs (`matching.solver.seed`). One per group, not four:
@@ -475,14 +493,17 @@ class LPSession:
         # with 64,000 first columns instead of 241,700); the month's is the same either way
         # (1.1-1.2 s); without the groups (the pairs only) the year took 43 s, but a floor the
         # pairs leave short would start from an infeasible restricted LP
-        seed_unit, seed_demand = unconstrained_matching(
-            inst.pair_unit, inst.pair_demand, inst.scores[inst.pair_demand], len(inst.units)
-        )
+        optimum = unconstrained_optimum(
+            inst.pair_unit, inst.pair_demand,
+            household_weights(triples.demand, weight_x, len(inst.demands)), len(inst.units),
+        )  # fmt: skip
         partner = np.full(len(inst.units), -1, dtype=np.int64)
-        partner[seed_unit] = seed_demand
+        partner[optimum.unit] = optimum.demand
         seeded = np.flatnonzero(partner[triples.unit] == triples.demand)
-        initial = np.union1d(top_per_group(triples, rows, per_group), seeded)
+        initial = np.union1d(top_per_class(classes, per_group), seeded)
         out = cls(lay, cost, initial, rows)
+        if optimum.unit_price is not None and optimum.demand_price is not None:
+            out.first_duals = lay.price_duals(optimum.unit_price, optimum.demand_price)
         # a pooled year (4,000 units) needs more columns per round than a month (310)
         out.columns_per_round = max(COLUMNS_PER_ROUND, 8 * len(inst.units))
         return out
@@ -638,7 +659,23 @@ class LPSession:
             self.set_extra(extra)
         lay = self.lay
         n_ub = len(lay.b_ub)
-        best: _Best | None = None
+        best: _Bound | None = None
+        last: _Primal | None = None
+        if self.first_duals is not None and not self.extra:
+            # round 0: the unconstrained optimum's prices (`matching.solver.seed`), a bound
+            # before any simplex iteration; the pooled year's LP equals it
+            best = _Bound(*self._evaluate(*self.first_duals, np.zeros(0)))
+            _logger.debug("LP round 0: bound %.3f from the assignment prices", best.upper_bound)
+        self.first_duals = None
+
+        def outcome(rounds: int) -> Certificate:
+            if best is None or last is None:
+                status = "failed" if best is None else "bound"
+                bound = np.inf if best is None else best.upper_bound
+                rc = np.zeros(lay.n_x) if best is None else best.reduced_cost
+                return Certificate(status, bound, rc, 0, rounds, _since(start))
+            return last.certificate(best, lay.n_x, rounds, _since(start))
+
         for rounds in range(1, max_rounds + 1):
             remaining = max(1.0, time_limit_s - (time.perf_counter() - start))
             # HiGHS's time limit counts the instance's whole run time, every earlier solve of
@@ -665,50 +702,62 @@ class LPSession:
                 return Certificate("infeasible", -np.inf, empty, 0, rounds, _since(start))
             if status != highspy.HighsModelStatus.kOptimal:
                 _logger.warning("LP relaxation ended with status %s", status)
-                if best is not None:
-                    return best.certificate(lay.n_x, rounds, _since(start))
-                return Certificate("failed", np.inf, np.zeros(lay.n_x), 0, rounds, _since(start))
+                return outcome(rounds)
             sol = self.highs.getSolution()
             duals = np.asarray(sol.row_dual)
             values = np.asarray(sol.col_value)
-            y = self._by_layout_row(duals)  # 0 on the rows HiGHS does not have (valid signs)
-            y_ub = np.minimum(y[:n_ub], 0.0)  # valid signs for <= rows
-            y_eq = y[n_ub:]
-            y_ex = np.where(self.extra_active, np.minimum(duals[self.extra_row], 0.0), 0.0)
-            rc_all = self.lay.rmatvec(y_ub, y_eq)
-            np.subtract(self.cost, rc_all, out=rc_all)  # in place: 560 MB less on Paris
-            rc_all[: lay.n_x] -= self._extra_duals_matvec(y_ex)
-            # summed exactly (math.fsum): only the products and the reduced costs round, so the
-            # bound's error stays far below `bound_slack`
-            bound_min = _exact_dot(y_ub, lay.b_ub) + _exact_dot(y_eq, lay.b_eq)
-            if self.extra:
-                rhs = np.array([c.sign * c.rhs for c in self.extra])
-                bound_min += _exact_dot(y_ex[self.extra_active], rhs[self.extra_active])
-                rc_e = self.violation_cost + y_ex  # column -1 in its row
-                bound_min += _exact_dot(self.e_upper, np.minimum(rc_e, 0.0))
-            negative = np.flatnonzero(rc_all < 0.0)
-            bound_min += _exact_dot(lay.upper[negative], rc_all[negative])
-            rc = rc_all[: lay.n_x]
             x_pos = np.flatnonzero((self.col_global >= 0) & (self.col_global < lay.n_x))
             e_values = values[self.col_global < 0]
             violation = float(e_values[self.extra_active].sum()) if len(e_values) else 0.0
-            if best is None or -bound_min < best.upper_bound:
-                # the LP values stay sparse until returned: one dense array per triple less
-                # while the next round computes its reduced costs (560 MB on a Paris round)
-                best = _Best(
-                    -bound_min, rc, len(self.col_global), self.col_global[x_pos],
-                    values[x_pos], violation, np.flatnonzero(self.in_lp),
-                )  # fmt: skip
+            last = _Primal(
+                -self.highs.getInfo().objective_function_value, len(self.col_global),
+                self.col_global[x_pos], values[x_pos], violation, np.flatnonzero(self.in_lp),
+            )  # fmt: skip
+            if best is not None and violation == 0 and _reaches(last.value, best.upper_bound):
+                # the restricted LP's solution (a solution of the full LP) reaches a valid
+                # bound: the LP is solved, no pricing needed (the pooled year: 9 rounds less)
+                _logger.debug("LP round %d: reaches the bound %.3f", rounds, best.upper_bound)
+                break
+            y = self._by_layout_row(duals)  # 0 on the rows HiGHS does not have (valid signs)
+            y_ub = np.minimum(y[:n_ub], 0.0)  # valid signs for <= rows
+            y_ex = np.where(self.extra_active, np.minimum(duals[self.extra_row], 0.0), 0.0)
+            upper, rc = self._evaluate(y_ub, y[n_ub:], y_ex)
+            if best is None or upper < best.upper_bound:
+                best = _Bound(upper, rc)
             improving = np.flatnonzero((rc < -1e-9 * self.scale) & ~self.in_lp)
             _logger.debug(
                 "LP round %d: %d columns, bound %.3f, %d improving",
-                rounds, len(self.col_global), -bound_min, len(improving),
+                rounds, len(self.col_global), upper, len(improving),
             )  # fmt: skip
             if len(improving) == 0:
                 break
             self.add_triples(self._pick(improving, rc))
-        assert best is not None
-        return best.certificate(lay.n_x, rounds, _since(start))
+        return outcome(rounds)
+
+    def _evaluate(
+        self, y_ub: np.ndarray, y_eq: np.ndarray, y_ex: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        """The bound (maximised) of these duals over every column, and the triples' reduced costs.
+
+        ``y_ub <= 0`` and ``y_ex <= 0`` (the extra rows') must have valid signs; any such dual
+        bounds every solution (see the module docstring).
+        """
+        lay = self.lay
+        rc_all = lay.rmatvec(y_ub, y_eq)
+        np.subtract(self.cost, rc_all, out=rc_all)  # in place: 560 MB less on Paris
+        if self.extra:
+            rc_all[: lay.n_x] -= self._extra_duals_matvec(y_ex)
+        # summed exactly (math.fsum): only the products and the reduced costs round, so the
+        # bound's error stays far below `bound_slack`
+        bound_min = _exact_dot(y_ub, lay.b_ub) + _exact_dot(y_eq, lay.b_eq)
+        if self.extra:
+            rhs = np.array([c.sign * c.rhs for c in self.extra])
+            bound_min += _exact_dot(y_ex[self.extra_active], rhs[self.extra_active])
+            rc_e = self.violation_cost + y_ex  # column -1 in its row
+            bound_min += _exact_dot(self.e_upper, np.minimum(rc_e, 0.0))
+        negative = np.flatnonzero(rc_all < 0.0)
+        bound_min += _exact_dot(lay.upper[negative], rc_all[negative])
+        return -bound_min, rc_all[: lay.n_x]
 
     def _farkas_pricing(self) -> np.ndarray | None:
         """None if the restricted LP's dual ray proves the full LP infeasible, else what to add.
@@ -778,6 +827,28 @@ class LPSession:
         return improving[order[group_ranks(key[order]) < COLUMNS_PER_GROUP]]
 
 
+def _class_quota(rows: list[QuotaRow], rep: np.ndarray) -> sp.csr_matrix:
+    """The quota rows' coefficients of each class (its representative triple ``rep``)."""
+    r_parts, c_parts, v_parts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
+    for k, row in enumerate(rows):
+        hit, coef = _row_coefficients(row, rep)
+        r_parts.append(hit)
+        c_parts.append(np.full(len(hit), k))
+        v_parts.append(coef)
+    return sp.csr_matrix(
+        (np.concatenate(v_parts), (np.concatenate(r_parts), np.concatenate(c_parts))),
+        shape=(len(rep), len(rows)),
+    )
+
+
+def _row_coefficients(row: QuotaRow, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions in ``t`` (sorted or not) of the triples in the row, and their coefficients."""
+    where = np.searchsorted(row.idx, t)
+    hit = where < len(row.idx)
+    hit[hit] = row.idx[where[hit]] == t[hit]
+    return np.flatnonzero(hit), row.coef[where[hit]].astype(np.float64)
+
+
 _CHUNK = 1 << 22
 """Entries per step of `_scatter_add` (its temporaries: 32 MB, whatever the row's length)."""
 
@@ -796,6 +867,11 @@ def _scatter_add(out: np.ndarray, idx: np.ndarray, coef: np.ndarray, factor: flo
 def _exact_dot(a: np.ndarray, b: np.ndarray) -> float:
     """``a . b`` with the products rounded and their sum exact (`math.fsum`)."""
     return math.fsum((np.asarray(a, dtype=np.float64) * b).tolist())
+
+
+def _reaches(value: float, bound: float) -> bool:
+    """Whether an LP solution's value meets a bound (up to `bound_slack`)."""
+    return value >= bound - bound_slack(bound)
 
 
 def bound_slack(bound: float) -> float:

@@ -6,9 +6,16 @@ unconstrained optimum (scipy's sparse assignment, milliseconds on a month) alrea
 the same households as the constrained one. Starting the column generation from its pairs (with
 every réservataire they may go through) halves the LP's time on the January round and divides it
 by four on July (docs/solver.md); the quotas then move only a few households.
+
+Its dual (`unconstrained_optimum`: a price per unit and per household) is also a dual of the
+round's LP with the quota and band rows priced at zero: a bound before any simplex iteration,
+exact when the quotas cost nothing (the pooled year), which lets the column generation stop as
+soon as its restricted LP reaches it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,3 +59,128 @@ def unconstrained_matching(
     graph, demands, _ = vacancy_graph(pair_unit, pair_demand, score, n_units)
     _, col = min_weight_full_bipartite_matching(graph, maximize=True)
     return matched_pairs(col, demands)
+
+
+def household_weights(demand: np.ndarray, weight: np.ndarray, n_demands: int) -> np.ndarray:
+    """Each household's greatest triple weight (``-inf`` for a household with no triple).
+
+    Under the policy's stages every triple of a household weighs the same (the allocation
+    multiplier plus its cotation score), so one scatter gives it, checked a slice at a time;
+    other weights take a slower exact maximum.
+    """
+    out = np.full(n_demands, -np.inf)
+    out[demand] = weight
+    step = 1 << 22
+    for start in range(0, len(demand), step):
+        part = slice(start, start + step)
+        if not np.array_equal(out[demand[part]], weight[part]):
+            out = np.full(n_demands, -np.inf)
+            np.maximum.at(out, demand, weight)
+            break
+    return out
+
+
+PRICE_PASSES = 200
+"""Most Bellman-Ford passes for the unit prices (the Caen la Mer month and year settle in 3)."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The unconstrained optimum for given household weights, with its dual when proven.
+
+    ``unit_price`` u and ``demand_price`` v satisfy ``u_i + v_j >= w_j`` on every pair and
+    ``u, v >= 0``: any allocation is worth at most ``sum(u) + sum(v)`` (weak duality), which
+    equals ``value`` (complementary slackness: u = 0 on empty units, v = 0 on unhoused
+    households, ``u_i + v_j = w_j`` on the matched pairs).
+    """
+
+    unit: np.ndarray  # matched unit positions
+    demand: np.ndarray  # matched demand positions
+    value: float  # sum of the matched weights
+    unit_price: np.ndarray | None  # None when the dual could not be proven (see below)
+    demand_price: np.ndarray | None
+
+
+def unconstrained_optimum(
+    pair_unit: np.ndarray, pair_demand: np.ndarray, weight: np.ndarray, n_units: int
+) -> Assignment:
+    """The most weight over the pairs, ``weight`` per demand position (quotas dropped).
+
+    The matching is scipy's sparse assignment (each unit gets a private vacancy; every entry
+    shifted by 1, which adds the same ``n_units`` to every full matching). Its dual is
+    computed from it: with v = 0 on unhoused households and ``v_j = w_j - u_i`` on a matched
+    pair, the constraints ``u_i + v_j >= w_j`` read ``u_i >= w_j`` for an unhoused household
+    j and ``u_i >= u_k + w_j - w_j`` for j housed at unit k: the least solution is a longest
+    path from those lower bounds (Bellman-Ford over the units, as array passes). On integer
+    weights below 2^53 everything is exact; if the result breaks ``v >= 0`` or ``u = 0`` on an
+    empty unit (the matching was not optimal) or does not settle in `PRICE_PASSES` passes, no
+    dual is returned.
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    n_demands = len(weight)
+    pair_weight = weight[pair_demand]
+    useful = pair_weight > 0  # a pair of weight <= 0 never adds to the optimum
+    p_unit = np.asarray(pair_unit, dtype=np.int64)[useful]
+    p_demand = np.asarray(pair_demand, dtype=np.int64)[useful]
+    p_weight = pair_weight[useful]
+    empty = np.zeros(0, dtype=np.int64)
+    if len(p_unit) == 0:
+        return Assignment(empty, empty, 0.0, np.zeros(n_units), np.zeros(n_demands))
+    demands, col_of_pair = np.unique(p_demand, return_inverse=True)
+    rows = np.concatenate([p_unit, np.arange(n_units)])
+    cols = np.concatenate([col_of_pair.ravel(), len(demands) + np.arange(n_units)])
+    values = np.concatenate([p_weight + 1.0, np.ones(n_units)])
+    graph = sp.csr_matrix((values, (rows, cols)), shape=(n_units, len(demands) + n_units))
+    _, col = min_weight_full_bipartite_matching(graph, maximize=True)
+    unit, demand = matched_pairs(col, demands)
+    value = float(weight[demand].sum())
+    prices = _assignment_prices(p_unit, p_demand, weight, unit, demand, n_units, n_demands)
+    if prices is None:
+        return Assignment(unit, demand, value, None, None)
+    return Assignment(unit, demand, value, *prices)
+
+
+def _assignment_prices(
+    p_unit: np.ndarray,
+    p_demand: np.ndarray,
+    weight: np.ndarray,
+    unit: np.ndarray,
+    demand: np.ndarray,
+    n_units: int,
+    n_demands: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The least unit prices u and the household prices v of an optimal matching, or None."""
+    housed_at = np.full(n_demands, -1, dtype=np.int64)
+    housed_at[demand] = unit
+    matched_weight = np.zeros(n_units)
+    matched_weight[unit] = weight[demand]
+    at = housed_at[p_demand]
+    lower = np.zeros(n_units)  # u_i >= w_j for an unhoused household j of unit i
+    free = at < 0
+    np.maximum.at(lower, p_unit[free], weight[p_demand[free]])
+    # u_i >= u_k + (w_j - w_j at k) for a pair (i, j) with j housed at another unit k
+    link = ~free & (at != p_unit)
+    order = np.argsort(p_unit[link], kind="stable")  # (pairs come sorted by unit: a no-op)
+    dst = p_unit[link][order]
+    src = at[link][order]
+    length = weight[p_demand[link]][order] - matched_weight[src]
+    u = lower
+    if len(dst):
+        starts = np.flatnonzero(np.r_[True, dst[1:] != dst[:-1]])
+        target = dst[starts]
+        for _ in range(min(n_units + 1, PRICE_PASSES)):
+            reach = np.maximum.reduceat(u[src] + length, starts)
+            grown = reach > u[target]
+            if not grown.any():
+                break
+            u = u.copy()
+            u[target[grown]] = reach[grown]
+        else:  # not settled: a positive cycle (the matching was not optimal) or a long chain
+            return None
+    v = np.zeros(n_demands)
+    v[demand] = matched_weight[unit] - u[unit]
+    empty_unit = np.ones(n_units, dtype=bool)
+    empty_unit[unit] = False
+    if (v < 0).any() or (u[empty_unit] != 0).any():
+        return None
+    return u, v
