@@ -235,3 +235,67 @@ def test_row_classes_share_every_coefficient() -> None:
         same.append(coef)
     for values in same:
         assert np.array_equal(values, values[first[classes]])
+
+
+def test_extra_rows_by_class_price_as_scattered() -> None:
+    """Extra rows priced per class give the bound and reduced costs of scattering them.
+
+    The branching's cuts are functions of the triples' classes, so their share of the reduced
+    costs is added per class (`LPSession._class_form`); a row that is not (random coefficients
+    here) is scattered. Both must give what scattering every row gives.
+    """
+    from matching.solver.lp import LinearCut, LPSession
+
+    inst, triples, rows, weights = _round(1)
+    row = rows[0]
+    by_class = LinearCut(row.idx, row.coef, ">=", int(row.rhs) + 1, "by-class")
+    rng = np.random.default_rng(3)
+    pick = np.sort(rng.choice(len(triples), size=len(triples) // 3, replace=False))
+    scattered = LinearCut(pick, rng.integers(1, 4, size=len(pick)).astype(np.int8), "<=", 2, "r")
+    certs = []
+    for allow in (True, False):
+        session = LPSession.for_round(
+            inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
+        )
+        if not allow:
+            session._class_form = lambda cut: None  # type: ignore[method-assign]
+        session.solve()
+        certs.append(session.solve([by_class, scattered]))
+        if allow:
+            assert session.extra_class[0] is not None and session.extra_class[1] is None
+    assert certs[0].upper_bound == pytest.approx(certs[1].upper_bound, rel=1e-12)
+    np.testing.assert_allclose(certs[0].reduced_cost, certs[1].reduced_cost, atol=1e-6)
+
+
+def test_grouped_order_is_the_stable_sort() -> None:
+    """The counting sort of `build_triples` is the stable argsort of contiguous groups."""
+    from matching.solver.instance import _grouped_order
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        keys = rng.permutation(rng.integers(0, 50, size=rng.integers(1, 30)))
+        runs = np.repeat(np.unique(keys)[rng.permutation(len(np.unique(keys)))],
+                         rng.integers(1, 6, size=len(np.unique(keys))))  # fmt: skip
+        assert np.array_equal(_grouped_order(runs), np.argsort(runs, kind="stable"))
+
+
+def test_a_bound_that_cannot_beat_the_best_is_never_below_its_exact_value() -> None:
+    """`_evaluate` may skip the exact sum only for a bound it shows is worse than ``beat``."""
+    from matching.solver.lp import LPSession
+
+    inst, triples, rows, weights = _round(2)
+    session = LPSession.for_round(
+        inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
+    )
+    lay = session.lay
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        y_ub = -rng.random(len(lay.b_ub)) * 50
+        y_eq = rng.normal(size=len(lay.b_eq)) * 50
+        exact, rc = session._evaluate(y_ub, y_eq, np.zeros(0))
+        for beat in (exact - 1.0, exact + 1.0, -np.inf):
+            value, rc_beat = session._evaluate(y_ub, y_eq, np.zeros(0), beat)
+            assert value <= exact + 1e-9  # never an overstatement of a bound that might win
+            if value != exact:
+                assert value > beat  # skipped only when it cannot be the best
+            np.testing.assert_array_equal(rc, rc_beat)

@@ -123,13 +123,29 @@ def build_triples(inst: RoundInstance) -> Triples:
     unit = np.concatenate(parts_u).astype(np.int32)
     demand = np.concatenate(parts_d).astype(np.int32)
     res = np.concatenate(parts_r).astype(np.int16)
-    group = unit_res_key(unit, res, len(inst.policy.reservataires))
-    order = np.argsort(group, kind="stable")  # merges the sorted parts, rank order kept
+    order = _grouped_order(unit_res_key(unit, res, len(inst.policy.reservataires)))
     demand = demand[order]
     score = inst.scores[demand]
     if len(score) and np.abs(score).max() < 2**31:  # int32: 280 MB less on a Paris-sized round
         score = score.astype(np.int32)
     return Triples(unit[order], demand, res[order], score)
+
+
+def _grouped_order(group: np.ndarray) -> np.ndarray:
+    """The stable sort order of ``group``, given that each key's elements are contiguous.
+
+    Each key's elements are placed at its offset in key order (a counting sort), in O(n): the
+    stable argsort of the pooled year's 18.9 million keys took 1.3 s.
+    """
+    n = len(group)
+    counts = np.bincount(group, minlength=int(group.max(initial=-1)) + 1)
+    start = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=start[1:])
+    dest = group_ranks(group)  # position within its (contiguous) run
+    dest += start[group]
+    order = np.empty(n, dtype=np.int64)
+    order[dest] = np.arange(n)
+    return order
 
 
 def triple_fields(inst: RoundInstance, triples: Triples, names: set[str]) -> pd.DataFrame:

@@ -231,6 +231,7 @@ class RoundLayout:
         # every coefficient of a triple's column but its household's is its class's
         self.classes = row_classes(triples, rows, self.n_res) if classes is None else classes
         rep = class_representatives(self.classes)
+        self.class_rep = rep
         self.class_first = self._first_row(rep)
         self.class_band = self.band_of_res[triples.res[rep]]
         self.class_quota = _class_quota(rows, rep)  # classes x quota rows
@@ -291,14 +292,22 @@ class RoundLayout:
             shape=shape,
         )
 
-    def rmatvec(self, y_ub: np.ndarray, y_eq: np.ndarray) -> np.ndarray:
-        """``A_ub^T y_ub + A_eq^T y_eq`` over every column, from the triple arrays."""
+    def rmatvec(
+        self, y_ub: np.ndarray, y_eq: np.ndarray, per_class_extra: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``A_ub^T y_ub + A_eq^T y_eq`` over every column, from the triple arrays.
+
+        ``per_class_extra``: a further term of each triple's, given per class (the extra rows
+        whose coefficients are a function of the class: `LPSession._class_form`).
+        """
         out = np.zeros(self.n_x + self.n_o + self.n_s)
         y_all = np.concatenate([y_ub, y_eq])
         y_band = np.concatenate([y_eq[self.n_flux :], [0.0]])  # index -1: no band
         y_q = y_ub[self.quota0 :]
         per_class = y_all[self.class_first] + y_band[self.class_band]
         per_class += self.class_quota @ (self.quota_sign * y_q)
+        if per_class_extra is not None:
+            per_class += per_class_extra
         x = out[: self.n_x]  # written in place: one array per triple, not two
         np.take(per_class, self.classes, out=x)
         x += np.take(y_ub[self.demand0 : self.quota0], self.triples.demand)
@@ -460,6 +469,7 @@ class LPSession:
         self.col_global = np.zeros(0, dtype=np.int64)  # HiGHS column -> global column (-1: e)
         self.in_lp = np.zeros(lay.n_x, dtype=bool)
         self.extra: list[LinearCut] = []  # every extra row ever added, in HiGHS order
+        self.extra_class: list[np.ndarray | None] = []  # its coefficient per class, if it has one
         self.extra_keys: list[tuple[object, ...]] = []
         self.extra_active = np.zeros(0, dtype=bool)
         self.e_upper = np.zeros(0)
@@ -593,6 +603,7 @@ class LPSession:
         if new:
             start = len(self.extra)
             self.extra += new
+            self.extra_class += [self._class_form(c) for c in new]
             self.extra_keys += [c.signature for c in new]
             self.extra_active = np.concatenate([self.extra_active, np.ones(len(new), bool)])
             self.e_upper = np.concatenate(
@@ -638,13 +649,46 @@ class LPSession:
         out[present] = values[self.row_of[present]]
         return out
 
-    def _extra_duals_matvec(self, y_extra: np.ndarray) -> np.ndarray:
-        """``A_extra^T y`` over every triple (the extra rows' share of reduced costs)."""
-        out = np.zeros(self.lay.n_x)
+    def _class_form(self, cut: LinearCut) -> np.ndarray | None:
+        """The cut's coefficient per class of triples, if it is a function of the class.
+
+        Why: the allocation floor and the staircase cuts of the branching cover tens of millions
+        of triples on a Paris-sized round; scattering each at every pricing round of every node
+        cost seconds, a gather per class costs nothing. Checked once per cut over every triple
+        (a cut on a count rule's base, whose members outside the count have no coefficient on
+        its row, is not a function of the class): otherwise None, and it is scattered.
+        """
+        lay = self.lay
+        if not isinstance(lay, RoundLayout):
+            return None
+        dense = np.zeros(lay.n_x, dtype=cut.coef.dtype)
+        dense[cut.idx] = cut.coef
+        per_class = dense[lay.class_rep]
+        if not np.array_equal(per_class[lay.classes], dense):
+            return None
+        return per_class.astype(np.float64)
+
+    def _extra_duals_matvec(
+        self, y_extra: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``A_extra^T y``, the extra rows' share of reduced costs.
+
+        Returns it per class for the rows with a class form, and over every triple for the
+        others; None for a part with no row.
+        """
+        per_class: np.ndarray | None = None
+        out: np.ndarray | None = None
         for k, cut in enumerate(self.extra):
-            if y_extra[k] != 0.0:
+            if y_extra[k] == 0.0:
+                continue
+            form = self.extra_class[k]
+            if form is not None:
+                term = cut.sign * y_extra[k] * form
+                per_class = term if per_class is None else per_class + term
+            else:
+                out = np.zeros(self.lay.n_x) if out is None else out
                 _scatter_add(out, cut.idx, cut.coef, cut.sign * y_extra[k])
-        return out
+        return per_class, out
 
     def solve(
         self,
@@ -721,7 +765,8 @@ class LPSession:
             y = self._by_layout_row(duals)  # 0 on the rows HiGHS does not have (valid signs)
             y_ub = np.minimum(y[:n_ub], 0.0)  # valid signs for <= rows
             y_ex = np.where(self.extra_active, np.minimum(duals[self.extra_row], 0.0), 0.0)
-            upper, rc = self._evaluate(y_ub, y[n_ub:], y_ex)
+            beat = best.upper_bound if best is not None else None
+            upper, rc = self._evaluate(y_ub, y[n_ub:], y_ex, beat)
             if best is None or upper < best.upper_bound:
                 best = _Bound(upper, rc)
             improving = np.flatnonzero((rc < -1e-9 * self.scale) & ~self.in_lp)
@@ -753,18 +798,26 @@ class LPSession:
         return improving[values <= np.partition(values, shortlist)[shortlist]]
 
     def _evaluate(
-        self, y_ub: np.ndarray, y_eq: np.ndarray, y_ex: np.ndarray
+        self, y_ub: np.ndarray, y_eq: np.ndarray, y_ex: np.ndarray, beat: float | None = None
     ) -> tuple[float, np.ndarray]:
         """The bound (maximised) of these duals over every column, and the triples' reduced costs.
 
         ``y_ub <= 0`` and ``y_ex <= 0`` (the extra rows') must have valid signs; any such dual
-        bounds every solution (see the module docstring).
+        bounds every solution (see the module docstring). When a float sum of the negative
+        reduced costs already puts the bound above ``beat`` by more than its rounding error,
+        that estimate is returned instead of the exact sum: it cannot be the best bound, and
+        the first pricing rounds of a Paris-sized round have 18-27 million negative terms
+        (their exact sum took seconds).
         """
         lay = self.lay
-        rc_all = lay.rmatvec(y_ub, y_eq)
+        per_class, scattered = self._extra_duals_matvec(y_ex) if self.extra else (None, None)
+        if isinstance(lay, RoundLayout):
+            rc_all = lay.rmatvec(y_ub, y_eq, per_class)
+        else:
+            rc_all = lay.rmatvec(y_ub, y_eq)
         np.subtract(self.cost, rc_all, out=rc_all)  # in place: 560 MB less on Paris
-        if self.extra:
-            rc_all[: lay.n_x] -= self._extra_duals_matvec(y_ex)
+        if scattered is not None:
+            rc_all[: lay.n_x] -= scattered
         # summed exactly (math.fsum): only the products and the reduced costs round, so the
         # bound's error stays far below `bound_slack`
         bound_min = _exact_dot(y_ub, lay.b_ub) + _exact_dot(y_eq, lay.b_eq)
@@ -774,7 +827,14 @@ class LPSession:
             rc_e = self.violation_cost + y_ex  # column -1 in its row
             bound_min += _exact_dot(self.e_upper, np.minimum(rc_e, 0.0))
         negative = np.flatnonzero(rc_all < 0.0)
-        bound_min += _exact_dot(lay.upper[negative], rc_all[negative])
+        terms = lay.upper[negative] * rc_all[negative]
+        if beat is not None:
+            # |float sum - exact sum| <= n eps sum|terms| (any order of summation)
+            estimate = bound_min + float(terms.sum())
+            error = len(terms) * np.finfo(np.float64).eps * float(-terms.sum())
+            if -estimate - error > beat:
+                return -estimate - error, rc_all[: lay.n_x]
+        bound_min += math.fsum(terms.tolist())
         return -bound_min, rc_all[: lay.n_x]
 
     def _farkas_pricing(self) -> np.ndarray | None:

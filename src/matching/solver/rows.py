@@ -71,7 +71,7 @@ def quota_rows(inst: RoundInstance, triples: Triples) -> list[QuotaRow]:
             codes, labels = triple_codes(inst, triples, rule.scope)
         else:
             codes, labels = np.zeros(len(triples), dtype=np.int64), np.array([""], dtype=object)
-        present = labels[np.unique(codes[base])].tolist()
+        present = labels[np.bincount(codes[base], minlength=len(labels)) > 0].tolist()
         code_of = {str(label): k for k, label in enumerate(labels.tolist())}
         for group in judged_groups(inst, rule, present):
             k = code_of.get(group)
