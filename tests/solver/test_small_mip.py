@@ -105,3 +105,32 @@ def test_a_given_start_is_used_and_never_lost(seed: int) -> None:
     assert again.status in {"OPTIMAL", "FEASIBLE"}
     value = [int(t.x[again.chosen].sum()) for t in again.terms]
     assert value >= [int(t.x[first.chosen].sum()) for t in first.terms]
+
+
+@pytest.mark.parametrize("seed", range(300, 306))
+def test_better_than_finds_only_lexicographically_better_solutions(seed: int) -> None:
+    """Asked to beat its own optimum: none; to beat a worse point: the optimum itself.
+
+    Stage values outside the triples' ranges (more allocations than there are units, a score
+    below any reachable one) must still cut exactly the solutions that are not better.
+    """
+    _, _, _, inst = generated_round(seed, 10, 80, binding_policy())
+    triples = build_triples(inst)
+    none = np.zeros(len(triples), bool)
+    best = solve_small_mip(inst, triples, none)
+    if best.status == "INFEASIBLE":
+        pytest.skip("no allocation meets the hard quotas")
+    assert best.status == "OPTIMAL"
+    values = {t.stage: int(t.x[best.chosen].sum()) for t in best.terms}
+    allocations, score = values[Stage.ALLOCATIONS], values[Stage.SCORE]
+    assert solve_small_mip(inst, triples, none, better_than=values).status == "INFEASIBLE"
+    for worse in (
+        {Stage.ALLOCATIONS: allocations, Stage.SCORE: score - 1},
+        {Stage.ALLOCATIONS: allocations - 1, Stage.SCORE: 10**9},  # score above any reach
+        {Stage.ALLOCATIONS: allocations, Stage.SCORE: -(10**9)},  # score below any reach
+    ):
+        found = solve_small_mip(inst, triples, none, better_than=worse)
+        assert found.status == "OPTIMAL"
+        assert {t.stage: int(t.x[found.chosen].sum()) for t in found.terms} == values
+    beyond = {Stage.ALLOCATIONS: allocations + 1, Stage.SCORE: -(10**9)}  # more than it can
+    assert solve_small_mip(inst, triples, none, better_than=beyond).status == "INFEASIBLE"

@@ -546,7 +546,10 @@ def _prove_by_branching(
         # the ones it shares with the incumbent (larger, and it holds the incumbent)
         found_value: int | None = None
         for held in (None, best):
-            found = _lp_guided_hint(inst, triples, core, cert.primal, params, budget, caps, held)
+            # only a better solution than the incumbent is of use: HiGHS prunes the rest
+            found = _lp_guided_hint(
+                inst, triples, core, cert.primal, params, budget, caps, held, best[0].values
+            )
             if found is None:
                 continue
             value = _combined_value(found.values, stages, multipliers)
@@ -591,6 +594,7 @@ def _lp_guided_hint(
     budget: Budget,
     caps: StageCaps,
     incumbent: tuple[_StagedOutcome, np.ndarray] | None = None,
+    better_than: dict[Stage, int] | None = None,
 ) -> _StagedOutcome | None:
     """A solution near an LP solution: keep its integral assignments, let CP-SAT complete (RINS).
 
@@ -598,8 +602,9 @@ def _lp_guided_hint(
     remaining units and households (the core triples of the free units to free households),
     which CP-SAT solves quickly. With an ``incumbent`` (its outcome and core index), only the
     ones it shares with the LP are fixed, and it is the hint: the neighbourhood then holds the
-    incumbent, so the result is at least as good. The returned ``chosen`` indexes the returned
-    outcome's own core (see `_rins`).
+    incumbent, so the result is at least as good. With ``better_than`` (stage values), only a
+    better solution is looked for (None when there is none). The returned ``chosen`` indexes
+    the returned outcome's own core (see `_rins`).
     """
     held = np.zeros(0, dtype=np.int64)
     if incumbent is not None:
@@ -637,6 +642,7 @@ def _lp_guided_hint(
     found = solve_small_mip(
         inst, triples.subset(local), ones[keep], hint=hint, hint_orientation=hint_orientation,
         time_limit_s=max(0.5, min(RINS_SECONDS, budget.deadline - time.perf_counter())),
+        better_than=better_than,
     )  # fmt: skip
     if found.status not in {"OPTIMAL", "FEASIBLE"}:
         return None
