@@ -69,7 +69,7 @@ def solve_small_mip(
     terms = stage_terms(
         inst.policy.objective.stages, triples, rows, inst.policy.quotas.mode, len(inst.units)
     )
-    wx, ws, _ = combined_weights(terms)
+    wx, ws, multipliers = combined_weights(terms)
     if not terms:
         wx, ws = np.zeros(len(triples)), np.zeros(len(rows))
     lay = RoundLayout(inst, triples, rows, inst.bands(), soft)
@@ -103,7 +103,8 @@ def solve_small_mip(
         # the objective as a row: a better solution folds to at least the cutoff + 1 (integer)
         nonzero = np.flatnonzero(cost != 0.0)
         highs.addRow(
-            -highspy.kHighsInf, -(_folded_cutoff(terms, better_than) + 1.0), len(nonzero),
+            -highspy.kHighsInf, -(_folded_cutoff(terms, multipliers, better_than) + 1.0),
+            len(nonzero),
             nonzero.astype(np.int32), cost[nonzero],
         )  # fmt: skip
     highs.changeColsIntegrality(
@@ -139,7 +140,9 @@ def solve_small_mip(
     return MipOutcome("OPTIMAL" if proven else "FEASIBLE", chosen, orientation, shortfall, terms)
 
 
-def _folded_cutoff(terms: list[StageTerms], values: dict[Stage, int]) -> float:
+def _folded_cutoff(
+    terms: list[StageTerms], multipliers: list[int], values: dict[Stage, int]
+) -> float:
     """The folded value (these stages' multipliers) that a better solution must exceed.
 
     The stages are folded with multipliers computed from these triples' ranges, in which the
@@ -147,7 +150,6 @@ def _folded_cutoff(terms: list[StageTerms], values: dict[Stage, int]) -> float:
     earlier stage (so it and the later stages count at their highest), one below it by any
     solution equal so far (at their lowest, minus one).
     """
-    _, _, multipliers = combined_weights(terms)
     total = 0.0
     clipped: str | None = None  # "high" or "low" once a stage is outside its range
     for mult, term in zip(multipliers, terms, strict=True):
