@@ -241,7 +241,7 @@ def test_extra_rows_by_class_price_as_scattered() -> None:
     """Extra rows priced per class give the bound and reduced costs of scattering them.
 
     The branching's cuts are functions of the triples' classes, so their share of the reduced
-    costs is added per class (`LPSession._class_form`); a row that is not (random coefficients
+    costs is added per class (`RoundLayout.class_form`); a row that is not (random coefficients
     here) is scattered. Both must give what scattering every row gives.
     """
     from matching.solver.lp import LinearCut, LPSession
@@ -258,7 +258,7 @@ def test_extra_rows_by_class_price_as_scattered() -> None:
             inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
         )
         if not allow:
-            session._class_form = lambda cut: None  # type: ignore[method-assign]
+            session.lay.class_form = lambda cut: None  # type: ignore[method-assign]
         session.solve()
         certs.append(session.solve([by_class, scattered]))
         if allow:

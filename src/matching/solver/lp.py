@@ -151,9 +151,15 @@ class LPLayout:
         """Coefficients of the global columns ``cols`` on the rows (<= rows, then = rows)."""
         return sp.vstack([self.a_ub[:, cols], self.a_eq[:, cols]]).tocsc()
 
-    def rmatvec(self, y_ub: np.ndarray, y_eq: np.ndarray) -> np.ndarray:
-        """``A_ub^T y_ub + A_eq^T y_eq`` over every column."""
+    def rmatvec(
+        self, y_ub: np.ndarray, y_eq: np.ndarray, per_class_extra: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``A_ub^T y_ub + A_eq^T y_eq`` over every column (no classes: no per-class term)."""
+        assert per_class_extra is None
         return np.asarray(self.a_ub.T @ y_ub + self.a_eq.T @ y_eq)
+
+    def class_form(self, cut: LinearCut) -> None:
+        """An explicit layout has no classes of triples: every extra row is scattered."""
 
     def touched_rows(self) -> np.ndarray:
         """Mask of the rows (<= rows, then = rows) with a coefficient on some column."""
@@ -251,19 +257,19 @@ class RoundLayout:
         x_pos = np.flatnonzero(cols < self.n_x)
         if len(x_pos):
             t = cols[x_pos]
-            r_parts += [self._first_row(t), self.demand0 + self.triples.demand[t].astype(np.int64)]
+            c = self.classes[t]  # the unit, band and quota rows of a triple are its class's
+            r_parts += [self.class_first[c], self.demand0 + self.triples.demand[t].astype(np.int64)]
             c_parts += [x_pos, x_pos]
             v_parts += [np.ones(len(t)), np.ones(len(t))]
-            band = self.band_of_res[self.triples.res[t]]
+            band = self.class_band[c]
             on = band >= 0
             r_parts.append(band0 + band[on])
             c_parts.append(x_pos[on])
             v_parts.append(np.ones(int(on.sum())))
-            for k, row in enumerate(self.rows):
-                hit, coef = _row_coefficients(row, t)
-                r_parts.append(np.full(len(hit), self.quota0 + k))
-                c_parts.append(x_pos[hit])
-                v_parts.append(self.quota_sign[k] * coef)
+            quota = self.class_quota[c].tocoo()  # (position in t, quota row k): coefficient
+            r_parts.append(self.quota0 + quota.col)
+            c_parts.append(x_pos[quota.row])
+            v_parts.append(self.quota_sign[quota.col] * quota.data)
         e_pos = np.flatnonzero((cols >= self.n_x) & (cols < self.n_x + self.n_e))
         if len(e_pos):
             j = cols[e_pos] - self.n_x
@@ -298,7 +304,7 @@ class RoundLayout:
         """``A_ub^T y_ub + A_eq^T y_eq`` over every column, from the triple arrays.
 
         ``per_class_extra``: a further term of each triple's, given per class (the extra rows
-        whose coefficients are a function of the class: `LPSession._class_form`).
+        whose coefficients are a function of the class: `class_form`).
         """
         out = np.zeros(self.n_x + self.n_o + self.n_s)
         y_all = np.concatenate([y_ub, y_eq])
@@ -319,6 +325,22 @@ class RoundLayout:
             slack = np.array([float(r.slack) for r in self.rows])
             out[self.n_x + self.n_o :] = self.quota_sign * slack * y_q
         return out
+
+    def class_form(self, cut: LinearCut) -> np.ndarray | None:
+        """The cut's coefficient per class of triples, if it is a function of the class.
+
+        Why: the allocation floor and the staircase cuts of the branching cover tens of millions
+        of triples on a Paris-sized round; scattering each at every pricing round of every node
+        cost seconds, a gather per class costs nothing (`rmatvec`'s ``per_class_extra``).
+        Checked over every triple (a cut on a count rule's base, whose members outside the count
+        have no coefficient on its row, is not a function of the class): otherwise None.
+        """
+        dense = np.zeros(self.n_x, dtype=cut.coef.dtype)
+        dense[cut.idx] = cut.coef
+        per_class = dense[self.class_rep]
+        if not np.array_equal(per_class[self.classes], dense):
+            return None
+        return per_class.astype(np.float64)
 
     def price_duals(
         self, unit_price: np.ndarray, demand_price: np.ndarray
@@ -603,7 +625,7 @@ class LPSession:
         if new:
             start = len(self.extra)
             self.extra += new
-            self.extra_class += [self._class_form(c) for c in new]
+            self.extra_class += [self.lay.class_form(c) for c in new]
             self.extra_keys += [c.signature for c in new]
             self.extra_active = np.concatenate([self.extra_active, np.ones(len(new), bool)])
             self.e_upper = np.concatenate(
@@ -648,25 +670,6 @@ class LPSession:
         present = np.flatnonzero(self.row_of >= 0)
         out[present] = values[self.row_of[present]]
         return out
-
-    def _class_form(self, cut: LinearCut) -> np.ndarray | None:
-        """The cut's coefficient per class of triples, if it is a function of the class.
-
-        Why: the allocation floor and the staircase cuts of the branching cover tens of millions
-        of triples on a Paris-sized round; scattering each at every pricing round of every node
-        cost seconds, a gather per class costs nothing. Checked once per cut over every triple
-        (a cut on a count rule's base, whose members outside the count have no coefficient on
-        its row, is not a function of the class): otherwise None, and it is scattered.
-        """
-        lay = self.lay
-        if not isinstance(lay, RoundLayout):
-            return None
-        dense = np.zeros(lay.n_x, dtype=cut.coef.dtype)
-        dense[cut.idx] = cut.coef
-        per_class = dense[lay.class_rep]
-        if not np.array_equal(per_class[lay.classes], dense):
-            return None
-        return per_class.astype(np.float64)
 
     def _extra_duals_matvec(
         self, y_extra: np.ndarray
@@ -791,11 +794,7 @@ class LPSession:
         `PICK_SHORTLIST` times the cap of them, with every tie of the last; the pooled
         year's LP (whose best dual is the assignment prices) took 28-30 s instead of 44 s.
         """
-        shortlist = PICK_SHORTLIST * self.columns_per_round
-        if len(improving) <= shortlist:
-            return improving
-        values = best_rc[improving]
-        return improving[values <= np.partition(values, shortlist)[shortlist]]
+        return _least(improving, best_rc, PICK_SHORTLIST * self.columns_per_round)
 
     def _evaluate(
         self, y_ub: np.ndarray, y_eq: np.ndarray, y_ex: np.ndarray, beat: float | None = None
@@ -811,10 +810,7 @@ class LPSession:
         """
         lay = self.lay
         per_class, scattered = self._extra_duals_matvec(y_ex) if self.extra else (None, None)
-        if isinstance(lay, RoundLayout):
-            rc_all = lay.rmatvec(y_ub, y_eq, per_class)
-        else:
-            rc_all = lay.rmatvec(y_ub, y_eq)
+        rc_all = lay.rmatvec(y_ub, y_eq, per_class)
         np.subtract(self.cost, rc_all, out=rc_all)  # in place: 560 MB less on Paris
         if scattered is not None:
             rc_all[: lay.n_x] -= scattered
@@ -887,10 +883,7 @@ class LPSession:
         if not isinstance(self.lay, RoundLayout) or len(improving) == 0:
             return improving[np.argsort(rc[improving], kind="stable")[:cap]]
         every = improving
-        shortlist = PICK_SHORTLIST * cap
-        if len(improving) > shortlist:
-            values = rc[improving]
-            improving = improving[values <= np.partition(values, shortlist)[shortlist]]
+        improving = _least(improving, rc, PICK_SHORTLIST * cap)
         picked = self._best_per_group(improving, rc)
         if len(picked) < cap and len(improving) < len(every):
             picked = self._best_per_group(every, rc)
@@ -905,6 +898,14 @@ class LPSession:
         key = unit_res_key(triples.unit[improving], triples.res[improving], self.lay.n_res)
         order = np.lexsort((rc[improving], key))
         return improving[order[group_ranks(key[order]) < COLUMNS_PER_GROUP]]
+
+
+def _least(indices: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` indices of least ``values``, with every tie of the last (deterministic)."""
+    if len(indices) <= count:
+        return indices
+    mine = values[indices]
+    return indices[mine <= np.partition(mine, count)[count]]
 
 
 def _class_quota(rows: list[QuotaRow], rep: np.ndarray) -> sp.csr_matrix:

@@ -102,10 +102,10 @@ def solve_small_mip(
     if better_than is not None and terms:
         # the objective as a row: a better solution folds to at least the cutoff + 1 (integer)
         nonzero = np.flatnonzero(cost != 0.0)
+        cutoff = _folded_cutoff(terms, multipliers, better_than)
         highs.addRow(
-            -highspy.kHighsInf, -(_folded_cutoff(terms, multipliers, better_than) + 1.0),
-            len(nonzero),
-            nonzero.astype(np.int32), cost[nonzero],
+            -highspy.kHighsInf, -(cutoff + 1.0), len(nonzero), nonzero.astype(np.int32),
+            cost[nonzero],
         )  # fmt: skip
     highs.changeColsIntegrality(
         n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger)

@@ -27,19 +27,52 @@ def vacancy_graph(
 ) -> tuple[sp.csr_matrix, np.ndarray, float]:
     """The units x (demands, vacancies) graph whose maximum full matching is that optimum.
 
-    Each unit gets a private "vacancy" column of weight 0.5 so that a full matching always
-    exists; real pairs weigh ``big + score`` with ``big`` above any total score, so cardinality
-    comes first (the lexicographic stages of the policy). Demands no pair reaches are dropped:
-    returns the graph, the demand position of each real column, and ``big``.
+    Each unit gets a private "vacancy" column of weight 0.5 (`assignment_graph`) so that a full
+    matching always exists; real pairs weigh ``big + score`` with ``big`` above any total
+    score, so cardinality comes first (the lexicographic stages of the policy). Demands no pair
+    reaches are dropped: returns the graph, the demand position of each real column, and
+    ``big``.
     """
     demands, col_of_pair = np.unique(pair_demand, return_inverse=True)
-    n_dem = len(demands)
     big = float(max(float(pair_score.max(initial=0)), 1.0)) * n_units + 1.0
-    rows = np.concatenate([pair_unit, np.arange(n_units)])
-    cols = np.concatenate([col_of_pair.ravel(), n_dem + np.arange(n_units)])
-    weights = np.concatenate([big + pair_score.astype(np.float64), np.full(n_units, 0.5)])
-    graph = sp.csr_matrix((weights, (rows, cols)), shape=(n_units, n_dem + n_units))
+    weights = big + pair_score.astype(np.float64)
+    graph = assignment_graph(pair_unit, col_of_pair.ravel(), weights, n_units, len(demands), 0.5)
     return graph, demands, big
+
+
+def assignment_graph(
+    pair_unit: np.ndarray,
+    pair_col: np.ndarray,
+    pair_weight: np.ndarray,
+    n_units: int,
+    n_cols: int,
+    vacancy: float,
+) -> sp.csr_matrix:
+    """Units x (``n_cols`` columns, then a private vacancy per unit, weighing ``vacancy``).
+
+    With its vacancy every unit can be matched, so a full matching always exists. The
+    compressed rows are written directly, each unit's vacancy ending its row, with no sort
+    when the pairs come sorted by unit and column (as the eligible pairs do): building it
+    through a coordinate matrix sorted the pooled year's 7.3 million pairs (1.4 s).
+    """
+    unit = np.asarray(pair_unit, dtype=np.int64)
+    col = np.asarray(pair_col, dtype=np.int64)
+    weight = np.asarray(pair_weight, dtype=np.float64)
+    if not (np.diff(unit) >= 0).all():
+        by_unit = np.argsort(unit, kind="stable")
+        unit, col, weight = unit[by_unit], col[by_unit], weight[by_unit]
+    indptr = np.zeros(n_units + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum(np.bincount(unit, minlength=n_units) + 1)
+    last = indptr[1:] - 1
+    real = np.ones(int(indptr[-1]), dtype=bool)
+    real[last] = False
+    indices = np.empty(int(indptr[-1]), dtype=np.int64)
+    values = np.full(int(indptr[-1]), float(vacancy))
+    indices[real], values[real] = col, weight
+    indices[last] = n_cols + np.arange(n_units)
+    graph = sp.csr_matrix((values, indices, indptr), shape=(n_units, n_cols + n_units))
+    graph.sort_indices()  # canonical (a no-op for pairs sorted by column within each unit)
+    return graph
 
 
 def matched_pairs(col: np.ndarray, demands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,11 +126,11 @@ def unconstrained_optimum(
 ) -> Assignment:
     """The most weight over the pairs, ``weight`` per demand position (quotas dropped).
 
-    The matching is scipy's sparse assignment (each unit gets a private vacancy; every entry
-    shifted by 1, which adds the same ``n_units`` to every full matching). Its dual is
-    computed from it: with v = 0 on unhoused households and ``v_j = w_j - u_i`` on a matched
-    pair, the constraints ``u_i + v_j >= w_j`` read ``u_i >= w_j`` for an unhoused household
-    j and ``u_i >= u_k + w_j - w_j`` for j housed at unit k: the least solution is a longest
+    The matching is scipy's sparse assignment on `assignment_graph` (every entry shifted by 1,
+    which adds the same ``n_units`` to every full matching). Its dual is computed from it:
+    with v = 0 on unhoused households and ``v_j = w_j - u_i`` on a matched pair, the
+    constraints ``u_i + v_j >= w_j`` read ``u_i >= w_j`` for an unhoused household j and
+    ``u_i >= u_k + w_j - w_j`` for j housed at unit k: the least solution is a longest
     path from those lower bounds (Bellman-Ford over the units, as array passes). On integer
     weights below 2^53 everything is exact; if the result breaks ``v >= 0`` or ``u = 0`` on an
     empty unit (the matching was not optimal) or does not settle in `PRICE_PASSES` passes, no
@@ -113,24 +146,9 @@ def unconstrained_optimum(
     empty = np.zeros(0, dtype=np.int64)
     if len(p_unit) == 0:
         return Assignment(empty, empty, 0.0, np.zeros(n_units), np.zeros(n_demands))
-    if not (np.diff(p_unit) >= 0).all():
-        by_unit = np.argsort(p_unit, kind="stable")
-        p_unit, p_demand, p_weight = p_unit[by_unit], p_demand[by_unit], p_weight[by_unit]
-    # the compressed rows written directly (columns: every demand position, then the
-    # vacancies; each unit's vacancy ends its row): no sort, 1.4 s less on the pooled year
-    indptr = np.zeros(n_units + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum(np.bincount(p_unit, minlength=n_units) + 1)
-    vacancy = indptr[1:] - 1
-    real = np.ones(int(indptr[-1]), dtype=bool)
-    real[vacancy] = False
-    indices = np.empty(int(indptr[-1]), dtype=np.int64)
-    values = np.ones(int(indptr[-1]))
-    indices[real], values[real] = p_demand, p_weight + 1.0
-    indices[vacancy] = n_demands + np.arange(n_units)
-    graph = sp.csr_matrix((values, indices, indptr), shape=(n_units, n_demands + n_units))
+    graph = assignment_graph(p_unit, p_demand, p_weight + 1.0, n_units, n_demands, 1.0)
     _, col = min_weight_full_bipartite_matching(graph, maximize=True)
-    unit = np.flatnonzero(col < n_demands)
-    demand = col[unit].astype(np.int64)
+    unit, demand = matched_pairs(col, np.arange(n_demands))
     value = float(weight[demand].sum())
     prices = _assignment_prices(p_unit, p_demand, weight, unit, demand, n_units, n_demands)
     if prices is None:
