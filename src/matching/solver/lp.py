@@ -54,6 +54,18 @@ COLUMNS_PER_GROUP = 3
 PICK_SHORTLIST = 20
 """`LPSession._pick` groups only this many times its cap of the most improving triples."""
 
+DUAL_AFTER_COLUMNS = 0.1
+"""Dual simplex after new columns when they number more than this fraction of the LP's rows.
+
+Why: after new columns the basis stays primal feasible, and primal simplex takes a few
+iterations per column that enters; but HiGHS's dual simplex is faster per iteration and, the
+triples being boxed in [0, 1], makes a dual-infeasible column dual feasible by flipping it to its
+upper bound. Measured on the root LPs: after 3,000 new columns on the January round's 14,277
+rows, primal took 2,150 iterations (0.27 s), dual 1,008 (0.08 s); after 100 columns primal
+took 113 iterations, dual about 900. The pooled year (32,000 columns a round on 19,456 rows):
+LP 29.9 s with primal, 20.9 s with dual.
+"""
+
 VIOLATION_COST = 1000.0
 """Price of violating an extra row by one unit, in multiples of the largest triple weight."""
 
@@ -497,6 +509,7 @@ class LPSession:
         self.e_upper = np.zeros(0)
         self.columns_per_round = COLUMNS_PER_ROUND
         self.rows_changed = True  # the next solve starts from a primal-infeasible basis
+        self.cols_at_solve = 0  # HiGHS's columns at the last solve
         # duals (<= rows, = rows) to bound the first solve with before any simplex iteration
         self.first_duals: tuple[np.ndarray, np.ndarray] | None = None
         self._add_columns(np.arange(lay.n_x, self.n_base))
@@ -728,11 +741,14 @@ class LPSession:
             # HiGHS's time limit counts the instance's whole run time, every earlier solve of
             # the session included (a pooled year's node LPs stopped at once after 60 s of them)
             self.highs.setOptionValue("time_limit", self.highs.getRunTime() + remaining)
-            # measured on the Caen la Mer rounds: after new columns the basis stays primal
-            # feasible and primal simplex takes tens of iterations where dual simplex takes
-            # thousands; after new or changed rows (cold start, cuts, branching) dual wins
-            self.highs.setOptionValue("simplex_strategy", 1 if self.rows_changed else 4)
+            # after new or changed rows (cold start, cuts, branching) the basis is primal
+            # infeasible and dual simplex wins; after new columns too, when they are many
+            # (`DUAL_AFTER_COLUMNS`); after a few, primal simplex takes a few iterations
+            added = self.highs.getNumCol() - self.cols_at_solve
+            many = added > DUAL_AFTER_COLUMNS * self.highs.getNumRow()
+            self.highs.setOptionValue("simplex_strategy", 1 if self.rows_changed or many else 4)
             self.rows_changed = False
+            self.cols_at_solve = self.highs.getNumCol()
             self.highs.run()
             self.solved = True
             status = self.highs.getModelStatus()
