@@ -279,6 +279,20 @@ def test_grouped_order_is_the_stable_sort() -> None:
         assert np.array_equal(_grouped_order(runs), np.argsort(runs, kind="stable"))
 
 
+def test_unit_res_key_orders_by_unit_then_reservataire_in_the_narrowest_width() -> None:
+    """The group key is unit-major with NONE first, int32 while it fits and int64 beyond."""
+    from matching.solver.instance import unit_res_key
+
+    rng = np.random.default_rng(3)
+    for n_units, width in [(300, np.int32), (2**29, np.int64)]:
+        unit = rng.integers(0, n_units, size=500).astype(np.int32)
+        res = rng.integers(-1, 5, size=500).astype(np.int16)
+        key = unit_res_key(unit, res, 5)
+        assert key.dtype == width
+        expected = unit.astype(np.int64) * 6 + res.astype(np.int64) + 1
+        assert np.array_equal(key, expected)
+
+
 def test_a_bound_that_cannot_beat_the_best_is_never_below_its_exact_value() -> None:
     """`_evaluate` may skip the exact sum only for a bound it shows is worse than ``beat``."""
     from matching.solver.lp import LPSession

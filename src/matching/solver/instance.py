@@ -85,11 +85,18 @@ def index_dtype(n: int) -> type[np.signedinteger]:
 
 
 def unit_res_key(unit: np.ndarray, res: np.ndarray, n_res: int) -> np.ndarray:
-    """One int64 key per (unit, réservataire), unit-major: sorted triples come grouped by it.
+    """One key per (unit, réservataire), unit-major: sorted triples come grouped by it.
 
-    ``n_res`` bounds the réservataire indices (NONE, -1, is the first of each unit).
+    ``n_res`` bounds the réservataire indices (NONE, -1, is the first of each unit). The key is
+    int32 when it fits (`index_dtype`) and computed in place: with int64 copies of both fields
+    and their temporaries, its four calls on the pooled year took 1.1 s.
     """
-    return unit.astype(np.int64) * (n_res + 1) + (res.astype(np.int64) + 1)
+    width = n_res + 1
+    key = unit.astype(index_dtype((int(unit.max(initial=0)) + 1) * width))
+    key *= width
+    key += res
+    key += 1
+    return key
 
 
 def build_triples(inst: RoundInstance) -> Triples:

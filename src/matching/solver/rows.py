@@ -156,7 +156,7 @@ def row_classes(triples: Triples, rows: list[QuotaRow], n_res: int) -> np.ndarra
     It is renumbered before a digit would overflow int64.
     """
     n = len(triples)
-    key = unit_res_key(triples.unit, triples.res, n_res)
+    key = unit_res_key(triples.unit, triples.res, n_res).astype(np.int64, copy=False)
     by_rule: dict[str, list[QuotaRow]] = {}
     for row in rows:
         by_rule.setdefault(row.rule.id, []).append(row)
