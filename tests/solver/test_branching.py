@@ -6,6 +6,8 @@
   values on 50 random small rounds whose floors bind (issue 5), every result checked
   independently; at least some of them are proven by branching, so the path is exercised.
 - The engine on OR-Library assign100 finds the published optimum, 305.
+- The count ranges' per-unit and per-réservataire counts, read from the sorted triples' runs,
+  are those of a plain count over each aggregate's triples.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import pytest
 from matching.exceptions import InfeasibleError
 from matching.generate import generate_territory
 from matching.params import SolveParams
-from matching.solver.cuts import ShareRow, _lower_hull, hull_cuts
+from matching.solver.cuts import ShareRow, _Coverage, _lower_hull, aggregates, hull_cuts
+from matching.solver.instance import build_triples
 from matching.solver.matching import solve_matching
-from tests.solver.support import binding_policy, solve_checked
+from matching.solver.rows import quota_rows
+from tests.solver.support import binding_policy, generated_round, solve_checked
 
 PRUNED = SolveParams(num_workers=1, time_limit_s=20.0, prune=True, prune_above_triples=0)
 FULL = SolveParams(num_workers=1, time_limit_s=20.0, prune=False)
@@ -79,6 +83,30 @@ def test_hull_cuts_keep_every_integer_point(p: int, q: int, rhs: int, lo: int, h
         x[n : n + hi - math.ceil(c_lp)] = 1
         x[n + hi - math.ceil(c_lp)] = math.ceil(c_lp) - c_lp
         assert any(float(np.dot(cut.coef, x[cut.idx])) < cut.rhs - 1e-9 for cut in cuts)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_counts_from_the_sorted_runs_are_plain_counts(seed: int) -> None:
+    """Binary searches on the (unit, réservataire) runs count as a bincount of each index set."""
+    _, _, _, inst = generated_round(seed, 14, 120, binding_policy())
+    triples = build_triples(inst)
+    rows = quota_rows(inst, triples)
+    n_units, n_res = len(inst.units), len(inst.reservataires)
+    coverage = _Coverage.of(n_units, n_res, triples)
+    assert coverage.group_start is not None  # build_triples writes them sorted
+    assert np.array_equal(coverage.per_unit, np.bincount(triples.unit, minlength=n_units))
+    _, every = aggregates(inst, triples, rows, 0)
+    rng = np.random.default_rng(seed)
+    index_sets = [agg.idx for agg in every] + [
+        np.flatnonzero(rng.random(len(triples)) < 0.3) for _ in range(5)
+    ]
+    shuffled = triples.subset(rng.permutation(len(triples)))
+    assert _Coverage.of(n_units, n_res, shuffled).group_start is None  # falls back to counting
+    for idx in index_sets:
+        in_unit, in_res = coverage.counts(triples, idx)
+        assert np.array_equal(in_unit, np.bincount(triples.unit[idx], minlength=n_units))
+        plain = np.bincount(triples.res[idx].astype(np.int64) + 1, minlength=n_res + 1)
+        assert np.array_equal(in_res, plain)
 
 
 def test_pruning_and_branching_never_change_the_optimum_on_50_rounds() -> None:
