@@ -68,8 +68,17 @@ class ShareRow:
 
     @functools.cached_property
     def in_counted(self) -> np.ndarray:
-        """Which of the base's triples are counted (a mask over ``base.idx``), computed once."""
-        return np.isin(self.base.idx, self.counted.idx, assume_unique=True)
+        """Which of the base's triples are counted (a mask over ``base.idx``), computed once.
+
+        Through a mask over the triple indices, not `np.isin` (which sorts both sets: 2.8 s
+        for a Paris-sized round's five share rows).
+        """
+        base = self.base.idx
+        if len(base) == 0:
+            return np.zeros(0, dtype=bool)
+        dense = np.zeros(int(base.max()) + 1, dtype=bool)
+        dense[self.counted.idx] = True  # the counted triples are base triples
+        return dense[base]
 
 
 def label_ranges(inst: RoundInstance) -> list[tuple[int, int]]:

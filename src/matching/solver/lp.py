@@ -616,22 +616,43 @@ class LPSession:
         self._add_columns(np.sort(idx[~self.in_lp[idx]]))
 
     def _extra_matrix(
-        self, cols: np.ndarray, cuts: Sequence[LinearCut] | None = None
+        self,
+        cols: np.ndarray,
+        cuts: Sequence[LinearCut] | None = None,
+        forms: Sequence[np.ndarray | None] | None = None,
     ) -> sp.csr_matrix:
-        """Extra rows (in <= form; all of them by default) on the global columns ``cols``."""
-        cuts = self.extra if cuts is None else cuts
+        """Extra rows (in <= form; all of them by default) on the global columns ``cols``.
+
+        ``forms``: each cut's coefficient per class when it has one (`RoundLayout.class_form`),
+        read per column instead of through the cut's triples: the allocation floor and the
+        staircase cuts of a Paris-sized round cover up to 70 million triples, and locating
+        the few thousand new columns among them took 7.5 s over a branching.
+        """
+        if cuts is None:
+            cuts, forms = self.extra, self.extra_class
+        forms = [None] * len(cuts) if forms is None else forms
         n_x = self.lay.n_x
-        pos = np.full(n_x, -1, dtype=index_dtype(n_x))
-        x_mask = cols < n_x
-        pos[cols[x_mask]] = np.flatnonzero(x_mask)
+        x_mask = (cols >= 0) & (cols < n_x)  # -1: a violation column
+        x_pos = np.flatnonzero(x_mask)
+        x_cols = cols[x_mask]
+        pos: np.ndarray | None = None  # global triple -> position in cols, built if needed
         r_parts, c_parts, v_parts = [], [], []
-        for k, cut in enumerate(cuts):
-            sign = cut.sign
-            where = pos[cut.idx]
-            ok = where >= 0
-            r_parts.append(np.full(int(ok.sum()), k))
-            c_parts.append(where[ok])
-            v_parts.append(sign * cut.coef[ok].astype(np.float64))
+        for k, (cut, form) in enumerate(zip(cuts, forms, strict=True)):
+            if form is not None:
+                assert isinstance(self.lay, RoundLayout)
+                coef = form[self.lay.classes[x_cols]]
+                nonzero = np.flatnonzero(coef)
+                where, values = x_pos[nonzero], coef[nonzero]
+            else:
+                if pos is None:
+                    pos = np.full(n_x, -1, dtype=index_dtype(n_x))
+                    pos[x_cols] = x_pos
+                where = pos[cut.idx]
+                ok = where >= 0
+                where, values = where[ok], cut.coef[ok].astype(np.float64)
+            r_parts.append(np.full(len(where), k))
+            c_parts.append(where)
+            v_parts.append(cut.sign * values)
         return sp.csr_matrix(
             (np.concatenate(v_parts), (np.concatenate(r_parts), np.concatenate(c_parts))),
             shape=(len(cuts), len(cols)),
@@ -658,7 +679,7 @@ class LPSession:
             self.e_upper = np.concatenate(
                 [self.e_upper, [float(np.abs(c.coef).sum()) + abs(c.rhs) for c in new]]
             )
-            mat = self._extra_matrix(self.col_global, new).tocsr()
+            mat = self._extra_matrix(self.col_global, new, self.extra_class[start:]).tocsr()
             mat.sort_indices()
             rhs = np.array([c.sign * c.rhs for c in new])
             n = len(new)
