@@ -234,7 +234,7 @@ def _outputs(folder: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(folder)): p.read_bytes()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and "state" not in p.parts and p.name != "timings.json"
+        if p.is_file() and p.name != "timings.json"  # the checkpoint too: byte-stable
     }
 
 

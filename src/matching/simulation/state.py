@@ -53,6 +53,8 @@ OFFER_LEDGER: dict[str, str] = {
 
 STATE_DIR = "state"
 POINTER = "latest.json"
+TIMINGS = "timings.json"
+"""The checkpoint's wall times, kept apart from the byte-stable ``state.json``."""
 
 
 class CheckpointError(MatchingError):
@@ -115,9 +117,11 @@ def save_checkpoint(out: Path, state: SimulationState) -> Path:
         "fingerprint": state.fingerprint,
         "year_so_far": state.year.model_dump(mode="json"),
         "rounds": state.rounds,
-        "timings": state.timings,
     }
     (tmp / "state.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    # wall times apart: every other file of the checkpoint is byte-stable for the same inputs
+    timings = json.dumps({"rounds": state.timings}, indent=1) + "\n"
+    (tmp / TIMINGS).write_text(timings, encoding="utf-8")
     _write_csv(state.units, tmp / "units.csv")
     _write_csv(state.demands, tmp / "demands.csv")
     _write_csv(state.allocations, tmp / "allocations.csv")
@@ -158,7 +162,7 @@ def load_checkpoint(out: Path, fingerprint: str) -> SimulationState | None:
             allocations=_read_csv(folder / "allocations.csv", ALLOCATION_LEDGER),
             offers=_read_csv(folder / "offers.csv", OFFER_LEDGER),
             rounds=list(meta["rounds"]),
-            timings=list(meta["timings"]),
+            timings=_read_timings(folder, meta),
         )
     except (OSError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{pointer}: cannot read the checkpoint ({exc})") from None
@@ -168,6 +172,13 @@ def load_checkpoint(out: Path, fingerprint: str) -> SimulationState | None:
             "use another --out folder, or run without --resume to start over"
         )
     return state
+
+
+def _read_timings(folder: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The wall times of the rounds so far (older checkpoints kept them in ``state.json``)."""
+    if "timings" in meta:
+        return list(meta["timings"])
+    return list(json.loads((folder / TIMINGS).read_text(encoding="utf-8"))["rounds"])
 
 
 def clear_checkpoints(out: Path) -> None:
