@@ -267,6 +267,39 @@ def test_extra_rows_by_class_price_as_scattered() -> None:
     np.testing.assert_allclose(certs[0].reduced_cost, certs[1].reduced_cost, atol=1e-6)
 
 
+def test_extra_rows_on_columns_are_their_coefficients_and_skip_violation_columns() -> None:
+    """The extra rows written on LP columns are each triple's coefficient, by class or not.
+
+    ``-1`` stands for a violation column in the session's columns: it has no coefficient, even
+    where the cuts cover the last triple (which ``-1`` would index).
+    """
+    from matching.solver.lp import LinearCut, LPSession
+
+    inst, triples, rows, weights = _round(2)
+    n = len(triples)
+    row = rows[0]
+    last = np.arange(n - n // 4, n)  # covers the last triple
+    cuts = [
+        LinearCut(row.idx, row.coef, ">=", int(row.rhs) + 1, "by-class"),
+        LinearCut(last, np.full(len(last), 3, dtype=np.int8), "<=", 2, "tail"),
+        LinearCut(np.arange(n), np.ones(n, dtype=np.int8), ">=", 1, "floor"),
+    ]
+    session = LPSession.for_round(
+        inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
+    )
+    forms = [session.lay.class_form(c) for c in cuts]
+    assert forms[0] is not None and forms[2] is not None
+    rng = np.random.default_rng(5)
+    cols = np.concatenate([[-1], rng.choice(n - 1, size=40, replace=False), [n - 1, -1]])
+    for given in (forms, None):
+        matrix = session._extra_matrix(cols, cuts, given).toarray()
+        for k, cut in enumerate(cuts):
+            dense = np.zeros(n)
+            dense[cut.idx] = cut.sign * cut.coef.astype(np.float64)
+            expected = np.where(cols >= 0, dense[np.maximum(cols, 0)], 0.0)
+            assert np.array_equal(matrix[k], expected), (cut.name, given is None)
+
+
 def test_grouped_order_is_the_stable_sort() -> None:
     """The counting sort of `build_triples` is the stable argsort of contiguous groups."""
     from matching.solver.instance import _grouped_order
