@@ -25,6 +25,7 @@ import pandas as pd
 
 from matching.exceptions import MatchingError
 from matching.flux import YearSoFar
+from matching.io import json_text
 
 UNIT_LEDGER: dict[str, str] = {
     "unit_id": "str", "status": "str", "oriented_to": "str", "oriented_on": "str",
@@ -120,8 +121,7 @@ def save_checkpoint(out: Path, state: SimulationState) -> Path:
     }
     (tmp / "state.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     # wall times apart: every other file of the checkpoint is byte-stable for the same inputs
-    timings = json.dumps({"rounds": state.timings}, indent=1) + "\n"
-    (tmp / TIMINGS).write_text(timings, encoding="utf-8")
+    (tmp / TIMINGS).write_text(json_text({"rounds": state.timings}), encoding="utf-8")
     _write_csv(state.units, tmp / "units.csv")
     _write_csv(state.demands, tmp / "demands.csv")
     _write_csv(state.allocations, tmp / "allocations.csv")

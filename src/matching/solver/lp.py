@@ -71,9 +71,6 @@ where primal took 113. A tenth of the rows as the threshold instead: the same on
 the year, primal on Paris.
 """
 
-GATHER_CHUNK = 1 << 22
-"""Triples gathered at once by `RoundLayout.rmatvec` (bounds its temporaries to 32 MB)."""
-
 VIOLATION_COST = 1000.0
 """Price of violating an extra row by one unit, in multiples of the largest triple weight."""
 
@@ -216,7 +213,6 @@ class RoundLayout:
         rows: list[QuotaRow],
         bands: dict[str, FluxBand],
         soft: bool,
-        classes: np.ndarray | None = None,
     ) -> None:
         self.triples = triples
         self.rows = rows
@@ -255,7 +251,7 @@ class RoundLayout:
             [np.ones(self.n_x + self.n_e), np.maximum(high - low, 0.0), np.asarray(upper_s)]
         )
         # every coefficient of a triple's column but its household's is its class's
-        self.classes = row_classes(triples, rows, self.n_res) if classes is None else classes
+        self.classes = row_classes(triples, rows, self.n_res)
         rep = class_representatives(self.classes)
         self.class_rep = rep
         self.class_first = self._first_row(rep)
@@ -339,8 +335,8 @@ class RoundLayout:
         # in place, by chunks: one array per triple, not three (560 MB each on Paris); and
         # indexing, not np.take, which first copies int32 indices to int64 (January's pricing
         # two gathers: 13 ms a round instead of 25)
-        for a in range(0, self.n_x, GATHER_CHUNK):
-            b = min(a + GATHER_CHUNK, self.n_x)
+        for a in range(0, self.n_x, _CHUNK):
+            b = min(a + _CHUNK, self.n_x)
             out[a:b] = per_class[self.classes[a:b]]
             out[a:b] += y_demand[demand[a:b]]
         e = np.repeat(y_eq[: self.n_flux], self.n_res)
@@ -543,8 +539,7 @@ class LPSession:
         per_group: int = 1,
     ) -> LPSession:
         """The session of a round: its layout, min-form costs, best triples of each group."""
-        classes = row_classes(triples, rows, len(inst.reservataires))
-        lay = RoundLayout(inst, triples, rows, bands, soft, classes)
+        lay = RoundLayout(inst, triples, rows, bands, soft)
         cost = -np.concatenate([weight_x, np.zeros(lay.n_o), weight_s[: lay.n_s]])
         # the first columns: the best household of each group (every kind a quota counts) and
         # the unconstrained optimum's pairs (`matching.solver.seed`). One per group, not four:
@@ -559,7 +554,7 @@ class LPSession:
         partner = np.full(len(inst.units), -1, dtype=np.int64)
         partner[optimum.unit] = optimum.demand
         seeded = np.flatnonzero(partner[triples.unit] == triples.demand)
-        initial = np.union1d(top_per_class(classes, per_group), seeded)
+        initial = np.union1d(top_per_class(lay.classes, per_group), seeded)
         out = cls(lay, cost, initial, rows)
         if optimum.unit_price is not None and optimum.demand_price is not None:
             out.first_duals = lay.price_duals(optimum.unit_price, optimum.demand_price)
@@ -982,7 +977,8 @@ def _row_coefficients(row: QuotaRow, t: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 _CHUNK = 1 << 22
-"""Entries per step of `_scatter_add` (its temporaries: 32 MB, whatever the row's length)."""
+"""Entries per step of `_scatter_add` and of `RoundLayout.rmatvec`'s gathers (temporaries of
+32 MB, whatever the number of triples)."""
 
 
 def _scatter_add(out: np.ndarray, idx: np.ndarray, coef: np.ndarray, factor: float) -> None:

@@ -171,16 +171,15 @@ def _assignment_prices(
     matched_weight = np.zeros(n_units)
     matched_weight[unit] = weight[demand]
     at = housed_at[p_demand]
-    lower = np.zeros(n_units)  # u_i >= w_j for an unhoused household j of unit i
+    u = np.zeros(n_units)  # from the lower bounds u_i >= w_j for an unhoused household j of i
     free = at < 0
-    np.maximum.at(lower, p_unit[free], weight[p_demand[free]])
+    np.maximum.at(u, p_unit[free], weight[p_demand[free]])
     # u_i >= u_k + (w_j - w_j at k) for a pair (i, j) with j housed at another unit k
     link = ~free & (at != p_unit)
     order = np.argsort(p_unit[link], kind="stable")  # (pairs come sorted by unit: a no-op)
     dst = p_unit[link][order]
     src = at[link][order]
     length = weight[p_demand[link]][order] - matched_weight[src]
-    u = lower
     if len(dst):
         starts = np.flatnonzero(np.r_[True, dst[1:] != dst[:-1]])
         target = dst[starts]
@@ -189,8 +188,7 @@ def _assignment_prices(
             grown = reach > u[target]
             if not grown.any():
                 break
-            u = u.copy()
-            u[target[grown]] = reach[grown]
+            u[target[grown]] = reach[grown]  # reach was read from the previous pass
         else:  # not settled: a positive cycle (the matching was not optimal) or a long chain
             return None
     v = np.zeros(n_demands)
