@@ -235,6 +235,30 @@ def test_row_classes_share_every_coefficient() -> None:
         same.append(coef)
     for values in same:
         assert np.array_equal(values, values[first[classes]])
+    # and no finer: one class per signature, numbered by first appearance
+    signature = np.unique(np.stack(same, axis=1), axis=0, return_inverse=True)[1].ravel()
+    assert n_classes == int(signature.max()) + 1
+    assert np.array_equal(np.unique(classes, return_index=True)[1], np.sort(first))
+    assert np.array_equal(first, np.sort(first))
+
+
+@pytest.mark.parametrize("per_group", [1, 2, 3])
+def test_top_per_class_is_the_first_triples_of_each_class(per_group: int) -> None:
+    """The first ``per_group`` positions of every class, however the classes are numbered."""
+    from matching.solver.lp import top_per_class
+    from matching.solver.rows import class_representatives
+
+    rng = np.random.default_rng(per_group)
+    for _ in range(20):
+        classes = rng.integers(0, 12, size=int(rng.integers(1, 80))).astype(np.int32)
+        classes = np.unique(classes, return_inverse=True)[1].ravel().astype(np.int32)
+        expected = sorted(
+            t for k in range(int(classes.max()) + 1)
+            for t in np.flatnonzero(classes == k)[:per_group]
+        )  # fmt: skip
+        assert top_per_class(classes, per_group).tolist() == expected
+        firsts = [int(np.flatnonzero(classes == k)[0]) for k in range(int(classes.max()) + 1)]
+        assert class_representatives(classes).tolist() == firsts
 
 
 def test_extra_rows_by_class_price_as_scattered() -> None:
@@ -300,16 +324,40 @@ def test_extra_rows_on_columns_are_their_coefficients_and_skip_violation_columns
             assert np.array_equal(matrix[k], expected), (cut.name, given is None)
 
 
-def test_grouped_order_is_the_stable_sort() -> None:
-    """The counting sort of `build_triples` is the stable argsort of contiguous groups."""
-    from matching.solver.instance import _grouped_order
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_triples_are_each_pool_expansion_in_unit_reservataire_rank_order(shuffled: bool) -> None:
+    """`build_triples` is the plain expansion of every pair by its pools, in sorted order.
 
-    rng = np.random.default_rng(7)
-    for _ in range(20):
-        keys = rng.permutation(rng.integers(0, 50, size=rng.integers(1, 30)))
-        runs = np.repeat(np.unique(keys)[rng.permutation(len(np.unique(keys)))],
-                         rng.integers(1, 6, size=len(np.unique(keys))))  # fmt: skip
-        assert np.array_equal(_grouped_order(runs), np.argsort(runs, kind="stable"))
+    Sorted by (unit, réservataire, tie rank), whether the pairs come grouped by unit or not.
+    """
+    import dataclasses
+
+    from matching.policy.conditions import evaluate
+
+    _, _, _, inst = generated_round(5, 30, 400, binding_policy())
+    if shuffled:
+        perm = np.random.default_rng(2).permutation(len(inst.pair_unit))
+        inst = dataclasses.replace(
+            inst, pair_unit=inst.pair_unit[perm], pair_demand=inst.pair_demand[perm],
+            pair_pools=inst.pair_pools[perm],
+        )  # fmt: skip
+    rows = []
+    flux = inst.flux_units
+    for u, d, pools in zip(inst.pair_unit, inst.pair_demand, inst.pair_pools, strict=True):
+        if not flux[u]:
+            rows.append((u, -1, inst.tie_rank[d], d))
+            continue
+        for i, rule in enumerate(inst.policy.reservataires):
+            legal = tuple(c for c in rule.pool if c.field == "priority")
+            if (pools >> i) & 1 and (not legal or evaluate(legal, inst.demands.iloc[[d]])[0]):
+                rows.append((u, i, inst.tie_rank[d], d))
+    expected = np.array(sorted(rows))
+    triples = build_triples(inst)
+    assert (expected[:, 1] == -1).any() and (expected[:, 1] >= 0).any()
+    assert np.array_equal(triples.unit, expected[:, 0])
+    assert np.array_equal(triples.res, expected[:, 1])
+    assert np.array_equal(triples.demand, expected[:, 3])
+    assert np.array_equal(triples.score, inst.scores[expected[:, 3]])
 
 
 def test_unit_res_key_orders_by_unit_then_reservataire_in_the_narrowest_width() -> None:
@@ -346,3 +394,35 @@ def test_a_bound_that_cannot_beat_the_best_is_never_below_its_exact_value() -> N
             if value != exact:
                 assert value > beat  # skipped only when it cannot be the best
             np.testing.assert_array_equal(rc, rc_beat)
+
+
+def test_triple_mask_is_evaluate_on_the_triple_fields() -> None:
+    """`triple_mask` holds exactly where `evaluate` on each triple's own fields does.
+
+    Through the source tables and by comparisons on the réservataire, on all triples or a subset.
+    """
+    from matching.policy.conditions import Condition, evaluate
+    from matching.solver.instance import triple_fields, triple_mask
+
+    inst, triples, _, _ = _round(3)
+    res = list(inst.reservataires)
+    cases = [
+        (Condition(field="reservataire", value=res[1]),),
+        (Condition(field="reservataire", op="in", value=[res[0], "", res[2]]),),
+        (Condition(field="reservataire", op="ne", value=res[0]),),
+        (Condition(field="reservataire", op="not_in", value=res[:4]),),
+        (Condition(field="in_flux"),),
+        (Condition(field="in_flux", value=False),),
+        (Condition(field="unit.qpv"), Condition(field="demand.priority")),
+        (Condition(field="reservataire", op="in", value=res[1:3]), Condition(field="in_flux")),
+    ]
+    fields = triple_fields(
+        inst, triples, {"reservataire", "in_flux", "unit.qpv", "demand.priority"}
+    )
+    assert (triples.res < 0).any()
+    at = np.flatnonzero(np.random.default_rng(0).random(len(triples)) < 0.3).astype(np.int32)
+    for conditions in cases:
+        expected = evaluate(conditions, fields)
+        assert 0 < expected.sum() < len(triples), conditions
+        assert np.array_equal(triple_mask(inst, triples, conditions), expected), conditions
+        assert np.array_equal(triple_mask(inst, triples, conditions, at=at), expected[at])

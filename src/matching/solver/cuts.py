@@ -198,6 +198,33 @@ def aggregates(
     empty = max(0, len(inst.units) - min_allocations)
     ranges = label_ranges(inst)
     coverage = _Coverage.of(len(inst.units), len(inst.reservataires), triples)
+    shares, every = _row_aggregates(triples, rows, coverage, empty, ranges)
+    for r, res in enumerate(inst.reservataires):
+        idx = np.flatnonzero(triples.res == r).astype(index_dtype(len(triples)))
+        lo, hi = _units_range(triples, coverage, idx, empty, ranges)
+        every.append(Aggregate(f"N:{res}", idx, lo, hi))
+    return shares, every
+
+
+def share_rows(inst: RoundInstance, triples: Triples, rows: list[QuotaRow]) -> list[ShareRow]:
+    """The hard share rows as aggregate pairs with their ranges in every solution.
+
+    `aggregates` without a floor on the allocations and without the réservataires' aggregates
+    (five passes over the triples that `unreachable_rules` and `least_shortfalls` never read).
+    """
+    ranges = label_ranges(inst)
+    coverage = _Coverage.of(len(inst.units), len(inst.reservataires), triples)
+    return _row_aggregates(triples, rows, coverage, len(inst.units), ranges)[0]
+
+
+def _row_aggregates(
+    triples: Triples,
+    rows: list[QuotaRow],
+    coverage: _Coverage,
+    empty: int,
+    ranges: list[tuple[int, int]],
+) -> tuple[list[ShareRow], list[Aggregate]]:
+    """The share rows, and the B and C aggregates of every quota row."""
     shares: list[ShareRow] = []
     every: list[Aggregate] = []
     for row in rows:
@@ -209,10 +236,6 @@ def aggregates(
         if row.rule.measure == Measure.SHARE:
             frac = row.rule.target_fraction()
             shares.append(ShareRow(row, base, counted, frac.numerator, frac.denominator))
-    for r, res in enumerate(inst.reservataires):
-        idx = np.flatnonzero(triples.res == r).astype(index_dtype(len(triples)))
-        lo, hi = _units_range(triples, coverage, idx, empty, ranges)
-        every.append(Aggregate(f"N:{res}", idx, lo, hi))
     return shares, every
 
 
@@ -304,7 +327,7 @@ def unreachable_rules(
     its ranges used (those of the réservataires of its base, when the base holds only flux
     units): together they are sufficient for infeasibility, as a CP-SAT core would say.
     """
-    shares, _ = aggregates(inst, triples, rows, 0)
+    shares = share_rows(inst, triples, rows)
     bands = inst.bands()
     for share in shares:
         if _reachable(share, 0):
@@ -326,7 +349,7 @@ def least_shortfalls(inst: RoundInstance, triples: Triples, rows: list[QuotaRow]
     for every solution) is a lower bound on the row's shortfall in every solution. Floors only:
     they are what a year so far leaves out of reach.
     """
-    shares, _ = aggregates(inst, triples, rows, 0)
+    shares = share_rows(inst, triples, rows)
     least: dict[str, int] = {}
     for share in shares:
         if share.row.sense != ">=":

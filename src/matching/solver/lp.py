@@ -441,6 +441,8 @@ def top_per_class(classes: np.ndarray, per_group: int) -> np.ndarray:
     quota distinguishes (priority, Q1, ...), so that the first restricted LP can already meet
     the quotas.
     """
+    if per_group == 1:  # the first of each class, in O(n): the stable sort took 0.7 s on the year
+        return np.sort(class_representatives(classes))
     order = np.argsort(classes, kind="stable")  # stable: keeps the rank order
     return np.sort(order[group_ranks(classes[order]) < per_group])
 

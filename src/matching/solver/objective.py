@@ -41,8 +41,8 @@ def stage_terms(
     n_rows = len(rows)
     zeros_s = np.zeros(n_rows, dtype=np.int64)
     out: list[StageTerms] = []
-    n_demands = int(_present(triples.demand).sum())
-    most = min(n_units, n_demands)
+    scores = _demand_scores(triples)  # one entry per household with a triple
+    most = min(n_units, len(scores))
     for stage in stages:
         if stage == Stage.SHORTFALL:
             if mode != QuotaMode.SOFT or not rows:
@@ -53,10 +53,8 @@ def stage_terms(
         elif stage == Stage.ALLOCATIONS:
             out.append(StageTerms(stage, _constant(1, len(triples)), zeros_s, 0, most))
         elif stage == Stage.SCORE:
-            best = _best_scores_sum(triples, most)
-            low = -_best_scores_sum(
-                Triples(triples.unit, triples.demand, triples.res, -triples.score), most
-            )
+            best = _best_sum(scores, most)
+            low = -_best_sum(-scores, most)
             out.append(StageTerms(stage, triples.score, zeros_s, min(0, low), best))
     return out
 
@@ -69,24 +67,26 @@ def _constant(value: int, n: int) -> np.ndarray:
     return np.broadcast_to(np.int64(value), (n,))
 
 
-def _best_scores_sum(triples: Triples, count: int) -> int:
-    """Sum of the ``count`` best (positive part of) demand scores among the triples."""
-    if count == 0 or len(triples) == 0:
-        return 0
-    # a demand's score is the same on all its triples: scatter it (no sort of all triples)
-    value = np.zeros(int(triples.demand.max()) + 1, dtype=np.int64)
+def _demand_scores(triples: Triples) -> np.ndarray:
+    """The score of each household that has a triple (the same on all of its triples).
+
+    One count and one scatter over the triples, not a sort: 18.9 million on the pooled year.
+    """
+    n = int(triples.demand.max(initial=-1)) + 1
+    present = np.bincount(triples.demand, minlength=n) > 0
+    value = np.zeros(n, dtype=np.int64)
     value[triples.demand] = triples.score
-    per_demand = np.maximum(value[_present(triples.demand)], 0)
-    if count < len(per_demand):
-        per_demand = np.partition(per_demand, len(per_demand) - count)[len(per_demand) - count :]
-    return int(per_demand.sum())
+    return value[present]
 
 
-def _present(demand: np.ndarray) -> np.ndarray:
-    """Mask of the demand positions that have at least one triple."""
-    mask = np.zeros(int(demand.max(initial=-1)) + 1, dtype=bool)
-    mask[demand] = True
-    return mask
+def _best_sum(values: np.ndarray, count: int) -> int:
+    """Sum of the ``count`` largest positive parts of ``values``."""
+    if count == 0 or len(values) == 0:
+        return 0
+    values = np.maximum(values, 0)
+    if count < len(values):
+        values = np.partition(values, len(values) - count)[len(values) - count :]
+    return int(values.sum())
 
 
 def combined_weights(terms: list[StageTerms]) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -99,12 +99,21 @@ def combined_weights(terms: list[StageTerms]) -> tuple[np.ndarray, np.ndarray, l
     multipliers.reverse()
     if not terms:
         return np.zeros(0), np.zeros(0), []
-    # accumulated in place, a constant stage as a scalar: one temporary at a time per triple
-    x = np.zeros(len(terms[0].x))
+    # the constant stages as one scalar, the others accumulated in place: one array per triple
+    # (with a zero array first and a temporary per stage, 0.45 s on the pooled year)
+    x: np.ndarray | None = None
+    constant = 0.0
     for mult, t in zip(multipliers, terms, strict=True):
         if len(t.x) and t.x.strides[0] == 0:  # a `_constant` view
-            x += float(mult) * float(t.x[0])
+            constant += float(mult) * float(t.x[0])
+        elif x is None:
+            x = t.x.astype(np.float64)
+            x *= float(mult)
         else:
             x += t.x * float(mult)
+    if x is None:
+        x = np.full(len(terms[0].x), constant)
+    else:
+        x += constant
     s = sum(mult * t.s.astype(np.float64) for mult, t in zip(multipliers, terms, strict=True))
     return x, np.asarray(s, dtype=np.float64), multipliers
