@@ -113,6 +113,38 @@ def test_implicit_transpose_matches_the_columns(seed: int) -> None:
         np.testing.assert_allclose(lay.rmatvec(y_ub, y_eq), expected, atol=1e-9)
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_reduced_costs_by_household_are_cost_minus_the_transpose(seed: int) -> None:
+    """Costs held per household give every column's ``cost - A^T y`` and cost.
+
+    The same as a cost array over every column (random duals, a per-class extra term).
+    """
+    from matching.solver.lp import Costs
+    from matching.solver.seed import uniform_household_weights
+
+    inst, triples, rows, weights = _round(seed)
+    by_household = uniform_household_weights(triples.demand, weights, len(inst.demands))
+    assert by_household is not None  # the default stages weigh a household's triples alike
+    lay = RoundLayout(inst, triples, rows, inst.bands(), soft=True)
+    rng = np.random.default_rng(seed)
+    rest = rng.normal(size=lay.n_o + lay.n_s)
+    full = np.concatenate([-weights, rest])
+    held = Costs.by_household(-by_household, triples.demand, rest)
+    n = lay.n_x + lay.n_o + lay.n_s
+    matrix = lay.columns(np.arange(n))
+    y_ub, y_eq = rng.normal(size=len(lay.b_ub)), rng.normal(size=len(lay.b_eq))
+    extra = rng.normal(size=int(lay.classes.max()) + 1)
+    expected = full - matrix.T @ np.concatenate([y_ub, y_eq])
+    expected[: lay.n_x] -= extra[lay.classes]
+    for costs in (held, Costs(lay.n_x, full=full)):
+        np.testing.assert_allclose(lay.reduced_costs(costs, y_ub, y_eq, extra), expected, atol=1e-9)
+        cols = rng.permutation(n)[: n // 2]
+        assert np.array_equal(costs.of(cols), full[cols])
+        assert costs.largest_triple_cost() == float(np.abs(weights).max())
+    spread = weights + (triples.unit % 2)  # a household's triples weighing differently
+    assert uniform_household_weights(triples.demand, spread, len(inst.demands)) is None
+
+
 def test_auxiliary_values_of_a_solution_satisfy_the_rows() -> None:
     """A greedy allocation's x and auxiliary values meet the unit, band and demand rows."""
     inst, triples, rows, _ = _round(3)

@@ -41,7 +41,11 @@ from matching.solver.instance import (
     unit_res_key,
 )
 from matching.solver.rows import QuotaRow, class_representatives, row_classes
-from matching.solver.seed import household_weights, unconstrained_optimum
+from matching.solver.seed import (
+    household_weights,
+    unconstrained_optimum,
+    uniform_household_weights,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -152,6 +156,49 @@ class LinearCut:
 
 
 @dataclass(frozen=True)
+class Costs:
+    """Min-form cost of every global column: the triples', then the auxiliary and shortfall ones.
+
+    Either one array over every column (``full``), or a triple's cost given by its household
+    (``household[demand[t]]``) and the other columns' in ``rest``. Under the policy's stages
+    every triple of a household costs the same (the allocation multiplier plus its cotation
+    score), so `LPSession.for_round` holds them by household: no array per triple (560 MB on a
+    Paris-sized round), and `RoundLayout.reduced_costs` reads them in its household gather
+    instead of a pass of their own over the triples.
+    """
+
+    n_x: int  # triple columns
+    full: np.ndarray | None = None  # every column's cost
+    household: np.ndarray | None = None  # each household's triple cost (0 if it has none)
+    demand: np.ndarray | None = None  # each triple's household (with ``household``)
+    rest: np.ndarray | None = None  # the auxiliary and shortfall columns' (with ``household``)
+
+    @classmethod
+    def by_household(cls, household: np.ndarray, demand: np.ndarray, rest: np.ndarray) -> Costs:
+        """Triple costs by household (a household with no triple: any finite value, 0 here)."""
+        household = np.where(np.isfinite(household), household, 0.0)
+        return cls(len(demand), household=household, demand=demand, rest=rest)
+
+    def of(self, cols: np.ndarray) -> np.ndarray:
+        """The costs of the global columns ``cols``."""
+        if self.full is not None:
+            return self.full[cols]
+        assert self.household is not None and self.demand is not None and self.rest is not None
+        cols = np.asarray(cols, dtype=np.int64)
+        out = np.empty(len(cols))
+        x = cols < self.n_x
+        out[x] = self.household[self.demand[cols[x]]]
+        out[~x] = self.rest[cols[~x] - self.n_x]
+        return out
+
+    def largest_triple_cost(self) -> float:
+        """The largest absolute cost of a triple (0 without triples)."""
+        costs = self.full[: self.n_x] if self.full is not None else self.household
+        assert costs is not None
+        return float(np.abs(costs).max(initial=0.0))
+
+
+@dataclass(frozen=True)
 class LPLayout:
     """Row and column layout of the full LP (columns: x triples, then o, then s)."""
 
@@ -174,6 +221,13 @@ class LPLayout:
         """``A_ub^T y_ub + A_eq^T y_eq`` over every column (no classes: no per-class term)."""
         assert per_class_extra is None
         return np.asarray(self.a_ub.T @ y_ub + self.a_eq.T @ y_eq)
+
+    def reduced_costs(
+        self, costs: Costs, y_ub: np.ndarray, y_eq: np.ndarray, per_class_extra: None = None
+    ) -> np.ndarray:
+        """``cost - A^T y`` over every column."""
+        assert costs.full is not None and per_class_extra is None
+        return costs.full - self.rmatvec(y_ub, y_eq)
 
     def class_form(self, cut: LinearCut) -> None:
         """An explicit layout has no classes of triples: every extra row is scattered."""
@@ -322,15 +376,8 @@ class RoundLayout:
         ``per_class_extra``: a further term of each triple's, given per class (the extra rows
         whose coefficients are a function of the class: `class_form`).
         """
-        out = np.zeros(self.n_x + self.n_o + self.n_s)
-        y_all = np.concatenate([y_ub, y_eq])
-        y_band = np.concatenate([y_eq[self.n_flux :], [0.0]])  # index -1: no band
-        y_q = y_ub[self.quota0 :]
-        per_class = y_all[self.class_first] + y_band[self.class_band]
-        per_class += self.class_quota @ (self.quota_sign * y_q)
-        if per_class_extra is not None:
-            per_class += per_class_extra
-        y_demand = y_ub[self.demand0 : self.quota0]
+        per_class, y_demand = self._class_and_household_terms(y_ub, y_eq, per_class_extra)
+        out = np.empty(self.n_x + self.n_o + self.n_s)
         demand = self.triples.demand
         # in place, by chunks: one array per triple, not three (560 MB each on Paris); and
         # indexing, not np.take, which first copies int32 indices to int64 (January's pricing
@@ -339,13 +386,61 @@ class RoundLayout:
             b = min(a + _CHUNK, self.n_x)
             out[a:b] = per_class[self.classes[a:b]]
             out[a:b] += y_demand[demand[a:b]]
+        out[self.n_x :] = self._auxiliary_products(y_ub, y_eq)
+        return out
+
+    def reduced_costs(
+        self,
+        costs: Costs,
+        y_ub: np.ndarray,
+        y_eq: np.ndarray,
+        per_class_extra: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``cost - A^T y`` over every column.
+
+        With costs by household, a triple's is ``(cost_d - y_d) - (A^T y)_class``: the two
+        gathers of `rmatvec`, with no pass over a cost per triple.
+        """
+        if costs.household is None:
+            assert costs.full is not None
+            out = self.rmatvec(y_ub, y_eq, per_class_extra)
+            return np.subtract(costs.full, out, out=out)  # in place: 560 MB less on Paris
+        assert costs.rest is not None
+        per_class, y_demand = self._class_and_household_terms(y_ub, y_eq, per_class_extra)
+        by_household = costs.household - y_demand
+        out = np.empty(self.n_x + self.n_o + self.n_s)
+        demand = self.triples.demand
+        for a in range(0, self.n_x, _CHUNK):
+            b = min(a + _CHUNK, self.n_x)
+            out[a:b] = by_household[demand[a:b]]
+            out[a:b] -= per_class[self.classes[a:b]]
+        out[self.n_x :] = costs.rest - self._auxiliary_products(y_ub, y_eq)
+        return out
+
+    def _class_and_household_terms(
+        self, y_ub: np.ndarray, y_eq: np.ndarray, per_class_extra: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``A^T y`` of a triple split into its class's term and its household row's dual."""
+        y_all = np.concatenate([y_ub, y_eq])
+        y_band = np.concatenate([y_eq[self.n_flux :], [0.0]])  # index -1: no band
+        y_q = y_ub[self.quota0 :]
+        per_class = y_all[self.class_first] + y_band[self.class_band]
+        per_class += self.class_quota @ (self.quota_sign * y_q)
+        if per_class_extra is not None:
+            per_class += per_class_extra
+        return per_class, y_ub[self.demand0 : self.quota0]
+
+    def _auxiliary_products(self, y_ub: np.ndarray, y_eq: np.ndarray) -> np.ndarray:
+        """``A^T y`` over the auxiliary and shortfall columns."""
+        out = np.empty(self.n_o + self.n_s)
+        y_band = np.concatenate([y_eq[self.n_flux :], [0.0]])
         e = np.repeat(y_eq[: self.n_flux], self.n_res)
         e += np.tile(y_band[self.band_of_res[: self.n_res]], self.n_flux)
-        out[self.n_x : self.n_x + self.n_e] = e
-        out[self.n_x + self.n_e : self.n_x + self.n_o] = -y_eq[self.n_flux :]
+        out[: self.n_e] = e
+        out[self.n_e : self.n_o] = -y_eq[self.n_flux :]
         if self.n_s:
             slack = np.array([float(r.slack) for r in self.rows])
-            out[self.n_x + self.n_o :] = self.quota_sign * slack * y_q
+            out[self.n_o :] = self.quota_sign * slack * y_ub[self.quota0 :]
         return out
 
     def class_form(self, cut: LinearCut) -> np.ndarray | None:
@@ -487,14 +582,14 @@ class LPSession:
     def __init__(
         self,
         lay: LPLayout | RoundLayout,
-        cost: np.ndarray,
+        cost: np.ndarray | Costs,
         initial: np.ndarray,
         rows: list[QuotaRow] | None = None,
     ) -> None:
         self.rows = rows or []
         self.lay = lay
-        self.cost = cost
-        self.scale = max(1.0, float(np.abs(self.cost[: lay.n_x]).max(initial=1.0)))
+        self.costs = cost if isinstance(cost, Costs) else Costs(lay.n_x, full=cost)
+        self.scale = max(1.0, self.costs.largest_triple_cost())
         self.violation_cost = VIOLATION_COST * self.scale
         self.n_base = lay.n_x + lay.n_o + lay.n_s  # global columns (x, auxiliary, s)
         self.highs = _quiet_highs()
@@ -542,7 +637,13 @@ class LPSession:
     ) -> LPSession:
         """The session of a round: its layout, min-form costs, best triples of each group."""
         lay = RoundLayout(inst, triples, rows, bands, soft)
-        cost = -np.concatenate([weight_x, np.zeros(lay.n_o), weight_s[: lay.n_s]])
+        rest = -np.concatenate([np.zeros(lay.n_o), weight_s[: lay.n_s]])
+        by_household = uniform_household_weights(triples.demand, weight_x, len(inst.demands))
+        if by_household is not None:
+            cost = Costs.by_household(-by_household, triples.demand, rest)
+        else:  # a stage weighing triples of one household differently: a cost per triple
+            cost = Costs(lay.n_x, full=np.concatenate([-weight_x, rest]))
+            by_household = household_weights(triples.demand, weight_x, len(inst.demands))
         # the first columns: the best household of each group (every kind a quota counts) and
         # the unconstrained optimum's pairs (`matching.solver.seed`). One per group, not four:
         # the pooled year's LP took 53 s instead of 92 s (its cold start 2 s instead of 23 s,
@@ -550,9 +651,8 @@ class LPSession:
         # (1.1-1.2 s); without the groups (the pairs only) the year took 43 s, but a floor the
         # pairs leave short would start from an infeasible restricted LP
         optimum = unconstrained_optimum(
-            inst.pair_unit, inst.pair_demand,
-            household_weights(triples.demand, weight_x, len(inst.demands)), len(inst.units),
-        )  # fmt: skip
+            inst.pair_unit, inst.pair_demand, by_household, len(inst.units)
+        )
         partner = np.full(len(inst.units), -1, dtype=np.int64)
         partner[optimum.unit] = optimum.demand
         seeded = np.flatnonzero(partner[triples.unit] == triples.demand)
@@ -599,7 +699,7 @@ class LPSession:
         )
         both.sort_indices()
         self.highs.addCols(
-            len(cols), self.cost[cols], np.zeros(len(cols)), self.lay.upper[cols],
+            len(cols), self.costs.of(cols), np.zeros(len(cols)), self.lay.upper[cols],
             both.nnz, both.indptr[:-1].astype(np.int32), both.indices.astype(np.int32),
             both.data.astype(np.float64),
         )  # fmt: skip
@@ -858,8 +958,7 @@ class LPSession:
         """
         lay = self.lay
         per_class, scattered = self._extra_duals_matvec(y_ex) if self.extra else (None, None)
-        rc_all = lay.rmatvec(y_ub, y_eq, per_class)
-        np.subtract(self.cost, rc_all, out=rc_all)  # in place: 560 MB less on Paris
+        rc_all = lay.reduced_costs(self.costs, y_ub, y_eq, per_class)
         if scattered is not None:
             rc_all[: lay.n_x] -= scattered
         # summed exactly (math.fsum): only the products and the reduced costs round, so the

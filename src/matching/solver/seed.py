@@ -85,8 +85,23 @@ def household_weights(demand: np.ndarray, weight: np.ndarray, n_demands: int) ->
     """Each household's greatest triple weight (``-inf`` for a household with no triple).
 
     Under the policy's stages every triple of a household weighs the same (the allocation
-    multiplier plus its cotation score), so one scatter gives it, checked a slice at a time;
+    multiplier plus its cotation score), so one scatter gives it (`uniform_household_weights`);
     other weights take a slower exact maximum.
+    """
+    out = uniform_household_weights(demand, weight, n_demands)
+    if out is None:
+        out = np.full(n_demands, -np.inf)
+        np.maximum.at(out, demand, weight)
+    return out
+
+
+def uniform_household_weights(
+    demand: np.ndarray, weight: np.ndarray, n_demands: int
+) -> np.ndarray | None:
+    """Each household's triple weight when all of its triples weigh the same, else None.
+
+    One scatter, checked against every triple a slice at a time; ``-inf`` for a household with
+    no triple.
     """
     out = np.full(n_demands, -np.inf)
     out[demand] = weight
@@ -94,9 +109,7 @@ def household_weights(demand: np.ndarray, weight: np.ndarray, n_demands: int) ->
     for start in range(0, len(demand), step):
         part = slice(start, start + step)
         if not np.array_equal(out[demand[part]], weight[part]):
-            out = np.full(n_demands, -np.inf)
-            np.maximum.at(out, demand, weight)
-            break
+            return None
     return out
 
 
