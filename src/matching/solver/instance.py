@@ -103,17 +103,22 @@ def unit_res_key(unit: np.ndarray, res: np.ndarray, n_res: int) -> np.ndarray:
 def build_triples(inst: RoundInstance) -> Triples:
     """Expand pairs by pool bits into triples, each placed straight at its sorted position.
 
-    Sorting cost matters at scale (18.9 million triples for a pooled year). The pairs are put in
-    (unit, tie rank) order once (`_pairs_by_rank`); a réservataire's selected pairs are then in
-    order too, so the k-th of them on unit u goes to the start of the (u, réservataire) run plus
-    its rank on u: one counting pass per réservataire, with no sort or regrouping of the
+    Sorting cost matters at scale (18.9 million triples for a pooled year, 70 million for a
+    Paris-sized round). The pairs are put in (unit, tie rank) order once (`_pairs_by_rank`); a
+    réservataire's selected pairs are then in order too, and those of unit u go to the
+    (u, réservataire) run, a contiguous block: the unit and réservataire columns are runs
+    (`np.repeat`), and only the households are moved, with no sort or regrouping of the
     triples (the concatenation and counting sort of the triples took 1.2 s on the pooled year).
     """
     by_rank = _pairs_by_rank(inst)
     pair_unit, pair_demand = inst.pair_unit[by_rank], inst.pair_demand[by_rank]
     pair_pools = inst.pair_pools[by_rank]
-    flux = inst.flux_units[pair_unit]
+    del by_rank
     n_units, n_res = len(inst.units), len(inst.policy.reservataires)
+    # the pairs of unit u are [unit_start[u], unit_start[u + 1])
+    unit_start = np.searchsorted(pair_unit, np.arange(n_units + 1))
+    flux = inst.flux_units[pair_unit]
+    del pair_unit
     # column c of the run table is réservataire c - 1 (column 0: NONE), as in `unit_res_key`
     selections: list[np.ndarray] = [np.flatnonzero(~flux)]
     for i, rule in enumerate(inst.policy.reservataires):
@@ -124,30 +129,29 @@ def build_triples(inst: RoundInstance) -> Triples:
         if legal:
             sel &= evaluate(legal, inst.demands)[pair_demand]
         selections.append(np.flatnonzero(sel))
-    counts = np.zeros((n_units, n_res + 1), dtype=np.int64)
-    for c, idx in enumerate(selections):
-        counts[:, c] = np.bincount(pair_unit[idx], minlength=n_units)
-    run_start = np.zeros(counts.size, dtype=np.int64)
-    np.cumsum(counts.ravel()[:-1], out=run_start[1:])
-    run_start = run_start.reshape(counts.shape)
-    n = int(counts.sum())
+    del flux, pair_pools
+    # a selection's pairs on unit u: a binary search per unit boundary (the pairs are sorted)
+    counts = np.stack([np.diff(np.searchsorted(idx, unit_start)) for idx in selections], axis=1)
+    runs = counts.ravel()  # unit-major, then réservataire: the triples' order
+    run_start = np.zeros(len(runs), dtype=np.int64)
+    np.cumsum(runs[:-1], out=run_start[1:])
+    n = int(runs.sum())
     dtype = index_dtype(n)
-    unit = np.empty(n, dtype=np.int32)
+    unit = np.repeat(np.arange(n_units, dtype=np.int32), counts.sum(axis=1))
+    res = np.repeat(np.tile(np.arange(-1, n_res, dtype=np.int16), n_units), runs)
     demand = np.empty(n, dtype=np.int32)
-    res = np.empty(n, dtype=np.int16)
+    run_start = run_start.reshape(counts.shape)
     for c, idx in enumerate(selections):
-        on_unit = pair_unit[idx]
-        before = np.zeros(n_units, dtype=np.int64)  # selected pairs on the units before u
-        np.cumsum(counts[:-1, c], out=before[1:])
-        dest = (run_start[:, c] - before).astype(dtype)[on_unit]
+        # the k-th selected pair goes to its unit's run start plus its rank on that unit
+        first = np.zeros(n_units, dtype=np.int64)  # selected pairs on the units before u
+        np.cumsum(counts[:-1, c], out=first[1:])
+        dest = np.repeat((run_start[:, c] - first).astype(dtype), counts[:, c])
         dest += np.arange(len(idx), dtype=dtype)
-        unit[dest] = on_unit
         demand[dest] = pair_demand[idx]
-        res[dest] = c - 1
-    score = inst.scores[demand]
-    if len(score) and np.abs(score).max() < 2**31:  # int32: 280 MB less on a Paris-sized round
-        score = score.astype(np.int32)
-    return Triples(unit, demand, res, score)
+    scores = inst.scores
+    if len(scores) and np.abs(scores).max() < 2**31:  # int32: 280 MB less on a Paris-sized round
+        scores = scores.astype(np.int32)
+    return Triples(unit, demand, res, scores[demand])
 
 
 def _pairs_by_rank(inst: RoundInstance) -> np.ndarray:
@@ -156,15 +160,16 @@ def _pairs_by_rank(inst: RoundInstance) -> np.ndarray:
     The eligible pairs come grouped by unit (`matching.eligibility`): then each unit's pairs
     are ordered by a transposition through a sparse matrix, O(pairs) (0.27 s on the pooled
     year's 7.3 million pairs, against 0.35-0.45 s for an argsort of a composite key, which is
-    kept for pairs in any other order).
+    kept for pairs in any other order; 1.6 s against 2.3 s on a Paris-sized round's 27
+    million), with int32 indices (int64 ones are copied by scipy).
     """
     pair_unit = inst.pair_unit
     n_units, n_demands = len(inst.units), max(1, len(inst.demands))
-    rank = inst.tie_rank[inst.pair_demand]
-    if len(pair_unit) and (np.diff(pair_unit) >= 0).all():
-        indptr = np.zeros(n_units + 1, dtype=np.int64)
-        np.cumsum(np.bincount(pair_unit, minlength=n_units), out=indptr[1:])
-        index = np.arange(len(pair_unit), dtype=index_dtype(len(pair_unit)))
+    narrow = index_dtype(max(len(pair_unit), n_demands))
+    rank = inst.tie_rank.astype(narrow)[inst.pair_demand]
+    if len(pair_unit) and bool((pair_unit[1:] >= pair_unit[:-1]).all()):
+        indptr = np.searchsorted(pair_unit, np.arange(n_units + 1)).astype(narrow)
+        index = np.arange(len(pair_unit), dtype=narrow)
         by_unit = sp.csr_matrix((index, rank, indptr), shape=(n_units, n_demands))
         return by_unit.tocsc().tocsr().data  # CSR conversions emit sorted indices
     return np.argsort(pair_unit.astype(np.int64) * n_demands + rank)
