@@ -246,7 +246,9 @@ def test_session_bound_is_the_lp_optimum_and_its_solution_reaches_it(seed: int) 
     assert cert.status == "bound"
     assert explicit - 1e-6 <= cert.upper_bound <= explicit + bound_slack(explicit)
     assert cert.primal is not None
-    assert float(weights @ cert.primal) == pytest.approx(explicit, rel=1e-9, abs=1e-6)
+    assert float(weights @ cert.primal.dense(len(weights))) == pytest.approx(
+        explicit, rel=1e-9, abs=1e-6
+    )
 
 
 def test_row_classes_share_every_coefficient() -> None:
@@ -458,3 +460,22 @@ def test_triple_mask_is_evaluate_on_the_triple_fields() -> None:
         assert 0 < expected.sum() < len(triples), conditions
         assert np.array_equal(triple_mask(inst, triples, conditions), expected), conditions
         assert np.array_equal(triple_mask(inst, triples, conditions, at=at), expected[at])
+
+
+def test_sparse_lp_values_read_as_the_dense_solution() -> None:
+    """`LPValues` from LP columns in any order (zeros among them) reads as the dense vector."""
+    from matching.solver.lp import LPValues
+
+    rng = np.random.default_rng(4)
+    n = 500
+    for _ in range(20):
+        cols = rng.permutation(n)[: int(rng.integers(0, 40))]
+        values = np.where(rng.random(len(cols)) < 0.2, 0.0, rng.random(len(cols)))
+        lp = LPValues.of(cols, values)
+        dense = np.zeros(n)
+        dense[cols] = values
+        assert np.array_equal(lp.dense(n), dense)
+        assert np.all(np.diff(lp.cols) > 0) and np.all(lp.values != 0)
+        idx = np.sort(rng.permutation(n)[: int(rng.integers(0, 200))])
+        assert np.array_equal(lp.at(idx), dense[idx])
+        assert lp.total(idx) == pytest.approx(float(dense[idx].sum()), abs=1e-12)

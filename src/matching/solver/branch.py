@@ -27,7 +27,7 @@ import numpy as np
 
 from matching.solver.cuts import Aggregate, ShareRow, aggregates, hull_cuts
 from matching.solver.instance import RoundInstance, Triples, index_dtype
-from matching.solver.lp import Certificate, LinearCut, LPSession, bound_slack
+from matching.solver.lp import Certificate, LinearCut, LPSession, LPValues, bound_slack
 from matching.solver.rows import QuotaRow
 
 _logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def _node_rows(
     return rows
 
 
-def _most_fractional(aggs: list[Aggregate], primal: np.ndarray) -> tuple[Aggregate, float] | None:
+def _most_fractional(aggs: list[Aggregate], primal: LPValues) -> tuple[Aggregate, float] | None:
     best: tuple[float, int] | None = None
     for i, agg in enumerate(aggs):
         v = agg.value(primal)
@@ -207,7 +207,9 @@ def branch_and_bound(
                 if closed(bound):
                     continue
         if split is None:
-            fractional = np.flatnonzero(np.minimum(cert.primal, 1 - cert.primal) > 1e-6)
+            support = cert.primal.cols
+            off = np.minimum(cert.primal.values, 1 - cert.primal.values)  # 0 off the support
+            fractional = np.flatnonzero(off > 1e-6)
             if len(fractional) == 0 or improve_calls < MAX_IMPROVE:
                 improve_calls += 1
                 tick = time.perf_counter()
@@ -223,7 +225,7 @@ def branch_and_bound(
                 open_bounds.append(bound)  # integral yet above the incumbent: not expected
                 continue
             # counts all integral: dive on the most fractional triple, its "taken" side first
-            t = int(fractional[np.argmax(np.minimum(cert.primal, 1 - cert.primal)[fractional])])
+            t = int(support[fractional[np.argmax(off[fractional])]])
             children: list[tuple[str, tuple[int, int]]] = [(f"x:{t}", (1, 1)), (f"x:{t}", (0, 0))]
         else:
             agg, value = split

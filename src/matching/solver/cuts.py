@@ -37,7 +37,7 @@ from matching.solver.instance import (
     index_dtype,
     unit_res_key,
 )
-from matching.solver.lp import LinearCut
+from matching.solver.lp import LinearCut, LPValues
 from matching.solver.rows import QuotaRow
 from matching.types import Measure
 
@@ -51,9 +51,9 @@ class Aggregate:
     low: int
     high: int
 
-    def value(self, primal: np.ndarray) -> float:
-        """The aggregate's value in an LP solution (by triple)."""
-        return float(primal[self.idx].sum())
+    def value(self, primal: LPValues) -> float:
+        """The aggregate's value in an LP solution."""
+        return primal.total(self.idx)
 
 
 @dataclass(frozen=True)

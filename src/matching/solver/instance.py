@@ -140,12 +140,12 @@ def build_triples(inst: RoundInstance) -> Triples:
     unit = np.repeat(np.arange(n_units, dtype=np.int32), counts.sum(axis=1))
     res = np.repeat(np.tile(np.arange(-1, n_res, dtype=np.int16), n_units), runs)
     demand = np.empty(n, dtype=np.int32)
-    run_start = run_start.reshape(counts.shape)
+    start_of = run_start.reshape(counts.shape)  # the run of (unit, column c)
     for c, idx in enumerate(selections):
         # the k-th selected pair goes to its unit's run start plus its rank on that unit
         first = np.zeros(n_units, dtype=np.int64)  # selected pairs on the units before u
         np.cumsum(counts[:-1, c], out=first[1:])
-        dest = np.repeat((run_start[:, c] - first).astype(dtype), counts[:, c])
+        dest = np.repeat((start_of[:, c] - first).astype(dtype), counts[:, c])
         dest += np.arange(len(idx), dtype=dtype)
         demand[dest] = pair_demand[idx]
     scores = inst.scores

@@ -209,8 +209,9 @@ def solve_matching(
     tol = 1e-7 * max(1.0, abs(upper)) + 1e-6
     delta = 0.5
     hint: np.ndarray | None = None
-    if cert.primal is not None and np.all(np.minimum(cert.primal, 1 - cert.primal) < 1e-6):
-        hint = np.flatnonzero(cert.primal > 0.5)  # an integral LP vertex: likely optimal
+    lp = cert.primal
+    if lp is not None and np.all(np.minimum(lp.values, 1 - lp.values) < 1e-6):
+        hint = lp.cols[lp.values > 0.5]  # an integral LP vertex: likely optimal
         delta = max(delta, upper - float(w[hint].sum()))
     rc = cert.reduced_cost
     for iteration in range(1, 30):

@@ -38,7 +38,7 @@ from matching.solver.instance import (
     group_ranks,
     unit_res_key,
 )
-from matching.solver.lp import Certificate, LPSession, bound_slack, top_per_group
+from matching.solver.lp import Certificate, LPSession, LPValues, bound_slack, top_per_group
 from matching.solver.mip import solve_small_mip
 from matching.solver.objective import StageTerms, combined_weights, stage_terms
 from matching.solver.rows import QuotaRow, quota_rows
@@ -377,7 +377,7 @@ def _solve_with_core(
     terms: list,
     multipliers: list[int],
     stats: dict[str, float | int | str],
-    primal: np.ndarray | None = None,
+    primal: LPValues | None = None,
     session: LPSession | None = None,
 ) -> tuple[_StagedOutcome | None, np.ndarray]:
     """Step 3 of the module docstring: an LP-guided incumbent, then its proof.
@@ -541,7 +541,7 @@ def _prove_by_branching(
         # small enough to build and search in seconds (the gap-wide core can be 100 times larger)
         small = 0.5 * (multipliers[-1] if multipliers else 1.0)
         tight = cert.reduced_cost <= small + 1e-6 * small
-        core = np.flatnonzero(tight | (cert.primal > 1e-6))
+        core = np.union1d(np.flatnonzero(tight), cert.primal.cols[cert.primal.values > 1e-6])
         # two neighbourhoods of the node's LP solution: its ones fixed (small, fast), then only
         # the ones it shares with the incumbent (larger, and it holds the incumbent)
         found_value: int | None = None
@@ -589,7 +589,7 @@ def _lp_guided_hint(
     inst: RoundInstance,
     triples: Triples,
     core_index: np.ndarray,
-    primal: np.ndarray,
+    primal: LPValues,
     params: SolveParams,
     budget: Budget,
     caps: StageCaps,
@@ -610,7 +610,8 @@ def _lp_guided_hint(
     if incumbent is not None:
         held = incumbent[1][incumbent[0].chosen]
         core_index = np.union1d(core_index, held)
-    ones = primal[core_index] > 1 - 1e-6
+    at_core = primal.at(core_index)
+    ones = at_core > 1 - 1e-6
     if incumbent is not None:
         ones &= np.isin(core_index, held)
     if not ones.any():
@@ -625,7 +626,7 @@ def _lp_guided_hint(
     if len(keep) > NEIGHBOURHOOD_LIMIT:
         # a huge tight set (soft mode with many ties): keep the LP's support and the best
         # households of each free (unit, réservataire); a good solution is the goal here
-        support = primal[core_index] > 1e-6
+        support = at_core > 1e-6
         free_pos = np.flatnonzero(free & ~support)
         t = core_index[free_pos]  # sorted by unit, réservataire, rank (as the triples are)
         key = unit_res_key(triples.unit[t], triples.res[t], len(inst.reservataires))
