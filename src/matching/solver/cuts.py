@@ -301,15 +301,19 @@ def hull_cuts(
         den = math.lcm(s.denominator, a.denominator)
         num_b, rhs = int(s * den), int(a * den)
         coef_c = den if floor else -den
-        coef = np.full(len(share.base.idx), -num_b, dtype=np.int64)
-        coef[in_counted] += coef_c
-        keep = coef != 0
-        if not keep.any():
+        outside, inside = -num_b, coef_c - num_b  # a base triple's, counted or not
+        if outside == 0 and inside == 0:
             continue
-        # compact coefficients (mostly int8): a Paris-sized round's root cuts span tens of
-        # millions of triples each
-        idx = share.base.idx if keep.all() else share.base.idx[keep]
-        coef = compact_int(coef[keep])
+        # written in their compact dtype at once (mostly int8): a Paris-sized round's root
+        # cuts span tens of millions of triples each
+        dtype = compact_int(np.array([outside, inside])).dtype
+        coef = np.where(in_counted, dtype.type(inside), dtype.type(outside))
+        idx = share.base.idx
+        if outside == 0 or inside == 0:
+            keep = coef != 0
+            idx, coef = idx[keep], coef[keep]
+            if len(idx) == 0:
+                continue
         cuts.append(LinearCut(idx, coef, ">=", rhs, f"hull:{row.name}"))
     return cuts
 
