@@ -101,7 +101,12 @@ def test_counts_from_the_sorted_runs_are_plain_counts(seed: int) -> None:
         np.flatnonzero(rng.random(len(triples)) < 0.3) for _ in range(5)
     ]
     shuffled = triples.subset(rng.permutation(len(triples)))
-    assert _Coverage.of(n_units, n_res, shuffled).group_start is None  # falls back to counting
+    fallback = _Coverage.of(n_units, n_res, shuffled)
+    assert fallback.group_start is None  # falls back to counting
+    per_res = np.bincount(triples.res.astype(np.int64) + 1, minlength=n_res + 1)
+    for totals in (coverage, fallback):
+        assert np.array_equal(totals.per_unit, np.bincount(triples.unit, minlength=n_units))
+        assert np.array_equal(totals.per_res, per_res)
     for idx in index_sets:
         in_unit, in_res = coverage.counts(triples, idx)
         assert np.array_equal(in_unit, np.bincount(triples.unit[idx], minlength=n_units))
