@@ -251,11 +251,29 @@ def test_session_bound_is_the_lp_optimum_and_its_solution_reaches_it(seed: int) 
     )
 
 
-def test_row_classes_share_every_coefficient() -> None:
-    """Triples of one class have one unit, one réservataire and one coefficient per row."""
-    from matching.solver.rows import row_classes
+@pytest.mark.parametrize("scoped", [False, True])
+def test_row_classes_share_every_coefficient(scoped: bool) -> None:
+    """Triples of one class have one unit, one réservataire and one coefficient per row.
 
-    inst, triples, rows, _ = _round(2)
+    Also with a rule scoped by household category: its rows (one per category) share one
+    digit, and the triples of one unit and réservataire in different rows are apart.
+    """
+    from matching.solver.rows import row_classes
+    from tests.solver.support import rule, with_rules
+
+    if scoped:
+        per_category = rule(
+            "priority_half_per_category", "floor", "share", 0.5,
+            count=[{"field": "demand.priority"}], scope="demand.category",
+        )  # fmt: skip
+        policy = binding_policy()
+        policy = with_rules(policy, *policy.quotas.rules, per_category)
+        _, _, _, inst = generated_round(2, 12, 90, policy)
+        triples = build_triples(inst)
+        rows = quota_rows(inst, triples)
+        assert sum(r.rule.id == "priority_half_per_category" for r in rows) > 1
+    else:
+        inst, triples, rows, _ = _round(2)
     classes = row_classes(triples, rows, len(inst.reservataires))
     assert classes.dtype == np.int32 and len(classes) == len(triples)
     n_classes = int(classes.max()) + 1

@@ -191,10 +191,8 @@ def row_classes(triples: Triples, rows: list[QuotaRow], n_res: int) -> np.ndarra
             low = int(row.coef.min(initial=0))
             digits.append((row, radix - low))
             radix += int(row.coef.max(initial=0)) - low + 1
-        if len(digits) > 1 and len(np.unique(np.concatenate([r.idx for r, _ in digits]))) < sum(
-            len(r.idx) for r, _ in digits
-        ):  # pragma: no cover - quota_rows builds disjoint rows
-            raise ValueError(f"rows of rule {rule_id} overlap")
+        if len(digits) > 1:
+            _check_disjoint(rule_id, [r.idx for r, _ in digits], n)
         if scale * radix >= 2**31:  # the small code is full: fold it into the key
             key = _fold(key, code, scale, triples, n_res)
             code[:] = 0
@@ -203,6 +201,15 @@ def row_classes(triples: Triples, rows: list[QuotaRow], n_res: int) -> np.ndarra
             code[row.idx] += scale * (row.coef.astype(np.int32) + offset)
         scale *= radix
     return pd.factorize(_fold(key, code, scale, triples, n_res))[0].astype(np.int32)
+
+
+def _check_disjoint(rule_id: str, parts: list[np.ndarray], n: int) -> None:
+    """Raise if two rows of one rule share a triple (`quota_rows` builds them disjoint)."""
+    seen = np.zeros(n, dtype=bool)
+    for idx in parts:
+        if seen[idx].any():  # pragma: no cover - quota_rows builds disjoint rows
+            raise ValueError(f"rows of rule {rule_id} overlap")
+        seen[idx] = True
 
 
 def _fold(
