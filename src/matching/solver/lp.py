@@ -42,7 +42,7 @@ from matching.solver.instance import (
 )
 from matching.solver.rows import QuotaRow, class_representatives, row_classes
 from matching.solver.seed import (
-    household_weights,
+    household_maximum,
     unconstrained_optimum,
     uniform_household_weights,
 )
@@ -204,8 +204,8 @@ class Costs:
     (``household[demand[t]]``) and the other columns' in ``rest``. Under the policy's stages
     every triple of a household costs the same (the allocation multiplier plus its cotation
     score), so `LPSession.for_round` holds them by household: no array per triple (560 MB on a
-    Paris-sized round), and `RoundLayout.reduced_costs` reads them in its household gather
-    instead of a pass of their own over the triples.
+    Paris-sized round), and `RoundLayout.household_reduced_costs` reads them in its household
+    gather instead of a pass of their own over the triples.
     """
 
     n_x: int  # triple columns
@@ -257,23 +257,18 @@ class LPLayout:
         return sp.vstack([self.a_ub[:, cols], self.a_eq[:, cols]]).tocsc()
 
     def rmatvec(
-        self, y_ub: np.ndarray, y_eq: np.ndarray, per_class_extra: np.ndarray | None = None
-    ) -> np.ndarray:
-        """``A_ub^T y_ub + A_eq^T y_eq`` over every column (no classes: no per-class term)."""
-        assert per_class_extra is None
-        return np.asarray(self.a_ub.T @ y_ub + self.a_eq.T @ y_eq)
-
-    def reduced_costs(
         self,
-        costs: Costs,
         y_ub: np.ndarray,
         y_eq: np.ndarray,
         per_class_extra: np.ndarray | None = None,
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``cost - A^T y`` over every column (``out``: a buffer it may write into)."""
-        assert costs.full is not None and per_class_extra is None
-        return costs.full - self.rmatvec(y_ub, y_eq)
+        """``A_ub^T y_ub + A_eq^T y_eq`` over every column (no classes: no per-class term).
+
+        ``out`` is not used: the sparse product makes its own array (these LPs are small).
+        """
+        assert per_class_extra is None
+        return np.asarray(self.a_ub.T @ y_ub + self.a_eq.T @ y_eq)
 
     def class_form(self, cut: LinearCut) -> None:
         """An explicit layout has no classes of triples: every extra row is scattered."""
@@ -429,18 +424,11 @@ class RoundLayout:
         """
         per_class, y_demand = self._class_and_household_terms(y_ub, y_eq, per_class_extra)
         out = self._buffer(out)
-        demand = self.triples.demand
-        # in place, by chunks: one array per triple, not three (560 MB each on Paris); and
-        # indexing, not np.take, which first copies int32 indices to int64 (January's pricing
-        # two gathers: 13 ms a round instead of 25)
-        for a in range(0, self.n_x, _GATHER_CHUNK):
-            b = min(a + _GATHER_CHUNK, self.n_x)
-            out[a:b] = per_class[self.classes[a:b]]
-            out[a:b] += y_demand[demand[a:b]]
+        self._per_triple(out, y_demand, per_class, np.add)
         out[self.n_x :] = self._auxiliary_products(y_ub, y_eq)
         return out
 
-    def reduced_costs(
+    def household_reduced_costs(
         self,
         costs: Costs,
         y_ub: np.ndarray,
@@ -448,29 +436,32 @@ class RoundLayout:
         per_class_extra: np.ndarray | None = None,
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``cost - A^T y`` over every column.
+        """``cost - A^T y`` over every column, the triples' costs held by household.
 
-        With costs by household, a triple's is ``(cost_d - y_d) - (A^T y)_class``: the two
-        gathers of `rmatvec`, with no pass over a cost per triple. ``out``: an array of every
-        column to write into, that an earlier pricing round no longer needs: a fresh one of a
-        Paris-sized round (560 MB) is mapped page by page, which made the later rounds' passes
-        take 1.3-1.5 s instead of 0.6 s.
+        A triple's is ``(cost_d - y_d) - (A^T y)_class``: the two gathers of `rmatvec`, with no
+        pass over a cost per triple.
         """
-        if costs.household is None:
-            assert costs.full is not None
-            out = self.rmatvec(y_ub, y_eq, per_class_extra, out)
-            return np.subtract(costs.full, out, out=out)  # in place: 560 MB less on Paris
-        assert costs.rest is not None
+        assert costs.household is not None and costs.rest is not None
         per_class, y_demand = self._class_and_household_terms(y_ub, y_eq, per_class_extra)
-        by_household = costs.household - y_demand
         out = self._buffer(out)
+        self._per_triple(out, costs.household - y_demand, per_class, np.subtract)
+        out[self.n_x :] = costs.rest - self._auxiliary_products(y_ub, y_eq)
+        return out
+
+    def _per_triple(
+        self, out: np.ndarray, per_household: np.ndarray, per_class: np.ndarray, op: np.ufunc
+    ) -> None:
+        """``out[t] = op(per_household[demand_t], per_class[class_t])`` over the triples.
+
+        In place, in steps of `_GATHER_CHUNK`: one array per triple, not three (560 MB each on
+        a Paris-sized round); and by indexing, not np.take, which first copies int32 indices
+        to int64 (January's pricing: 13 ms a round instead of 25).
+        """
         demand = self.triples.demand
         for a in range(0, self.n_x, _GATHER_CHUNK):
             b = min(a + _GATHER_CHUNK, self.n_x)
-            out[a:b] = by_household[demand[a:b]]
-            out[a:b] -= per_class[self.classes[a:b]]
-        out[self.n_x :] = costs.rest - self._auxiliary_products(y_ub, y_eq)
-        return out
+            out[a:b] = per_household[demand[a:b]]
+            op(out[a:b], per_class[self.classes[a:b]], out=out[a:b])
 
     def _buffer(self, out: np.ndarray | None) -> np.ndarray:
         """``out`` if it is an array of every column, else a new one."""
@@ -705,7 +696,7 @@ class LPSession:
             cost = Costs.by_household(-by_household, triples.demand, rest)
         else:  # a stage weighing triples of one household differently: a cost per triple
             cost = Costs(lay.n_x, full=np.concatenate([-weight_x, rest]))
-            by_household = household_weights(triples.demand, weight_x, len(inst.demands))
+            by_household = household_maximum(triples.demand, weight_x, len(inst.demands))
         # the first columns: the best household of each group (every kind a quota counts) and
         # the unconstrained optimum's pairs (`matching.solver.seed`). One per group, not four:
         # the pooled year's LP took 53 s instead of 92 s (its cold start 2 s instead of 23 s,
@@ -1033,7 +1024,7 @@ class LPSession:
         """
         lay = self.lay
         per_class, scattered = self._extra_duals_matvec(y_ex) if self.extra else (None, None)
-        rc_all = lay.reduced_costs(self.costs, y_ub, y_eq, per_class, out)
+        rc_all = reduced_costs(lay, self.costs, y_ub, y_eq, per_class, out)
         if scattered is not None:
             rc_all[: lay.n_x] -= scattered
         # summed exactly (math.fsum): only the products and the reduced costs round, so the
@@ -1122,6 +1113,28 @@ class LPSession:
         return improving[order[group_ranks(key[order]) < COLUMNS_PER_GROUP]]
 
 
+def reduced_costs(
+    lay: LPLayout | RoundLayout,
+    costs: Costs,
+    y_ub: np.ndarray,
+    y_eq: np.ndarray,
+    per_class_extra: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``cost - A^T y`` over every column of a layout.
+
+    ``out``: an array of every column to write into, that an earlier pricing round no longer
+    needs: a fresh one of a Paris-sized round (560 MB) is mapped page by page, which made the
+    later rounds' passes take 1.3-1.5 s instead of 0.6 s.
+    """
+    if costs.household is not None:
+        assert isinstance(lay, RoundLayout)
+        return lay.household_reduced_costs(costs, y_ub, y_eq, per_class_extra, out)
+    assert costs.full is not None
+    products = lay.rmatvec(y_ub, y_eq, per_class_extra, out)
+    return np.subtract(costs.full, products, out=products)  # in place: 560 MB less on Paris
+
+
 def _least(indices: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
     """The ``count`` indices of least ``values``, with every tie of the last (deterministic)."""
     if len(indices) <= count:
@@ -1156,7 +1169,7 @@ _CHUNK = 1 << 22
 """Entries per step of `_scatter_add` (temporaries of 32 MB, whatever the number of triples)."""
 
 _GATHER_CHUNK = 1 << 16
-"""Entries per step of the gathers of `RoundLayout.rmatvec` and `reduced_costs`.
+"""Entries per step of the gathers of `RoundLayout.rmatvec` and `household_reduced_costs`.
 
 Numpy converts an int32 index to int64 before gathering: in steps this small the converted
 index and the step's output stay in the cache. Measured on a Paris-sized round's 70 million

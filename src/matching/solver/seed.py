@@ -92,9 +92,13 @@ def household_weights(demand: np.ndarray, weight: np.ndarray, n_demands: int) ->
     other weights take a slower exact maximum.
     """
     out = uniform_household_weights(demand, weight, n_demands)
-    if out is None:
-        out = np.full(n_demands, -np.inf)
-        np.maximum.at(out, demand, weight)
+    return household_maximum(demand, weight, n_demands) if out is None else out
+
+
+def household_maximum(demand: np.ndarray, weight: np.ndarray, n_demands: int) -> np.ndarray:
+    """Each household's greatest triple weight by an exact maximum (``-inf``: no triple)."""
+    out = np.full(n_demands, -np.inf)
+    np.maximum.at(out, demand, weight)
     return out
 
 
