@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from matching.solver.seed import household_weights, unconstrained_optimum
+from matching.solver.seed import heaviest_pairs, household_weights, unconstrained_optimum
 
 
 def _random_graph(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -50,6 +50,37 @@ def test_prices_are_an_optimal_dual(seed: int) -> None:
     assert (u >= 0).all() and (v >= 0).all()
     assert (u[unit] + v[demand] >= weight[demand] - 1e-9).all()  # every pair covered
     assert u.sum() + v.sum() == pytest.approx(found.value, abs=1e-9)  # tight: the optimum
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_crowded_units_keep_an_optimal_matching(seed: int) -> None:
+    """Each unit's ``n_units`` heaviest pairs hold an optimum, whatever the other pairs.
+
+    Units with many more households than there are units (a Paris-sized round's have about
+    27,000 each for 1,000 units) are pruned before scipy's assignment: the optimum over every
+    pair must be unchanged, with ties at the cut and, in the first case, the same heaviest
+    households at every unit (one unit fewer kept would leave a unit empty there).
+    """
+    rng = np.random.default_rng(seed)
+    n_units = int(rng.integers(2, 6))
+    n_demands = int(rng.integers(3 * n_units, 12 * n_units))
+    if seed == 0:  # every unit: the same households, the n_units heaviest first
+        unit, demand = np.nonzero(np.ones((n_units, n_demands), dtype=bool))
+        weight = np.r_[np.arange(n_units, 0, -1) * 100.0 + 50, np.full(n_demands - n_units, 1.0)]
+    else:
+        unit, demand = np.nonzero(rng.random((n_units, n_demands)) < 0.8)
+        weight = rng.integers(0, 4, size=n_demands).astype(np.float64) * 10 + 1
+    unit, demand = unit.astype(np.int32), demand.astype(np.int32)
+    top = heaviest_pairs(unit, weight[demand], n_units)
+    assert top is not None  # the pruning is exercised
+    per_unit = np.bincount(unit[top], minlength=n_units)
+    assert (per_unit == np.minimum(np.bincount(unit, minlength=n_units), n_units)).all()
+    assert len(top) < len(unit)
+    kept = _dense_optimum(unit[top], demand[top], weight, n_units)
+    assert kept == pytest.approx(_dense_optimum(unit, demand, weight, n_units), abs=1e-9)
+    found = unconstrained_optimum(unit, demand, weight, n_units)
+    assert found.value == pytest.approx(kept, abs=1e-9)
+    assert found.unit_price is not None  # priced over every pair, not only the kept ones
 
 
 def test_household_weights_take_the_best_triple() -> None:
