@@ -321,7 +321,9 @@ class RoundLayout:
         rows: list[QuotaRow],
         bands: dict[str, FluxBand],
         soft: bool,
+        classes: np.ndarray | None = None,
     ) -> None:
+        """``classes``: the triples' `row_classes` when the caller has them already."""
         self.triples = triples
         self.rows = rows
         self.n_units = len(inst.units)
@@ -359,7 +361,7 @@ class RoundLayout:
             [np.ones(self.n_x + self.n_e), np.maximum(high - low, 0.0), np.asarray(upper_s)]
         )
         # every coefficient of a triple's column but its household's is its class's
-        self.classes = row_classes(triples, rows, self.n_res)
+        self.classes = row_classes(triples, rows, self.n_res) if classes is None else classes
         rep = class_representatives(self.classes)
         self.class_rep = rep
         self.class_first = self._first_row(rep)
@@ -700,9 +702,10 @@ class LPSession:
         soft: bool,
         *,
         per_group: int = 1,
+        classes: np.ndarray | None = None,
     ) -> LPSession:
         """The session of a round: its layout, min-form costs, best triples of each group."""
-        lay = RoundLayout(inst, triples, rows, bands, soft)
+        lay = RoundLayout(inst, triples, rows, bands, soft, classes)
         rest = -np.concatenate([np.zeros(lay.n_o), weight_s[: lay.n_s]])
         by_household = uniform_household_weights(triples.demand, weight_x, len(inst.demands))
         if by_household is not None:

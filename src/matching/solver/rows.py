@@ -14,7 +14,7 @@ only; fixed to 0 in hard mode). The least feasible s equals `matching.policy.quo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -89,6 +89,32 @@ def quota_rows(inst: RoundInstance, triples: Triples) -> list[QuotaRow]:
                 _row(rule, group, base_idx[sel], in_counted[sel], prior.base, prior.counted)
             )
     return rows
+
+
+def rows_on(rows: list[QuotaRow], keep: np.ndarray, n_triples: int) -> list[QuotaRow]:
+    """The same rows over a sorted subset ``keep`` of the ``n_triples`` triples, renumbered.
+
+    Right-hand sides and shortfall coefficients stay as they are (a row shifted by its least
+    shortfall stays shifted), so this is not `quota_rows` on the subset.
+    """
+    position = np.full(n_triples, -1, dtype=index_dtype(len(keep)))
+    position[keep] = np.arange(len(keep), dtype=position.dtype)
+
+    def moved(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        new = position[idx]
+        kept = new >= 0
+        return new[kept], kept
+
+    out = []
+    for row in rows:
+        base_idx, in_base = moved(row.base_idx)
+        # a row's triples are its base's unless some coefficients are 0 (`_row`)
+        idx, kept = (base_idx, in_base) if row.idx is row.base_idx else moved(row.idx)
+        counted_idx, _ = moved(row.counted_idx)
+        out.append(
+            replace(row, idx=idx, coef=row.coef[kept], base_idx=base_idx, counted_idx=counted_idx)
+        )
+    return out
 
 
 def judged_groups(inst: RoundInstance, rule: QuotaRule, present: Iterable[str]) -> list[str]:

@@ -30,6 +30,7 @@ from matching.solver.branch import branch_and_bound
 from matching.solver.build import BuiltModel, build_model
 from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
 from matching.solver.cuts import least_shortfalls, unreachable_rules
+from matching.solver.dominance import undominated
 from matching.solver.infeasibility import conflicting_rules
 from matching.solver.instance import (
     RoundInstance,
@@ -41,7 +42,7 @@ from matching.solver.instance import (
 from matching.solver.lp import Certificate, LPSession, LPValues, bound_slack, top_per_group
 from matching.solver.mip import solve_small_mip
 from matching.solver.objective import StageTerms, combined_weights, stage_terms
-from matching.solver.rows import QuotaRow, quota_rows
+from matching.solver.rows import QuotaRow, quota_rows, row_classes, rows_on
 from matching.types import QuotaMode, Stage
 
 _logger = logging.getLogger(__name__)
@@ -320,7 +321,22 @@ def _solve_round(
             stats["method"] = "count_ranges"
             return _unsolved("INFEASIBLE", stats, unreachable if diagnose else None)
     if prunable:
-        session = LPSession.for_round(inst, triples, rows, inst.bands(), wx, ws, soft)
+        classes = row_classes(triples, rows, len(inst.reservataires))
+        kept = undominated(triples, classes, wx, len(inst.units))
+        if kept is not None:  # the round on these triples has the same optimum (see there)
+            stats["dominated"] = len(triples) - len(kept)
+            triples, rows = triples.subset(kept), rows_on(rows, kept, len(triples))
+            classes = classes[kept]  # numbered by first appearance still: each keeps its first
+            terms = stage_terms(
+                inst.policy.objective.stages, triples, rows, inst.policy.quotas.mode,
+                len(inst.units),
+            )  # fmt: skip
+            wx, ws, multipliers = combined_weights(terms)
+            core_index = np.arange(len(triples))
+        session = LPSession.for_round(
+            inst, triples, rows, inst.bands(), wx, ws, soft, classes=classes
+        )
+        del classes
         del wx  # the session holds its own costs (560 MB each on a Paris-sized round)
         cert = session.solve(time_limit_s=max(30.0, params.time_limit_s))
         stats.update(lp_bound=cert.upper_bound, lp_rounds=cert.rounds, lp_columns=cert.lp_columns,

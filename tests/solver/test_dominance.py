@@ -1,0 +1,162 @@
+"""Dropping each class's households beyond the unit count (`matching.solver.dominance`).
+
+The LP path solves the round on each class's ``n_units`` heaviest triples only; a solution
+proven optimal there is reported OPTIMAL for the whole round. So on crowded rounds (a few
+units, many households: the pruning drops most triples) the optimum must equal the full
+CP-SAT model's, in hard and soft mode, with the checker passing on both; and the selection
+itself must be exactly the first triples of each class, with nothing dropped when the triples'
+order is not heaviest first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from matching.exceptions import InfeasibleError
+from matching.params import SolveParams
+from matching.policy.model import Policy
+from matching.round import prepare_round
+from matching.solver.dominance import MIN_DROPPED, undominated
+from matching.solver.instance import Triples, build_triples
+from matching.solver.rows import quota_rows, rows_on
+from tests.factories import demand, demands_of, unit, units_of
+from tests.solver.support import NO_QUOTAS, POLICY, filed, generated_round, soft, solve_checked
+
+PRUNED = SolveParams(num_workers=1, time_limit_s=30.0, prune=True, prune_above_triples=0)
+FULL = SolveParams(num_workers=1, time_limit_s=30.0, prune=False)
+
+
+def _outcome(
+    units: pd.DataFrame, demands: pd.DataFrame, policy: Policy, params: SolveParams, on: object
+) -> tuple[object, int]:
+    """Stage values (or the rules in conflict) of a checked solve, and the triples dropped."""
+    try:
+        result = solve_checked(units, demands, policy, params, on=on)  # type: ignore[arg-type]
+    except InfeasibleError as e:
+        return ("infeasible", tuple(e.rule_ids)), -1
+    return result.stage_values, int(result.stats.get("dominated", 0))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_dropping_dominated_triples_keeps_the_optimum(seed: int) -> None:
+    """Crowded rounds (3-5 units, 300-500 households): LP path with the drop = full model."""
+    rng = np.random.default_rng(seed)
+    n_units, n_demands = int(rng.integers(3, 6)), int(rng.integers(300, 501))
+    for policy in (POLICY, soft(POLICY)):
+        units, demands, on, _ = generated_round(seed, n_units, n_demands, policy)
+        pruned, dropped = _outcome(units, demands, policy, PRUNED, on)
+        full, _ = _outcome(units, demands, policy, FULL, on)
+        assert pruned == full, (seed, policy.quotas.mode)
+        if dropped >= 0:
+            assert dropped > 0, seed  # the drop is exercised
+
+
+def test_units_competing_for_the_same_households_are_all_housed() -> None:
+    """Three units, twelve households eligible everywhere, no quota: the three best housed.
+
+    Every class holds the same households in the same order, so this is where the unit count
+    is needed: keeping fewer than ``n_units`` per class would leave units to worse households.
+    """
+    units = units_of(*(unit(f"U{k}") for k in range(3)))
+    households = [demand(f"D{k:02d}", filed_on=filed(40 - k)) for k in range(12)]
+    demands = demands_of(*households)
+    pruned = solve_checked(units, demands, NO_QUOTAS, PRUNED)
+    full = solve_checked(units, demands, NO_QUOTAS, FULL)
+    assert pruned.stats.get("dominated", 0) > 0
+    assert pruned.stage_values == full.stage_values
+    assert sorted(pruned.allocation["demand_id"]) == ["D00", "D01", "D02"]
+
+
+def _blocks(seed: int) -> tuple[Triples, np.ndarray, np.ndarray]:
+    """Random triples sorted by (unit, réservataire), a few classes per block, weights falling."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    unit = np.sort(rng.integers(0, 4, n)).astype(np.int32)
+    res = np.zeros(n, dtype=np.int16)
+    for u in range(4):  # réservataires sorted within each unit
+        at = np.flatnonzero(unit == u)
+        res[at] = np.sort(rng.integers(0, 3, len(at)))
+    block = unit.astype(np.int64) * 3 + res
+    local = rng.integers(0, 3, n)
+    _, classes = np.unique(block * 3 + local, return_inverse=True)
+    # numbered by first appearance, as `row_classes` numbers them
+    first = np.full(classes.max() + 1, n)
+    np.minimum.at(first, classes, np.arange(n))
+    relabel = np.empty_like(first)
+    relabel[np.argsort(first, kind="stable")] = np.arange(len(first))
+    classes = relabel[classes].astype(np.int32)
+    weight = np.zeros(n)
+    for b in np.unique(block):  # heaviest first along each block, with ties
+        at = np.flatnonzero(block == b)
+        weight[at] = np.sort(rng.integers(0, 5, len(at)))[::-1].astype(float)
+    triples = Triples(unit, np.arange(n, dtype=np.int32), res, np.zeros(n, dtype=np.int32))
+    return triples, classes, weight
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_kept_triples_are_the_first_of_each_class(seed: int) -> None:
+    """Each class's first ``n_units`` triples in their order, every other dropped."""
+    triples, classes, weight = _blocks(seed)
+    n_units = 4
+    kept = undominated(triples, classes, weight, n_units)
+    assert kept is not None
+    seen: dict[int, int] = {}
+    expected = []
+    for t, c in enumerate(classes.tolist()):
+        if seen.get(c, 0) < n_units:
+            expected.append(t)
+        seen[c] = seen.get(c, 0) + 1
+    assert kept.tolist() == expected
+    assert len(kept) < len(classes)
+
+
+def test_nothing_is_dropped_when_the_order_is_not_heaviest_first() -> None:
+    """A weight rising inside a (unit, réservataire): the first are not the heaviest."""
+    triples, classes, weight = _blocks(0)
+    assert undominated(triples, classes, weight, 4) is not None
+    rising = weight.copy()
+    inside = np.flatnonzero(
+        (triples.unit[1:] == triples.unit[:-1]) & (triples.res[1:] == triples.res[:-1])
+    )[5]
+    rising[inside + 1] = rising[inside] + 1
+    assert undominated(triples, classes, rising, 4) is None
+    # a rise between two blocks is allowed: each block is ordered on its own
+    across = np.flatnonzero(triples.unit[1:] != triples.unit[:-1])[0]
+    between = weight.copy()
+    between[across + 1 :] += 100 * (triples.unit[across + 1 :] == triples.unit[across + 1])
+    assert undominated(triples, classes, between, 4) is not None
+
+
+def test_nothing_is_dropped_below_the_least_fraction() -> None:
+    """Fewer than `MIN_DROPPED` of the triples to drop: the round is left whole."""
+    triples, classes, weight = _blocks(1)
+    largest = int(np.bincount(classes).max())
+    assert undominated(triples, classes, weight, largest) is None  # nothing beyond the count
+    sizes = np.bincount(classes)
+    n_units = next(
+        k
+        for k in range(1, largest)
+        if 0 < np.maximum(sizes - k, 0).sum() < MIN_DROPPED * len(classes)
+    )
+    assert undominated(triples, classes, weight, n_units) is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rows_on_kept_triples_are_the_rows_of_those_triples(seed: int) -> None:
+    """`rows_on` renumbers each row as `quota_rows` on the kept triples would write it."""
+    units, demands, on, _ = generated_round(seed, 4, 100, POLICY)
+    inst = prepare_round(units, demands, POLICY, on=on).instance
+    triples = build_triples(inst)
+    rows = quota_rows(inst, triples)
+    keep = np.flatnonzero(np.random.default_rng(seed).random(len(triples)) < 0.5)
+    moved = rows_on(rows, keep, len(triples))
+    fresh = quota_rows(inst, triples.subset(keep))
+    assert [r.name for r in moved] == [r.name for r in fresh]
+    for a, b in zip(moved, fresh, strict=True):
+        assert a.idx.tolist() == b.idx.tolist(), a.name
+        assert a.coef.tolist() == b.coef.tolist(), a.name
+        assert a.base_idx.tolist() == b.base_idx.tolist(), a.name
+        assert a.counted_idx.tolist() == b.counted_idx.tolist(), a.name
+        assert (a.rhs, a.sense, a.slack) == (b.rhs, b.sense, b.slack), a.name
