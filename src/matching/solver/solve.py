@@ -315,11 +315,6 @@ def _solve_round(
     prunable = params.prune and len(triples) > params.prune_above_triples and magnitude < 1e13
     outcome: _StagedOutcome | None = None
     core_index = np.arange(len(triples))
-    if prunable and not soft:
-        unreachable = unreachable_rules(inst, triples, rows)
-        if unreachable is not None:  # proven from the quota counts' ranges, no LP needed
-            stats["method"] = "count_ranges"
-            return _unsolved("INFEASIBLE", stats, unreachable if diagnose else None)
     if prunable:
         classes = row_classes(triples, rows, len(inst.reservataires))
         kept = undominated(triples, classes, wx, len(inst.units))
@@ -333,6 +328,12 @@ def _solve_round(
             )  # fmt: skip
             wx, ws, multipliers = combined_weights(terms)
             core_index = np.arange(len(triples))
+    if prunable and not soft:  # on the kept triples: infeasible there iff in the whole round
+        unreachable = unreachable_rules(inst, triples, rows)
+        if unreachable is not None:  # proven from the quota counts' ranges, no LP needed
+            stats["method"] = "count_ranges"
+            return _unsolved("INFEASIBLE", stats, unreachable if diagnose else None)
+    if prunable:
         session = LPSession.for_round(
             inst, triples, rows, inst.bands(), wx, ws, soft, classes=classes
         )
