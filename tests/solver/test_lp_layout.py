@@ -344,6 +344,43 @@ def test_extra_rows_by_class_price_as_scattered() -> None:
     np.testing.assert_allclose(certs[0].reduced_cost, certs[1].reduced_cost, atol=1e-6)
 
 
+def test_a_twin_session_bounds_a_node_as_its_original_and_leaves_it_alone() -> None:
+    """Two nodes at once: the twin and the original, each warm, give each node's bound.
+
+    The branching solves its two best open nodes side by side, the second on a twin
+    (`LPSession.twin`). Each node's bound must be the one a session of its own gives, and
+    neither session may see the other's rows or columns.
+    """
+    from matching.solver.branch import _solve_nodes
+    from matching.solver.lp import LinearCut, LPSession
+
+    inst, triples, rows, weights = _round(1)
+    row = rows[0]
+    left = [LinearCut(row.idx, row.coef, ">=", int(row.rhs) + 1, "left")]
+    right = [LinearCut(row.idx, row.coef, "<=", int(row.rhs), "right")]
+
+    def fresh() -> LPSession:
+        session = LPSession.for_round(
+            inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
+        )
+        session.solve()
+        return session
+
+    alone = [fresh().solve(left), fresh().solve(right)]
+    session = fresh()
+    columns = len(session.col_global)
+    twin = session.twin()
+    assert twin.highs is not session.highs and twin.in_lp is not session.in_lp
+    both = _solve_nodes([session, twin], [left, right])
+    for got, expected in zip(both, alone, strict=True):
+        assert got.status == expected.status == "bound"
+        assert got.upper_bound == pytest.approx(expected.upper_bound, rel=1e-9)
+    assert [c.name for c in session.extra] == ["left"]
+    assert [c.name for c in twin.extra] == ["right"]
+    assert session.highs.getNumCol() == len(session.col_global) >= columns
+    assert twin.highs.getNumCol() == len(twin.col_global)
+
+
 def test_extra_rows_on_columns_are_their_coefficients_and_skip_violation_columns() -> None:
     """The extra rows written on LP columns are each triple's coefficient, by class or not.
 

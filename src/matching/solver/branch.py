@@ -21,6 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +36,13 @@ _logger = logging.getLogger(__name__)
 MAX_IMPROVE = 1
 """Neighbourhood searches (RINS) at fractional nodes whose counts are integral (an integral
 LP is always taken); the dive on triples then looks for an integral LP itself."""
+
+NODES_AT_ONCE = 2
+"""Open nodes whose LPs are solved at the same time, one per core (the machines have 2).
+
+Why: on a Paris-sized round the branching's two children each take 7-10 s of dual simplex;
+side by side they take the time of the longer one. Each has its own session (`LPSession.twin`).
+"""
 
 Improve = Callable[[Certificate], int | None]
 """Look for a better solution near a node's LP solution; returns its value, or None."""
@@ -125,6 +133,26 @@ def _most_fractional(aggs: list[Aggregate], primal: LPValues) -> tuple[Aggregate
     return agg, agg.value(primal)
 
 
+def _solve_nodes(sessions: list[LPSession], extras: list[list[LinearCut]]) -> list[Certificate]:
+    """Each node's LP certificate, the k-th node on the k-th session, at the same time.
+
+    Deterministic: each session's history (which nodes it solved, in which order) depends only
+    on the search, never on which thread finishes first.
+    """
+
+    def solve(k: int) -> Certificate:
+        tick = time.perf_counter()
+        cert = sessions[k].solve(extras[k])
+        seconds = time.perf_counter() - tick
+        _logger.debug("node LP (session %d): %.2f s, %d rounds", k, seconds, cert.rounds)
+        return cert
+
+    if len(extras) <= 1:
+        return [solve(k) for k in range(len(extras))]
+    with ThreadPoolExecutor(max_workers=len(extras)) as pool:
+        return list(pool.map(solve, range(len(extras))))
+
+
 def branch_and_bound(
     inst: RoundInstance,
     triples: Triples,
@@ -168,74 +196,85 @@ def branch_and_bound(
     def closed(bound: float) -> bool:
         return bound < z + 1 - bound_slack(bound)
 
+    twin: list[LPSession] = []  # a second session, made the first time two nodes are open
+
     while heap:
-        neg_parent, neg_depth, _, ranges = heapq.heappop(heap)
-        parent = -neg_parent
-        if closed(parent):
-            continue
-        if nodes >= max_nodes or time.perf_counter() > deadline:
-            # out of nodes or time: the open nodes' bounds bound the optimum
-            open_bounds.append(parent)
-            open_bounds += [-h[0] for h in heap if not closed(-h[0])]
-            break
-        nodes += 1
-        extra = _node_rows(shares, aggs, ranges, floor_rows, made)
-        if extra is None:  # the node's ranges admit no integer point
-            continue
-        if nodes == 1:
-            root_cuts = sum(1 for r in extra if r.name.startswith("hull:"))
-        tick = time.perf_counter()
-        cert = None  # the previous node's reduced costs and LP values: 1.1 GB on a Paris round
-        cert = session.solve(extra)
-        _logger.debug(
-            "node %d LP: %.2f s, %d rounds", nodes, time.perf_counter() - tick, cert.rounds
-        )
-        if cert.status == "infeasible":
-            continue
-        if cert.status != "bound" or cert.primal is None:
-            open_bounds.append(parent)
-            continue
-        bound = min(cert.upper_bound, parent)
-        _logger.debug("node %d %s: bound %.3f (incumbent %d)", nodes, ranges, bound, z)
-        if closed(bound):
-            continue
-        split = _most_fractional(aggs, cert.primal)
-        if nodes == 1 and split is not None:  # the cuts moved the LP: look near it once
-            found = improve(cert)
-            if found is not None and found > z:
-                z = found
-                if closed(bound):
-                    continue
-        if split is None:
-            support = cert.primal.cols
-            off = np.minimum(cert.primal.values, 1 - cert.primal.values)  # 0 off the support
-            fractional = np.flatnonzero(off > 1e-6)
-            if len(fractional) == 0 or improve_calls < MAX_IMPROVE:
-                improve_calls += 1
-                tick = time.perf_counter()
-                found = improve(cert)  # an integral LP is taken as it is (every one fixed)
-                _logger.debug(
-                    "node %d search: %s in %.2f s", nodes, found, time.perf_counter() - tick
-                )
+        # up to `NODES_AT_ONCE` open nodes, best first; the root alone (its cuts and search
+        # come before any child)
+        batch: list[tuple[float, int, dict[str, tuple[int, int]], list[LinearCut], int]] = []
+        exhausted = False
+        while heap and len(batch) < (1 if nodes == 0 else NODES_AT_ONCE):
+            neg_parent, neg_depth, _, ranges = heapq.heappop(heap)
+            parent = -neg_parent
+            if closed(parent):
+                continue
+            if nodes >= max_nodes or time.perf_counter() > deadline:
+                # out of nodes or time: the open nodes' bounds bound the optimum
+                open_bounds.append(parent)
+                exhausted = True
+                break
+            nodes += 1
+            extra = _node_rows(shares, aggs, ranges, floor_rows, made)
+            if extra is None:  # the node's ranges admit no integer point
+                continue
+            if nodes == 1:
+                root_cuts = sum(1 for r in extra if r.name.startswith("hull:"))
+            batch.append((parent, neg_depth, ranges, extra, nodes))
+        if len(batch) > 1 and not twin:
+            twin.append(session.twin())
+        certs: list[Certificate] = []  # the previous nodes' reduced costs and LP values go first
+        certs = _solve_nodes([session, *twin], [item[3] for item in batch])
+        for (parent, neg_depth, ranges, _, node), cert in zip(batch, certs, strict=True):
+            if cert.status == "infeasible":
+                continue
+            if cert.status != "bound" or cert.primal is None:
+                open_bounds.append(parent)
+                continue
+            bound = min(cert.upper_bound, parent)
+            _logger.debug("node %d %s: bound %.3f (incumbent %d)", node, ranges, bound, z)
+            if closed(bound):
+                continue
+            split = _most_fractional(aggs, cert.primal)
+            if node == 1 and split is not None:  # the cuts moved the LP: look near it once
+                found = improve(cert)
                 if found is not None and found > z:
                     z = found
-                if closed(bound):
+                    if closed(bound):
+                        continue
+            if split is None:
+                support = cert.primal.cols
+                off = np.minimum(cert.primal.values, 1 - cert.primal.values)  # 0 off the support
+                fractional = np.flatnonzero(off > 1e-6)
+                if len(fractional) == 0 or improve_calls < MAX_IMPROVE:
+                    improve_calls += 1
+                    tick = time.perf_counter()
+                    found = improve(cert)  # an integral LP is taken as it is (every one fixed)
+                    _logger.debug(
+                        "node %d search: %s in %.2f s", node, found, time.perf_counter() - tick
+                    )
+                    if found is not None and found > z:
+                        z = found
+                    if closed(bound):
+                        continue
+                if len(fractional) == 0:
+                    open_bounds.append(bound)  # integral yet above the incumbent: not expected
                     continue
-            if len(fractional) == 0:
-                open_bounds.append(bound)  # integral yet above the incumbent: not expected
-                continue
-            # counts all integral: dive on the most fractional triple, its "taken" side first
-            t = int(support[fractional[np.argmax(off[fractional])]])
-            children: list[tuple[str, tuple[int, int]]] = [(f"x:{t}", (1, 1)), (f"x:{t}", (0, 0))]
-        else:
-            agg, value = split
-            lo, hi = _intersect((agg.low, agg.high), ranges.get(agg.key))
-            children = [(agg.key, (lo, math.floor(value))), (agg.key, (math.ceil(value), hi))]
-        for key, child in children:
-            if child[0] <= child[1]:
-                counter += 1
-                node = (-bound, neg_depth - 1, counter, {**ranges, key: child})
-                heapq.heappush(heap, node)
+                # counts all integral: dive on the most fractional triple, "taken" side first
+                t = int(support[fractional[np.argmax(off[fractional])]])
+                children: list[tuple[str, tuple[int, int]]] = [
+                    (f"x:{t}", (1, 1)), (f"x:{t}", (0, 0)),
+                ]  # fmt: skip
+            else:
+                agg, value = split
+                lo, hi = _intersect((agg.low, agg.high), ranges.get(agg.key))
+                children = [(agg.key, (lo, math.floor(value))), (agg.key, (math.ceil(value), hi))]
+            for key, child in children:
+                if child[0] <= child[1]:
+                    counter += 1
+                    heapq.heappush(heap, (-bound, neg_depth - 1, counter, {**ranges, key: child}))
+        if exhausted:
+            open_bounds += [-h[0] for h in heap if not closed(-h[0])]
+            break
     still_open = [b for b in open_bounds if not closed(b)]
     bound = max([float(z), *still_open])
     return BranchOutcome(not still_open, z, bound, nodes, root_cuts, still_open)

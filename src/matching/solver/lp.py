@@ -19,6 +19,7 @@ shortfall columns in soft mode.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import math
@@ -732,6 +733,24 @@ class LPSession:
         # a pooled year (4,000 units) needs more columns per round than a month (310)
         out.columns_per_round = max(COLUMNS_PER_ROUND, 8 * len(inst.units))
         return out
+
+    def twin(self) -> LPSession:
+        """A copy with a HiGHS instance of its own, warm with the same LP and basis.
+
+        Why: the branching solves two nodes at once, one per core (HiGHS releases the GIL while
+        it runs); each copy then grows its own columns and extra rows. The layout, costs and
+        cuts are shared: nothing changes them after they are made.
+        """
+        other = copy.copy(self)
+        other.highs = _quiet_highs()
+        other.highs.passModel(self.highs.getLp())
+        if self.solved:
+            other.highs.setBasis(self.highs.getBasis())
+        for name in ("row_of", "extra_row", "col_global", "in_lp", "extra_active", "e_upper"):
+            setattr(other, name, getattr(self, name).copy())
+        other.extra, other.extra_class = list(self.extra), list(self.extra_class)
+        other.extra_keys = list(self.extra_keys)
+        return other
 
     def _add_rows(self, rows: np.ndarray) -> None:
         """Give HiGHS these layout rows (empty: their coefficients come with the columns)."""
