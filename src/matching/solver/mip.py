@@ -80,7 +80,10 @@ def solve_small_mip(
     lower = np.zeros(n)
     lower[np.flatnonzero(fixed)] = 1.0
     highs = _quiet_highs()
-    highs.setOptionValue("presolve", "on")
+    # presolve off when looking only for a better solution: with the cutoff row, HiGHS's
+    # presolve turned two searches of the simulated year's rounds (1,462 and 2,879 triples)
+    # into 200-400 nodes and 6.6-9.1 s, against 1 node and 0.12-0.53 s without it
+    highs.setOptionValue("presolve", "off" if better_than is not None else "on")
     highs.setOptionValue("mip_rel_gap", 0.0)
     highs.setOptionValue("mip_abs_gap", 0.5)  # the folded objective is an integer
     highs.setOptionValue("mip_max_nodes", node_limit)
