@@ -80,10 +80,11 @@ def solve_small_mip(
     lower = np.zeros(n)
     lower[np.flatnonzero(fixed)] = 1.0
     highs = _quiet_highs()
-    # presolve off when looking only for a better solution: with the cutoff row, HiGHS's
-    # presolve turned two searches of the simulated year's rounds (1,462 and 2,879 triples)
-    # into 200-400 nodes and 6.6-9.1 s, against 1 node and 0.12-0.53 s without it
-    highs.setOptionValue("presolve", "off" if better_than is not None else "on")
+    # presolve on, also when looking only for a better solution: without it the Paris-sized
+    # round's two searches at its root (7,105 and 7,865 columns) hit their 10 s limit (0.4 s
+    # each with it), though two of the simulated year's (1,462 and 2,879 triples) take
+    # 6.6-9.1 s with it against 0.12-0.53 s without (docs/solver.md, Limits)
+    highs.setOptionValue("presolve", "on")
     highs.setOptionValue("mip_rel_gap", 0.0)
     highs.setOptionValue("mip_abs_gap", 0.5)  # the folded objective is an integer
     highs.setOptionValue("mip_max_nodes", node_limit)
