@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from matching.solver.instance import Triples
+from matching.solver.rows import first_of_each_class
 
 MIN_DROPPED = 0.1
 """Drop nothing unless at least this fraction of the triples goes.
@@ -52,16 +53,7 @@ def undominated(
         return None
     if not _heaviest_first(triples, weight):
         return None
-    # the position of each crowded class's first dropped triple: its (n_units + 1)-th, read
-    # off the stable order by class (each class's triples in their order)
-    order = np.argsort(classes, kind="stable")
-    starts = np.zeros(len(sizes), dtype=np.int64)
-    np.cumsum(sizes[:-1], out=starts[1:])
-    crowded = np.flatnonzero(sizes > n_units)
-    cut = np.full(len(sizes), len(classes), dtype=order.dtype)
-    cut[crowded] = order[starts[crowded] + n_units]
-    del order
-    return np.flatnonzero(np.arange(len(classes), dtype=cut.dtype) < cut[classes])
+    return first_of_each_class(classes, n_units)
 
 
 def _heaviest_first(triples: Triples, weight: np.ndarray) -> bool:

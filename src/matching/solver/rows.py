@@ -267,3 +267,21 @@ def class_representatives(classes: np.ndarray) -> np.ndarray:
         part = classes[start : start + step]
         np.minimum.at(out, part, np.arange(start, start + len(part)))
     return out
+
+
+def first_of_each_class(classes: np.ndarray, count: int) -> np.ndarray:
+    """The sorted positions of the first ``count`` triples of each class.
+
+    Each class's ``count + 1``-th triple is read off the stable order by class; a triple is
+    kept when it comes before its class's. With classes numbered by first appearance, as
+    `row_classes` numbers them, ``count = 1`` is `class_representatives`, sorted.
+    """
+    sizes = np.bincount(classes)
+    order = np.argsort(classes, kind="stable")  # stable: each class's triples in their order
+    starts = np.zeros(len(sizes), dtype=np.int64)
+    np.cumsum(sizes[:-1], out=starts[1:])
+    crowded = np.flatnonzero(sizes > count)
+    cut = np.full(len(sizes), len(classes), dtype=order.dtype)
+    cut[crowded] = order[starts[crowded] + count]
+    del order
+    return np.flatnonzero(np.arange(len(classes), dtype=cut.dtype) < cut[classes])
