@@ -81,10 +81,12 @@ def solve_small_mip(
     lower[np.flatnonzero(fixed)] = 1.0
     highs = _quiet_highs()
     # presolve on, also when looking only for a better solution: without it the Paris-sized
-    # round's two searches at its root (7,105 and 7,865 columns) hit their 10 s limit (0.4 s
-    # each with it), though two of the simulated year's (1,462 and 2,879 triples) take
-    # 6.6-9.1 s with it against 0.12-0.53 s without (docs/solver.md, Limits)
+    # round's searches hit their 10 s limit (0.3-1 s each with it). But at the root only: the
+    # sub-MIPs of HiGHS's own heuristics presolve again, and on two of the simulated year's
+    # searches (1,462 and 2,879 triples) that took 6.7-8.7 s against 0.4-1.1 s at the root
+    # only (docs/solver.md, "Ninth session")
     highs.setOptionValue("presolve", "on")
+    highs.setOptionValue("mip_root_presolve_only", True)
     highs.setOptionValue("mip_rel_gap", 0.0)
     highs.setOptionValue("mip_abs_gap", 0.5)  # the folded objective is an integer
     highs.setOptionValue("mip_max_nodes", node_limit)
