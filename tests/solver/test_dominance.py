@@ -5,10 +5,13 @@ proven optimal there is reported OPTIMAL for the whole round. So on crowded roun
 units, many households: the pruning drops most triples) the optimum must equal the full
 CP-SAT model's, in hard and soft mode, with the checker passing on both; and the selection
 itself must be exactly the first triples of each class, with nothing dropped when the triples'
-order is not heaviest first.
+order is not heaviest first. The same holds for the drop made on the pairs, before the
+triples are built, by (unit, réservataire, household profile).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -18,9 +21,14 @@ from matching.exceptions import InfeasibleError
 from matching.params import SolveParams
 from matching.policy.model import Policy
 from matching.round import prepare_round
-from matching.solver.dominance import MIN_DROPPED, undominated
-from matching.solver.instance import Triples, build_triples
-from matching.solver.rows import quota_rows, rows_on
+from matching.solver.dominance import (
+    MIN_DROPPED,
+    _droppable_at_most,
+    undominated,
+    undominated_pairs,
+)
+from matching.solver.instance import RoundInstance, Triples, build_triples
+from matching.solver.rows import household_profiles, quota_rows, row_classes, rows_on
 from tests.factories import demand, demands_of, unit, units_of
 from tests.solver.support import NO_QUOTAS, POLICY, filed, generated_round, soft, solve_checked
 
@@ -160,3 +168,93 @@ def test_rows_on_kept_triples_are_the_rows_of_those_triples(seed: int) -> None:
         assert a.base_idx.tolist() == b.base_idx.tolist(), a.name
         assert a.counted_idx.tolist() == b.counted_idx.tolist(), a.name
         assert (a.rhs, a.sense, a.slack) == (b.rhs, b.sense, b.slack), a.name
+
+
+def _crowded_instance(seed: int) -> RoundInstance:
+    units, demands, on, _ = generated_round(seed, 4, 300, POLICY)
+    return prepare_round(units, demands, POLICY, on=on).instance
+
+
+def _triple_set(triples: Triples) -> set[tuple[int, int, int]]:
+    cols = (triples.unit.tolist(), triples.demand.tolist(), triples.res.tolist())
+    return set(zip(*cols, strict=True))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_households_of_one_profile_are_alike_to_every_quota_row(seed: int) -> None:
+    """With the same unit and réservataire, one household profile gives one row class.
+
+    This is what makes the drop from the pairs exact: a (unit, réservataire, profile) is a set
+    of triples with equal coefficients on every row, as a class of `row_classes` is.
+    """
+    inst = _crowded_instance(seed)
+    triples = build_triples(inst)
+    rows = quota_rows(inst, triples)
+    classes = row_classes(triples, rows, len(inst.reservataires))
+    profile = household_profiles(inst)
+    assert len(np.unique(profile)) > 1  # the policy's rules tell households apart
+    key = (triples.unit.astype(np.int64) * 16 + triples.res + 1) * 4096 + profile[triples.demand]
+    frame = pd.DataFrame({"key": key, "cls": classes})
+    assert frame.groupby("key")["cls"].nunique().max() == 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pairs_keep_the_first_triples_of_each_profile(seed: int) -> None:
+    """The kept pairs give each (unit, réservataire, profile)'s ``n_units`` first triples."""
+    inst = _crowded_instance(seed)
+    dropped = undominated_pairs(inst, 0)
+    assert dropped is not None
+    smaller, total = dropped
+    full = build_triples(inst)
+    assert total == len(full)
+    profile = household_profiles(inst)
+    seen: dict[tuple[int, int, int], int] = {}
+    expected = set()
+    for u, d, r in zip(full.unit.tolist(), full.demand.tolist(), full.res.tolist(), strict=True):
+        key = (u, r, int(profile[d]))
+        if seen.get(key, 0) < len(inst.units):
+            expected.add((u, d, r))
+        seen[key] = seen.get(key, 0) + 1
+    kept = build_triples(smaller)
+    assert _triple_set(kept) == expected
+    assert len(kept) == len(expected) < total
+    assert (np.diff(smaller.pair_unit) >= 0).all()
+
+
+def test_no_pair_is_dropped_when_the_tie_break_does_not_put_the_score_first() -> None:
+    """Households ranked against their scores: the first of a class are not the heaviest."""
+    inst = _crowded_instance(0)
+    assert undominated_pairs(inst, 0) is not None
+    by_score = np.argsort(inst.scores, kind="stable")  # the worst first
+    rank = np.empty(len(by_score), dtype=np.int64)
+    rank[by_score] = np.arange(len(by_score))
+    assert undominated_pairs(dataclasses.replace(inst, tie_rank=rank), 0) is None
+
+
+def test_no_pair_is_dropped_in_a_round_at_most_the_threshold() -> None:
+    """A round of at most ``above`` triples is left whole (the full model solves it)."""
+    inst = _crowded_instance(1)
+    total = len(build_triples(inst))
+    assert undominated_pairs(inst, total) is None
+    assert undominated_pairs(inst, total - 1) is not None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_bound_from_the_pair_counts_holds(seed: int) -> None:
+    """The quick bound on what could go is at least what goes."""
+    inst = _crowded_instance(seed)
+    dropped = undominated_pairs(inst, 0)
+    assert dropped is not None
+    smaller, total = dropped
+    bound = _droppable_at_most(inst, 0)
+    assert bound is not None
+    assert bound >= total - len(build_triples(smaller)) > 0
+
+
+def test_no_pair_is_dropped_when_no_unit_has_more_households_than_units() -> None:
+    """More units than households: no class is crowded, the pairs are not even sorted."""
+    units, demands, on, _ = generated_round(0, 30, 25, POLICY)
+    inst = prepare_round(units, demands, POLICY, on=on).instance
+    assert len(build_triples(inst)) > 0
+    assert _droppable_at_most(inst, 0) is None
+    assert undominated_pairs(inst, 0) is None

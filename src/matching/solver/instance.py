@@ -104,32 +104,21 @@ def build_triples(inst: RoundInstance) -> Triples:
     """Expand pairs by pool bits into triples, each placed straight at its sorted position.
 
     Sorting cost matters at scale (18.9 million triples for a pooled year, 70 million for a
-    Paris-sized round). The pairs are put in (unit, tie rank) order once (`_pairs_by_rank`); a
+    Paris-sized round). The pairs are put in (unit, tie rank) order once (`pairs_by_rank`); a
     réservataire's selected pairs are then in order too, and those of unit u go to the
     (u, réservataire) run, a contiguous block: the unit and réservataire columns are runs
     (`np.repeat`), and only the households are moved, with no sort or regrouping of the
     triples (the concatenation and counting sort of the triples took 1.2 s on the pooled year).
     """
-    by_rank = _pairs_by_rank(inst)
+    by_rank = pairs_by_rank(inst)
     pair_unit, pair_demand = inst.pair_unit[by_rank], inst.pair_demand[by_rank]
     pair_pools = inst.pair_pools[by_rank]
     del by_rank
     n_units, n_res = len(inst.units), len(inst.policy.reservataires)
     # the pairs of unit u are [unit_start[u], unit_start[u + 1])
     unit_start = np.searchsorted(pair_unit, np.arange(n_units + 1))
-    flux = inst.flux_units[pair_unit]
-    del pair_unit
-    # column c of the run table is réservataire c - 1 (column 0: NONE), as in `unit_res_key`
-    selections: list[np.ndarray] = [np.flatnonzero(~flux)]
-    for i, rule in enumerate(inst.policy.reservataires):
-        sel = flux & (((pair_pools >> i) & 1) == 1)
-        # A pool condition on `priority` is the law (the État's share goes to priority households
-        # only): an explicit `pools` list in the demand file cannot override it.
-        legal = tuple(c for c in rule.pool if c.field == "priority")
-        if legal:
-            sel &= evaluate(legal, inst.demands)[pair_demand]
-        selections.append(np.flatnonzero(sel))
-    del flux, pair_pools
+    selections = triple_selections(inst, pair_unit, pair_demand, pair_pools)
+    del pair_unit, pair_pools
     # a selection's pairs on unit u: a binary search per unit boundary (the pairs are sorted)
     counts = np.stack([np.diff(np.searchsorted(idx, unit_start)) for idx in selections], axis=1)
     runs = counts.ravel()  # unit-major, then réservataire: the triples' order
@@ -154,7 +143,28 @@ def build_triples(inst: RoundInstance) -> Triples:
     return Triples(unit, demand, res, scores[demand])
 
 
-def _pairs_by_rank(inst: RoundInstance) -> np.ndarray:
+def triple_selections(
+    inst: RoundInstance, pair_unit: np.ndarray, pair_demand: np.ndarray, pair_pools: np.ndarray
+) -> list[np.ndarray]:
+    """The pairs (positions, sorted) that give a triple with each réservataire column.
+
+    Column 0 is NONE (the pairs of units outside the flux), column ``i + 1`` réservataire ``i``
+    (the pairs of flux units whose pools hold it), as in `unit_res_key`.
+    """
+    flux = inst.flux_units[pair_unit]
+    selections: list[np.ndarray] = [np.flatnonzero(~flux)]
+    for i, rule in enumerate(inst.policy.reservataires):
+        sel = flux & (((pair_pools >> i) & 1) == 1)
+        # A pool condition on `priority` is the law (the État's share goes to priority households
+        # only): an explicit `pools` list in the demand file cannot override it.
+        legal = tuple(c for c in rule.pool if c.field == "priority")
+        if legal:
+            sel &= evaluate(legal, inst.demands)[pair_demand]
+        selections.append(np.flatnonzero(sel))
+    return selections
+
+
+def pairs_by_rank(inst: RoundInstance) -> np.ndarray:
     """The order of the pairs by (unit, tie rank), the rank being unique within a unit.
 
     The eligible pairs come grouped by unit (`matching.eligibility`): then each unit's pairs

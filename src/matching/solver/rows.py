@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from matching.policy.conditions import evaluate
 from matching.policy.model import QuotaRule
 from matching.policy.quotas import possible_groups
 from matching.solver.instance import (
@@ -227,6 +228,38 @@ def row_classes(triples: Triples, rows: list[QuotaRow], n_res: int) -> np.ndarra
             code[row.idx] += scale * (row.coef.astype(np.int32) + offset)
         scale *= radix
     return pd.factorize(_fold(key, code, scale, triples, n_res))[0].astype(np.int32)
+
+
+def household_profiles(inst: RoundInstance) -> np.ndarray:
+    """Each household's profile (int32 labels): what every quota rule reads of it.
+
+    A rule's base, counted condition and scope read ``unit.*``, ``reservataire``, ``in_flux``
+    and ``demand.*`` fields (`triple_mask`, `triple_codes`). Two households that meet the same
+    ``demand.*`` conditions and fall in the same ``demand.*`` scope groups therefore give, with
+    the same unit and réservataire, triples in the same rows with the same coefficients: one
+    class of `row_classes` (or two classes that happen to have equal coefficients).
+
+    Why: the classes are then known before the triples exist, so a Paris-sized round's 58
+    million dominated triples (`matching.solver.dominance.undominated_pairs`) need never be
+    built.
+    """
+    columns: list[np.ndarray] = []
+    for rule in inst.policy.quotas.rules:
+        for cond in (*rule.base, *rule.count):
+            if cond.field.startswith("demand."):
+                values = inst.demands[cond.field[7:]].reset_index(drop=True)
+                columns.append(evaluate((cond,), pd.DataFrame({cond.field: values})))
+        if rule.scope is not None and rule.scope.startswith("demand."):
+            values = inst.demands[rule.scope[7:]].astype(str).to_numpy(dtype=object)
+            columns.append(np.unique(values, return_inverse=True)[1].ravel())
+    code = np.zeros(len(inst.demands), dtype=np.int64)
+    for column in columns:  # mixed radix, renumbered densely before it could overflow
+        values = np.asarray(column, dtype=np.int64)
+        radix = int(values.max(initial=0)) + 1
+        if float(code.max(initial=0) + 1) * radix >= 2.0**62:
+            code = pd.factorize(code)[0].astype(np.int64)
+        code = code * radix + values
+    return pd.factorize(code)[0].astype(np.int32)
 
 
 def _check_disjoint(rule_id: str, parts: list[np.ndarray], n: int) -> None:

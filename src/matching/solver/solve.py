@@ -30,7 +30,7 @@ from matching.solver.branch import branch_and_bound
 from matching.solver.build import BuiltModel, build_model
 from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
 from matching.solver.cuts import least_shortfalls, unreachable_rules
-from matching.solver.dominance import undominated
+from matching.solver.dominance import undominated, undominated_pairs
 from matching.solver.infeasibility import conflicting_rules
 from matching.solver.instance import (
     RoundInstance,
@@ -303,6 +303,11 @@ def _solve_round(
     """
     start = time.perf_counter()
     budget = Budget(params.time_limit_s)
+    n_triples: int | None = None  # the round's, when its dominated triples are never built
+    if triples is None and params.prune:
+        smaller = undominated_pairs(inst, params.prune_above_triples)
+        if smaller is not None:  # the same optimum (`matching.solver.dominance`)
+            inst, n_triples = smaller
     triples = build_triples(inst) if triples is None else triples
     soft = inst.policy.quotas.mode == QuotaMode.SOFT
     rows = quota_rows(inst, triples) if rows is None else rows
@@ -310,16 +315,19 @@ def _solve_round(
         inst.policy.objective.stages, triples, rows, inst.policy.quotas.mode, len(inst.units)
     )
     wx, ws, multipliers = combined_weights(terms)
-    stats: dict[str, float | int | str] = {"triples": len(triples), "method": "full"}
+    n_triples = len(triples) if n_triples is None else n_triples
+    stats: dict[str, float | int | str] = {"triples": n_triples, "method": "full"}
+    if n_triples > len(triples):
+        stats["dominated"] = n_triples - len(triples)
     magnitude = float(np.abs(wx).max(initial=0.0)) * max(1, len(inst.units))
-    prunable = params.prune and len(triples) > params.prune_above_triples and magnitude < 1e13
+    prunable = params.prune and n_triples > params.prune_above_triples and magnitude < 1e13
     outcome: _StagedOutcome | None = None
     core_index = np.arange(len(triples))
     if prunable:
         classes = row_classes(triples, rows, len(inst.reservataires))
         kept = undominated(triples, classes, wx, len(inst.units))
         if kept is not None:  # the round on these triples has the same optimum (see there)
-            stats["dominated"] = len(triples) - len(kept)
+            stats["dominated"] = n_triples - len(kept)
             triples, rows = triples.subset(kept), rows_on(rows, kept, len(triples))
             classes = classes[kept]  # numbered by first appearance still: each keeps its first
             terms = stage_terms(
