@@ -247,18 +247,18 @@ def household_profiles(inst: RoundInstance) -> np.ndarray:
     for rule in inst.policy.quotas.rules:
         for cond in (*rule.base, *rule.count):
             if cond.field.startswith("demand."):
-                values = inst.demands[cond.field[7:]].reset_index(drop=True)
-                columns.append(evaluate((cond,), pd.DataFrame({cond.field: values})))
+                field = inst.demands[cond.field[7:]].reset_index(drop=True)
+                columns.append(evaluate((cond,), pd.DataFrame({cond.field: field})))
         if rule.scope is not None and rule.scope.startswith("demand."):
-            values = inst.demands[rule.scope[7:]].astype(str).to_numpy(dtype=object)
-            columns.append(np.unique(values, return_inverse=True)[1].ravel())
+            text = inst.demands[rule.scope[7:]].astype(str).to_numpy(dtype=object)
+            columns.append(np.unique(text, return_inverse=True)[1].ravel())
     code = np.zeros(len(inst.demands), dtype=np.int64)
     for column in columns:  # mixed radix, renumbered densely before it could overflow
-        values = np.asarray(column, dtype=np.int64)
-        radix = int(values.max(initial=0)) + 1
+        digit = np.asarray(column, dtype=np.int64)
+        radix = int(digit.max(initial=0)) + 1
         if float(code.max(initial=0) + 1) * radix >= 2.0**62:
             code = pd.factorize(code)[0].astype(np.int64)
-        code = code * radix + values
+        code = code * radix + digit
     return pd.factorize(code)[0].astype(np.int32)
 
 
