@@ -55,17 +55,21 @@ a second on the pooled year, where 90 of its 18.9 million triples would go.
 
 
 def undominated(
-    triples: Triples, classes: np.ndarray, weight: np.ndarray, n_units: int
+    triples: Triples,
+    classes: np.ndarray,
+    weight: np.ndarray,
+    n_units: int,
+    min_dropped: float = MIN_DROPPED,
 ) -> np.ndarray | None:
     """The sorted positions of each class's ``n_units`` first triples; None to keep them all.
 
-    None when fewer than `MIN_DROPPED` of them would go, and when the weights increase
-    somewhere along a (unit, réservataire)'s triples: the first ones would then not be the
-    heaviest.
+    None when nothing or fewer than ``min_dropped`` of them would go, and when the weights
+    increase somewhere along a (unit, réservataire)'s triples: the first ones would then not
+    be the heaviest.
     """
     sizes = np.bincount(classes)
     dropped = int(np.maximum(sizes - n_units, 0).sum())
-    if dropped < MIN_DROPPED * len(classes):
+    if dropped == 0 or dropped < min_dropped * len(classes):
         return None
     if not _heaviest_first(triples, weight):
         return None

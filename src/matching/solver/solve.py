@@ -30,7 +30,7 @@ from matching.solver.branch import branch_and_bound
 from matching.solver.build import BuiltModel, build_model
 from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
 from matching.solver.cuts import least_shortfalls, unreachable_rules
-from matching.solver.dominance import undominated, undominated_pairs
+from matching.solver.dominance import MIN_DROPPED, undominated, undominated_pairs
 from matching.solver.infeasibility import conflicting_rules
 from matching.solver.instance import (
     RoundInstance,
@@ -325,7 +325,10 @@ def _solve_round(
     core_index = np.arange(len(triples))
     if prunable:
         classes = row_classes(triples, rows, len(inst.reservataires))
-        kept = undominated(triples, classes, wx, len(inst.units))
+        # after the drop on the pairs, whatever the coarser classes add (the rows and terms are
+        # made again, but on the fewer triples; small-round: LP 1,293 -> 1,026 iterations)
+        least = 0.0 if n_triples > len(triples) else MIN_DROPPED
+        kept = undominated(triples, classes, wx, len(inst.units), least)
         if kept is not None:  # the round on these triples has the same optimum (see there)
             stats["dominated"] = n_triples - len(kept)
             triples, rows = triples.subset(kept), rows_on(rows, kept, len(triples))
