@@ -154,10 +154,19 @@ def _allocated_triples(
     unit_pos = ids(units["unit_id"]).get_indexer(ids(alloc["unit_id"]))
     demand_pos = ids(demands["demand_id"]).get_indexer(ids(alloc["demand_id"]))
     res_pos = pd.Index(["", *reservataires]).get_indexer(ids(alloc["reservataire"])) - 1
-    n_res, n_dem = len(reservataires) + 1, max(len(demands), 1)
-    key = (triples.unit.astype(np.int64) * n_res + triples.res + 1) * n_dem + triples.demand
-    wanted = (unit_pos.astype(np.int64) * n_res + res_pos + 1) * n_dem + demand_pos
-    found = pd.Index(key).get_indexer(wanted)
+    # the triples come in (unit, réservataire) blocks (`build_triples`): search each allocation
+    # in its block only (a hash of every triple's key took 80 ms a round on a monthly round)
+    n_res = len(reservataires) + 1
+    block = triples.unit.astype(np.int64) * n_res + triples.res + 1
+    wanted = unit_pos.astype(np.int64) * n_res + res_pos + 1
+    starts = np.searchsorted(block, wanted, side="left")
+    ends = np.searchsorted(block, wanted, side="right")
+    found = np.full(len(wanted), -1, dtype=np.int64)
+    spans = zip(starts.tolist(), ends.tolist(), demand_pos.tolist(), strict=True)
+    for i, (lo, hi, d) in enumerate(spans):
+        at = np.flatnonzero(triples.demand[lo:hi] == d)
+        if len(at):
+            found[i] = lo + int(at[0])
     bad = (found < 0) | (unit_pos < 0) | (demand_pos < 0) | (res_pos < -1)
     if bad.any():
         rows = np.flatnonzero(bad)

@@ -329,3 +329,19 @@ def test_solve_writes_shortlists(tmp_path: Path) -> None:
         allocations[["unit_id", "demand_id"]].values.tolist()
     )
     assert (table.groupby("unit_id").size() == 3).all()
+
+
+def test_an_allocation_through_a_reservataire_the_unit_cannot_take_is_refused() -> None:
+    """Known unit and household, but no such triple in the round: a DataError naming both."""
+    units = units_of(unit("U1"), unit("U2"))
+    demands = demands_of(demand("D1"), demand("D2"))
+    result = solve_checked(units, demands, ALL_TO_LANDLORD)
+    assert len(result.allocation) == 2
+    original = result.allocation.loc[1, "reservataire"]
+    other = next(r for r in ALL_TO_LANDLORD.reservataire_ids() if r != original)
+    result.allocation.loc[1, "reservataire"] = other
+    unit_id, demand_id = result.allocation.loc[1, ["unit_id", "demand_id"]]
+    with pytest.raises(DataError, match=f"unit {unit_id} cannot go to demand {demand_id}"):
+        shortlists(units, demands, ALL_TO_LANDLORD, result, year_so_far=None, on=ROUND_DATE)
+    result.allocation.loc[1, "reservataire"] = original
+    assert len(shortlists(units, demands, ALL_TO_LANDLORD, result, year_so_far=None, on=ROUND_DATE))
