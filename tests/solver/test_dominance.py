@@ -175,6 +175,14 @@ def _crowded_instance(seed: int) -> RoundInstance:
     return prepare_round(units, demands, POLICY, on=on).instance
 
 
+def _dropped_from_pairs(seed: int) -> tuple[RoundInstance, RoundInstance, int]:
+    """A crowded round, the same round after the drop on its pairs, and its triple count."""
+    inst = _crowded_instance(seed)
+    dropped = undominated_pairs(inst, 0)
+    assert dropped is not None
+    return inst, *dropped
+
+
 def _triple_set(triples: Triples) -> set[tuple[int, int, int]]:
     cols = (triples.unit.tolist(), triples.demand.tolist(), triples.res.tolist())
     return set(zip(*cols, strict=True))
@@ -201,10 +209,7 @@ def test_households_of_one_profile_are_alike_to_every_quota_row(seed: int) -> No
 @pytest.mark.parametrize("seed", range(4))
 def test_pairs_keep_the_first_triples_of_each_profile(seed: int) -> None:
     """The kept pairs give each (unit, réservataire, profile)'s ``n_units`` first triples."""
-    inst = _crowded_instance(seed)
-    dropped = undominated_pairs(inst, 0)
-    assert dropped is not None
-    smaller, total = dropped
+    inst, smaller, total = _dropped_from_pairs(seed)
     full = build_triples(inst)
     assert total == len(full)
     profile = household_profiles(inst)
@@ -242,10 +247,7 @@ def test_no_pair_is_dropped_in_a_round_at_most_the_threshold() -> None:
 @pytest.mark.parametrize("seed", range(3))
 def test_the_bound_from_the_pair_counts_holds(seed: int) -> None:
     """The quick bound on what could go is at least what goes."""
-    inst = _crowded_instance(seed)
-    dropped = undominated_pairs(inst, 0)
-    assert dropped is not None
-    smaller, total = dropped
+    inst, smaller, total = _dropped_from_pairs(seed)
     bound = _droppable_at_most(inst, 0)
     assert bound is not None
     assert bound >= total - len(build_triples(smaller)) > 0
