@@ -239,6 +239,8 @@ def cell_text(value: object) -> str:
     if isinstance(value, float | np.floating):
         return repr(float(value))
     if isinstance(value, tuple | list | np.ndarray):
+        if all(type(v) is str for v in value):  # a typed frame's lists: their entries as they are
+            return LIST_SEPARATOR.join(value)
         return LIST_SEPARATOR.join(cell_text(v) for v in value)
     return str(value)
 

@@ -549,3 +549,12 @@ def test_200k_demands_validate(tmp_path: Path) -> None:
     assert {c: str(t) for c, t in out.dtypes.items()} == DEMAND_DTYPES
     assert out["pools"].iloc[1] == ("etat",)
     assert int(out["dalo"].sum()) == 66_666  # positions 2, 5, ..., 199_997: (199_997 - 2) / 3 + 1
+
+
+def test_list_cells_render_as_their_entries_joined() -> None:
+    """A list cell is its entries as text, joined by ';', whatever their type."""
+    assert io.cell_text(("14118", "14327")) == "14118;14327"
+    assert io.cell_text(["etat", "bailleur"]) == "etat;bailleur"
+    assert io.cell_text((np.str_("14118"), "14327")) == "14118;14327"
+    assert io.cell_text(("a", 1.5, dt.date(2026, 3, 1), None, True)) == "a;1.5;2026-03-01;;true"
+    assert io.cell_text(()) == ""
