@@ -22,8 +22,10 @@ from matching.params import SolveParams
 from matching.policy.model import Policy
 from matching.round import prepare_round
 from matching.solver.dominance import (
+    FEW_PROFILES,
     MIN_DROPPED,
     _droppable_at_most,
+    _first_of_each,
     undominated,
     undominated_pairs,
 )
@@ -260,3 +262,19 @@ def test_no_pair_is_dropped_when_no_unit_has_more_households_than_units() -> Non
     assert len(build_triples(inst)) > 0
     assert _droppable_at_most(inst, 0) is None
     assert undominated_pairs(inst, 0) is None
+
+
+@pytest.mark.parametrize("n_profiles", [3, FEW_PROFILES + 8])
+def test_first_of_each_unit_and_profile_in_order(n_profiles: int) -> None:
+    """The first ``count`` of every (unit, profile), by a pass per profile or by a sort."""
+    rng = np.random.default_rng(n_profiles)
+    unit = np.sort(rng.integers(0, 6, 3000)).astype(np.int32)
+    profile = rng.integers(0, n_profiles, 3000).astype(np.int32)
+    seen: dict[tuple[int, int], int] = {}
+    expected = []
+    for i, key in enumerate(zip(unit.tolist(), profile.tolist(), strict=True)):
+        if seen.get(key, 0) < 7:
+            expected.append(i)
+        seen[key] = seen.get(key, 0) + 1
+    assert _first_of_each(unit, profile, 7).tolist() == expected
+    assert len(expected) < len(unit)

@@ -143,8 +143,8 @@ def _droppable_at_most(inst: RoundInstance, above: int) -> int | None:
 
     A (unit, réservataire) of ``t`` triples drops at most ``t - n_units`` of them, however its
     households split into profiles. None when the round has at most ``above`` triples or the
-    bound is under `MIN_DROPPED` of them (the pooled year: no (unit, réservataire) has more
-    than 4,000 households; the check takes 0.1 s where sorting its pairs took 1.9 s).
+    bound is under `MIN_DROPPED` of them (the pooled year: at most 577,710 of its 18.9 million
+    triples; the check takes 0.06 s where sorting its pairs took 1.9 s).
     """
     n_units, n_res = len(inst.units), len(inst.policy.reservataires)
     # pairs per (unit, pool mask), in one pass: the masks take at most 2^n_res values
