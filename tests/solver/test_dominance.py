@@ -21,6 +21,7 @@ from matching.exceptions import InfeasibleError
 from matching.params import SolveParams
 from matching.policy.model import Policy
 from matching.round import prepare_round
+from matching.solver import dominance
 from matching.solver.dominance import (
     FEW_PROFILES,
     MIN_DROPPED,
@@ -278,3 +279,15 @@ def test_first_of_each_unit_and_profile_in_order(n_profiles: int) -> None:
         seen[key] = seen.get(key, 0) + 1
     assert _first_of_each(unit, profile, 7).tolist() == expected
     assert len(expected) < len(unit)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_the_bound_is_the_same_counted_either_way(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pairs counted per (unit, pool mask) or per réservataire (many réservataires): one bound."""
+    inst = _crowded_instance(seed)
+    by_mask = _droppable_at_most(inst, 0)
+    monkeypatch.setattr(dominance, "FEW_RESERVATAIRES", 0)
+    assert by_mask is not None
+    assert _droppable_at_most(inst, 0) == by_mask

@@ -147,15 +147,24 @@ def _droppable_at_most(inst: RoundInstance, above: int) -> int | None:
     triples; the check takes 0.06 s where sorting its pairs took 1.9 s).
     """
     n_units, n_res = len(inst.units), len(inst.policy.reservataires)
-    # pairs per (unit, pool mask), in one pass: the masks take at most 2^n_res values
-    by_mask = np.bincount(
-        inst.pair_unit.astype(np.int64) << n_res | inst.pair_pools, minlength=n_units << n_res
-    ).reshape(n_units, 1 << n_res)
-    bit = (np.arange(1 << n_res)[:, None] >> np.arange(n_res)[None, :]) & 1
     flux = inst.flux_units
     counts = np.zeros((n_units, n_res + 1), dtype=np.int64)
-    counts[~flux, 0] = by_mask[~flux].sum(axis=1)  # outside the flux: one triple per pair
-    counts[flux, 1:] = by_mask[flux] @ bit  # in it: one per réservataire of the pools
+    if n_res <= FEW_RESERVATAIRES:
+        # pairs per (unit, pool mask), in one pass: the masks take at most 2^n_res values
+        by_mask = np.bincount(
+            inst.pair_unit.astype(np.int64) << n_res | inst.pair_pools,
+            minlength=n_units << n_res,
+        ).reshape(n_units, 1 << n_res)
+        bit = (np.arange(1 << n_res)[:, None] >> np.arange(n_res)[None, :]) & 1
+        counts[~flux, 0] = by_mask[~flux].sum(axis=1)  # outside the flux: one triple per pair
+        counts[flux, 1:] = by_mask[flux] @ bit  # in it: one per réservataire of the pools
+    else:  # a table of 2^n_res masks per unit would be too large: a pass per réservataire
+        counts[:, 0] = np.bincount(inst.pair_unit, minlength=n_units)
+        counts[flux, 0] = 0
+        for i in range(n_res):
+            has = ((inst.pair_pools >> i) & 1) == 1
+            counts[:, i + 1] = np.bincount(inst.pair_unit[has], minlength=n_units)
+        counts[~flux, 1:] = 0
     most = int(counts.sum())  # the priority law may remove a few
     bound = int(np.maximum(counts - n_units, 0).sum())
     if most <= above or bound < MIN_DROPPED * most:
@@ -182,6 +191,9 @@ def _first_of_each(unit: np.ndarray, profile: np.ndarray, count: int) -> np.ndar
         mask[order[group_ranks(key) < count]] = True
     return np.flatnonzero(mask)
 
+
+FEW_RESERVATAIRES = 8
+"""Up to this many réservataires, `_droppable_at_most` counts pairs per (unit, pool mask)."""
 
 FEW_PROFILES = 32
 """Up to this many household profiles, `_first_of_each` takes one pass per profile."""
