@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from matching import round as round_module
 from matching.exceptions import InfeasibleError
 from matching.flux import YearSoFar
 from matching.generate import generate_territory
@@ -366,6 +367,30 @@ def test_a_floor_the_year_left_out_of_reach_is_named_from_the_count_ranges() -> 
     assert soft_result.stats.get("soft_solved_as_hard") == 1
     assert full.value.soft_result is not None
     assert soft_result.stage_values == full.value.soft_result.stage_values
+
+
+def test_the_soft_re_solve_of_an_infeasible_round_reuses_its_preparation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The round is prepared once: the soft re-solve shares its facts, scores and pairs.
+
+    The soft result is still checked against the soft policy and is the proven optimum.
+    """
+    units, demands, year, on = _collectivite_floor_out_of_reach()
+    original = round_module.prepare_round
+    calls: list[Policy] = []
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(args[2])  # type: ignore[arg-type]
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(round_module, "prepare_round", counted)
+    with pytest.raises(InfeasibleError) as raised:
+        solve(units, demands, POLICY, PRUNED, year_so_far=year, on=on)
+    assert calls == [POLICY]
+    soft_result = raised.value.soft_result
+    assert soft_result is not None and soft_result.status == "OPTIMAL"
+    verify(soft_result, units, demands, soft(POLICY), year, on)
 
 
 def test_soft_rounds_with_floors_out_of_reach_equal_the_full_soft_model() -> None:
