@@ -40,6 +40,10 @@ POLICY = load_policy("default-2026")
 
 FAST = SolveParams(num_workers=1, time_limit_s=20.0)
 """One worker (reproducible and light on the shared machine), a generous limit for tiny rounds."""
+PRUNED = SolveParams(num_workers=1, time_limit_s=30.0, prune=True, prune_above_triples=0)
+"""The LP path on every round, however small (the default sends small rounds to CP-SAT)."""
+FULL = SolveParams(num_workers=1, time_limit_s=30.0, prune=False)
+"""The full CP-SAT model, the reference the LP path is checked against."""
 
 Row = tuple[str, str, str]
 """An allocation row: (unit_id, demand_id, réservataire), '' for a unit excluded from the flux."""

@@ -33,10 +33,16 @@ from matching.solver.dominance import (
 from matching.solver.instance import RoundInstance, Triples, build_triples
 from matching.solver.rows import household_profiles, quota_rows, row_classes, rows_on
 from tests.factories import demand, demands_of, unit, units_of
-from tests.solver.support import NO_QUOTAS, POLICY, filed, generated_round, soft, solve_checked
-
-PRUNED = SolveParams(num_workers=1, time_limit_s=30.0, prune=True, prune_above_triples=0)
-FULL = SolveParams(num_workers=1, time_limit_s=30.0, prune=False)
+from tests.solver.support import (
+    FULL,
+    NO_QUOTAS,
+    POLICY,
+    PRUNED,
+    filed,
+    generated_round,
+    soft,
+    solve_checked,
+)
 
 
 def _outcome(

@@ -34,8 +34,10 @@ from matching.round import solve
 from matching.types import Stage
 from tests.factories import ROUND_DATE, demand, demands_of, unit, units_of
 from tests.solver.support import (
+    FULL,
     NO_QUOTAS,
     POLICY,
+    PRUNED,
     rows_of,
     rule,
     soft,
@@ -43,9 +45,6 @@ from tests.solver.support import (
     verify,
     with_rules,
 )
-
-PRUNED = SolveParams(num_workers=1, time_limit_s=30.0, prune=True, prune_above_triples=0)
-FULL = SolveParams(num_workers=1, time_limit_s=30.0, prune=False)
 
 
 @cache

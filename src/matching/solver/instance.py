@@ -201,24 +201,44 @@ def triple_fields(inst: RoundInstance, triples: Triples, names: set[str]) -> pd.
     return pd.DataFrame(cols, index=pd.RangeIndex(len(triples)))
 
 
-def _source(
-    inst: RoundInstance, triples: Triples, name: str, at: np.ndarray | None = None
-) -> tuple[pd.Series, np.ndarray]:
-    """The values of field ``name`` on its own table, and each triple's row in that table.
+def field_table(inst: RoundInstance, name: str) -> pd.Series:
+    """The values of field ``name`` on its own table: units, demands or réservataires.
 
     Evaluating a condition on the few hundred units (or 5 réservataires) and broadcasting is
-    much cheaper than materialising a column per triple (1.3 million on a monthly round). With
-    ``at``, only the triples at those positions.
+    much cheaper than materialising a column per triple (1.3 million on a monthly round). The
+    réservataire table ends with NONE (""), not in the flux.
     """
     if name == "reservataire":
-        values = pd.Series([*inst.reservataires, ""], dtype=object)
-        return values, _at(triples.res, at)  # NONE (-1) reads the last entry, ""
+        return pd.Series([*inst.reservataires, ""], dtype=object)
     if name == "in_flux":
-        return pd.Series([True] * len(inst.reservataires) + [False]), _at(triples.res, at)
+        return pd.Series([True] * len(inst.reservataires) + [False])
     if name.startswith("unit."):
-        return inst.units[name[5:]].reset_index(drop=True), _at(triples.unit, at)
+        return inst.units[name[5:]].reset_index(drop=True)
     if name.startswith("demand."):
-        return inst.demands[name[7:]].reset_index(drop=True), _at(triples.demand, at)
+        return inst.demands[name[7:]].reset_index(drop=True)
+    raise KeyError(name)
+
+
+def table_holds(inst: RoundInstance, cond: Condition) -> np.ndarray:
+    """Whether ``cond`` holds, by row of its field's own table (`field_table`)."""
+    return evaluate((cond,), pd.DataFrame({cond.field: field_table(inst, cond.field)}))
+
+
+def table_codes(inst: RoundInstance, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's code for field ``name`` as text on its own table, and the text of each code."""
+    text = field_table(inst, name).astype(str).to_numpy(dtype=object)
+    labels, codes = np.unique(text, return_inverse=True)
+    return codes.ravel(), labels
+
+
+def _table_row(triples: Triples, name: str, at: np.ndarray | None = None) -> np.ndarray:
+    """Each triple's row in the table of field ``name`` (NONE, -1, reads the last entry)."""
+    if name in ("reservataire", "in_flux"):
+        return _at(triples.res, at)
+    if name.startswith("unit."):
+        return _at(triples.unit, at)
+    if name.startswith("demand."):
+        return _at(triples.demand, at)
     raise KeyError(name)
 
 
@@ -253,8 +273,7 @@ def triple_mask(
     """
     mask = np.ones(len(triples) if at is None else len(at), dtype=bool)
     for cond in conditions:
-        values, index = _source(inst, triples, cond.field, at)
-        holds = evaluate((cond,), pd.DataFrame({cond.field: values}))
+        holds, index = table_holds(inst, cond), _table_row(triples, cond.field, at)
         if len(holds) <= SMALL_TABLE:
             _and_small(mask, holds, index)
         else:
@@ -297,6 +316,5 @@ def triple_codes(
 
     With ``at``, only for the triples at those positions, as in `triple_mask`.
     """
-    values, index = _source(inst, triples, name, at)
-    labels, codes = np.unique(values.astype(str).to_numpy(dtype=object), return_inverse=True)
-    return codes.ravel()[index], labels
+    codes, labels = table_codes(inst, name)
+    return codes[_table_row(triples, name, at)], labels

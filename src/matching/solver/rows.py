@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from matching.policy.conditions import evaluate
 from matching.policy.model import QuotaRule
 from matching.policy.quotas import possible_groups
 from matching.solver.instance import (
@@ -27,6 +26,8 @@ from matching.solver.instance import (
     Triples,
     compact_int,
     index_dtype,
+    table_codes,
+    table_holds,
     triple_codes,
     triple_mask,
     unit_res_key,
@@ -244,14 +245,12 @@ def household_profiles(inst: RoundInstance) -> np.ndarray:
     built.
     """
     columns: list[np.ndarray] = []
-    for rule in inst.policy.quotas.rules:
+    for rule in inst.policy.quotas.rules:  # the same readings as `quota_rows`, per household
         for cond in (*rule.base, *rule.count):
             if cond.field.startswith("demand."):
-                field = inst.demands[cond.field[7:]].reset_index(drop=True)
-                columns.append(evaluate((cond,), pd.DataFrame({cond.field: field})))
+                columns.append(table_holds(inst, cond))
         if rule.scope is not None and rule.scope.startswith("demand."):
-            text = inst.demands[rule.scope[7:]].astype(str).to_numpy(dtype=object)
-            columns.append(np.unique(text, return_inverse=True)[1].ravel())
+            columns.append(table_codes(inst, rule.scope)[0])
     code = np.zeros(len(inst.demands), dtype=np.int64)
     for column in columns:  # mixed radix, renumbered densely before it could overflow
         digit = np.asarray(column, dtype=np.int64)
