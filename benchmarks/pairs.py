@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.report import dated_stem
 from matching.eligibility import demand_pools, eligible_pairs, pair_failures
 from matching.facts import derive_facts
 from matching.generate import generate_territory
@@ -163,9 +164,9 @@ def run_case_subprocess(case: str, repeat: int) -> dict[str, Any]:
 
 
 def write_results(records: list[dict[str, Any]]) -> Path:
-    """Write the records as Markdown and CSV under benchmarks/results/, named by today's date."""
+    """Write the records as Markdown and CSV under benchmarks/results/ (`report.dated_stem`)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"pairs-{dt.date.today().isoformat()}"
+    stem = dated_stem(RESULTS, "pairs")
     frame = pd.DataFrame(records)
     frame.drop(columns=["pairs_s_runs"]).to_csv(stem.with_suffix(".csv"), index=False)
     machine = (

@@ -334,12 +334,26 @@ def render(records: list[dict[str, Any]], command: str, wall_s: float) -> str:
     return "\n".join(out)
 
 
+def dated_stem(results: Path, name: str, today: dt.date | None = None) -> Path:
+    """``results/<name>-<date>``, or ``<name>-<date>-2``, ``-3``... when that day has a run.
+
+    A second run on the same day must not overwrite the first (the ninth session's final ladder
+    replaced the previous session's page of the same date; it survived only in git).
+    """
+    day = (today or dt.date.today()).isoformat()
+    stem, n = results / f"{name}-{day}", 1
+    while stem.with_suffix(".md").exists() or stem.with_suffix(".csv").exists():
+        n += 1
+        stem = results / f"{name}-{day}-{n}"
+    return stem
+
+
 def write(
     records: list[dict[str, Any]], name: str, command: str, wall_s: float, update_readme: bool
 ) -> Path:
-    """Write ``results/<name>-<date>.md`` and ``.csv``; refresh the README's latest table."""
+    """Write ``results/<name>-<date>.md`` and ``.csv`` (`dated_stem`); refresh the README table."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"{name}-{dt.date.today().isoformat()}"
+    stem = dated_stem(RESULTS, name)
     flat = [
         {k: (str(v) if isinstance(v, list | dict) else v) for k, v in r.items()} for r in records
     ]

@@ -136,3 +136,21 @@ def test_right_capacity_lets_a_node_take_several_arcs() -> None:
     two = solve_matching(left, right, weight, maximize=True, right_capacity=np.array([2]))
     assert (one.status, one.value) == ("OPTIMAL", 5)
     assert (two.status, two.value) == ("OPTIMAL", 8)
+
+
+def test_a_second_run_on_the_same_day_gets_its_own_results_file(tmp_path: Path) -> None:
+    """Dated result files never overwrite an earlier run of the same day (.md or .csv)."""
+    import datetime as dt
+
+    from benchmarks.report import dated_stem
+
+    day = dt.date(2026, 11, 29)
+    first = dated_stem(tmp_path, "ladder", day)
+    assert first.name == "ladder-2026-11-29"
+    first.with_suffix(".md").write_text("first run", encoding="utf-8")
+    second = dated_stem(tmp_path, "ladder", day)
+    assert second.name == "ladder-2026-11-29-2"
+    second.with_suffix(".csv").write_text("a\n", encoding="utf-8")  # a run that wrote its CSV
+    assert dated_stem(tmp_path, "ladder", day).name == "ladder-2026-11-29-3"
+    assert dated_stem(tmp_path, "pairs", day).name == "pairs-2026-11-29"
+    assert first.with_suffix(".md").read_text(encoding="utf-8") == "first run"
