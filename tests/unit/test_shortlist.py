@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -345,3 +346,61 @@ def test_an_allocation_through_a_reservataire_the_unit_cannot_take_is_refused() 
         shortlists(units, demands, ALL_TO_LANDLORD, result, year_so_far=None, on=ROUND_DATE)
     result.allocation.loc[1, "reservataire"] = original
     assert len(shortlists(units, demands, ALL_TO_LANDLORD, result, year_so_far=None, on=ROUND_DATE))
+
+
+def test_only_the_allocated_blocks_are_built_and_they_are_whole() -> None:
+    """The shortlist builds exactly the round's triples of the allocated (unit, réservataire)s.
+
+    Each allocated unit through its réservataire (a unit excluded from the flux: all of its
+    triples), in the same order as the whole round's triples.
+    """
+    from matching.round import prepare_round
+    from matching.shortlist import _allocated_blocks, _positions
+    from matching.solver.instance import build_triples
+
+    units, demands = generate_territory("caen-la-mer", 2026, seed=5, n_units=160, n_demands=400)
+    on = round_date(2026, 2)
+    units = units[in_round(units["released_on"], 2026, 2)].reset_index(drop=True)
+    units.loc[units.index % 7 == 0, "flux_excluded"] = "mutation"  # some units outside the flux
+    result = solve_checked(units, demands, POLICY, FAST, on=on)
+    inst = prepare_round(units, demands, POLICY, on=on).instance
+    full = build_triples(inst)
+    where = _positions(inst, result)
+    assert (where.unit >= 0).all() and len(where.unit) > 10
+    assert (where.res == -1).any() and (where.res >= 0).any()
+    res_of = {int(u): int(r) for u, r in zip(where.unit, where.res, strict=True)}
+    wanted = np.array(
+        [res_of.get(int(u), -9) == int(r) for u, r in zip(full.unit, full.res, strict=True)]
+    )
+    kept = build_triples(_allocated_blocks(inst, where))
+    assert len(kept) < len(full)
+    for name in ("unit", "demand", "res", "score"):
+        assert np.array_equal(getattr(kept, name), getattr(full, name)[wanted]), name
+
+
+def test_a_soft_copy_of_the_policy_reuses_the_results_preparation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An equal policy object (a soft copy made by the caller) does not prepare the round again."""
+    import matching.shortlist as module
+
+    units = units_of(unit("U1"), unit("U2"))
+    demands = demands_of(
+        demand("N1", filed_on=filed(60)), demand("N2", filed_on=filed(50)),
+        demand("P", filed_on=filed(1), priority_categories=("sans_logement",)),
+    )  # fmt: skip
+    result = solve_checked(units, demands, soft(LANDLORD_FLOOR))
+    assert result.prepared is not None and len(result.allocation) == 2
+    expected = shortlists(
+        units, demands, soft(LANDLORD_FLOOR), result, year_so_far=None, on=ROUND_DATE
+    )
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("prepared again")
+
+    monkeypatch.setattr(module, "prepare_round", refuse)
+    copy = soft(LANDLORD_FLOOR)
+    assert copy is not result.prepared.instance.policy
+    table = shortlists(units, demands, copy, result, year_so_far=None, on=ROUND_DATE)
+    pd.testing.assert_frame_equal(table, expected)
+    assert set(table["demand_id"]) >= {"N1", "P"}
