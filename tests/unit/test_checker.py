@@ -26,6 +26,7 @@ import subprocess
 import sys
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from tests.factories import ROUND_DATE, demand, demands_of, unit, units_of
@@ -216,6 +217,23 @@ def test_unknown_unit_and_demand(policy: Policy) -> None:
     d = only(result, "unknown_demand")
     assert (d.unit_id, d.demand_id, d.numbers) == ("U6", "D99", {"row": 7})
     assert result.counts["unknown_rows"] == 2
+
+
+def test_ids_resolve_as_text_to_their_first_row() -> None:
+    """Allocation ids find their row whether the round's ids are text, numbers or repeated."""
+    from matching.checker import _positions
+
+    wanted = np.array(["U2", "7", "U9", "U1"], dtype=object)
+    text = pd.Series(["U1", "U2", "7"], dtype=object)
+    assert _positions(wanted, text).tolist() == [1, 2, -1, 0]
+    numbers = pd.Series([7, 8], dtype=object)  # a hand-made table with numbers for ids
+    assert _positions(wanted, numbers).tolist() == [-1, 0, -1, -1]
+    mixed = pd.Series(["U1", 7], dtype=object)
+    assert _positions(wanted, mixed).tolist() == [-1, 1, -1, 0]
+    repeated = pd.Series(["U2", "U1", "U2", "7"], dtype=object)
+    assert _positions(wanted, repeated).tolist() == [0, 3, -1, 1]
+    arrow = pd.Series(["U1", "U2", "7"], dtype="string")
+    assert _positions(wanted, arrow).tolist() == [1, 2, -1, 0]
 
 
 def test_unit_allocated_twice(policy: Policy) -> None:
