@@ -154,3 +154,27 @@ def test_a_second_run_on_the_same_day_gets_its_own_results_file(tmp_path: Path) 
     assert dated_stem(tmp_path, "ladder", day).name == "ladder-2026-11-29-3"
     assert dated_stem(tmp_path, "pairs", day).name == "pairs-2026-11-29"
     assert first.with_suffix(".md").read_text(encoding="utf-8") == "first run"
+
+
+def test_the_lp_floor_resolves_the_engines_own_root_lp() -> None:
+    """The LP taken from the engine, solved again from scratch, has the engine's root LP value.
+
+    HiGHS minimises the negated folded objective, so each strategy's objective is -lp_bound; the
+    phases add up to the solve; the engine is left as it was (no wrapper after the run).
+    """
+    from benchmarks import lp_floor
+
+    from matching.solver import lp as lp_module
+
+    original = lp_module.LPSession.solve
+    record = lp_floor.measure("small-round", repeats=1)
+    assert lp_module.LPSession.solve is original
+    assert record["status"] == "OPTIMAL" and record["lp_calls"] >= 1
+    for _, solver, presolve in lp_floor.STRATEGIES:
+        value = -record[f"{solver}_presolve_{presolve}_objective"]
+        assert abs(value - record["lp_bound"]) <= 1e-6 * abs(record["lp_bound"]), solver
+    phases = record["before_lp_s"] + record["root_lp_s"] + record["after_root_s"]
+    assert abs(phases - record["solve_s"]) <= 0.01
+    assert record["oracle_lp_s"] == min(
+        record[f"{s}_presolve_{p}_s"] for _, s, p in lp_floor.STRATEGIES
+    )
