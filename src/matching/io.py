@@ -506,6 +506,20 @@ def _split(cell: str) -> tuple[str, ...]:
     return tuple(p for p in (e.strip() for e in cell.split(LIST_SEPARATOR)) if p)
 
 
+def _entries(cell: object) -> tuple[str, ...]:
+    """A list cell's entries, exactly `_split` of its `cell_text`.
+
+    A typed frame's tuple whose entries are already clean (``str``, stripped, not empty, no
+    separator) is its own split: validating 17,000 typed demands, the round trip through text
+    was a third of the time.
+    """
+    if isinstance(cell, tuple) and all(
+        type(e) is str and e and e == e.strip() and LIST_SEPARATOR not in e for e in cell
+    ):
+        return cell
+    return _split(cell_text(cell))
+
+
 def _parse_list(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
     # Lists repeat a lot (the same few wished communes): parse each distinct cell once. Cells may
     # be text (files) or tuples (typed frames); lists and arrays are unhashable, so go via text.
@@ -513,22 +527,30 @@ def _parse_list(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
         codes, distinct = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=False)
     except TypeError:  # unhashable cells (lists, arrays)
         codes, distinct = pd.factorize(_object_texts(series))
-    uniques = [cell_text(cell) for cell in distinct]
-    parsed = np.empty(len(uniques), dtype=object)
+    parsed = np.empty(len(distinct), dtype=object)
     bad_entries: dict[int, list[tuple[str, str]]] = {}
     pattern = re.compile(spec.pattern) if spec.pattern else None
     known = ctx.reservataires if spec.kind == "pools" else None
     communes = ctx.communes if spec.in_territory else None
-    for i, cell in enumerate(uniques):
-        entries = _split(cell)
+    judged: dict[str, str] = {}  # entry -> reason ("" when valid): a few communes, many cells
+
+    def judge(entry: str) -> str:
+        if pattern is not None and not pattern.fullmatch(entry):
+            return _pattern_reason(spec.pattern or "")
+        if communes is not None and entry not in communes:
+            return "commune not in the territory"
+        if known is not None and entry not in known:
+            return f"unknown réservataire (expected one of {', '.join(sorted(known))})"
+        return ""
+
+    for i, cell in enumerate(distinct):
+        entries = _entries(cell)
         parsed[i] = entries
         for entry in entries:
-            if pattern is not None and not pattern.fullmatch(entry):
-                bad_entries.setdefault(i, []).append((entry, _pattern_reason(spec.pattern or "")))
-            elif communes is not None and entry not in communes:
-                bad_entries.setdefault(i, []).append((entry, "commune not in the territory"))
-            elif known is not None and entry not in known:
-                reason = f"unknown réservataire (expected one of {', '.join(sorted(known))})"
+            reason = judged.get(entry)
+            if reason is None:
+                reason = judged[entry] = judge(entry)
+            if reason:
                 bad_entries.setdefault(i, []).append((entry, reason))
     values = parsed[codes] if len(codes) else np.empty(0, dtype=object)
     ok = np.ones(len(codes), dtype=bool)

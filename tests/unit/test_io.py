@@ -156,6 +156,33 @@ def test_validate_accepts_typed_and_text_frames_alike() -> None:
     pd.testing.assert_frame_equal(io.validate_demands(as_text, "<text>"), canonical)
 
 
+def test_typed_list_cells_split_as_their_text_would() -> None:
+    """A tuple cell gives the entries its text gives: stripped, split on ';', empties dropped.
+
+    Clean tuples are taken as they are; the others (spaces, a ';' inside an entry, an empty
+    entry, a non-text entry) are split from their text, and bad entries are still reported.
+    """
+    tuples = [("14118", "14027"), (" 14118", "14027 "), ("14118;14027",), ("14118", ""), ()]
+    for cells in (
+        tuples,  # hashable: each distinct tuple split once
+        [*tuples, (np.str_("14118"),), "14118 ; 14027"],
+        [*tuples, ["14118", "14027"]],  # a list cell: every cell goes through its text
+    ):
+        frame = demands_of(*(demand(f"D{i}") for i in range(len(cells))))
+        frame["wished_communes"] = pd.Series(cells, dtype=object)
+        valid = io.validate_demands(frame, "<typed>", communes=TERRITORY)
+        got = valid["wished_communes"].tolist()
+        assert got == [io._split(io.cell_text(c)) for c in cells]
+        assert got[:5] == [("14118", "14027")] * 3 + [("14118",), ()]
+    frame = demands_of(demand("D1"), demand("D2"), demand("D3"))
+    frame["wished_communes"] = pd.Series([("14118", "99999"), ("1411",), ()], dtype=object)
+    problems = problems_of(lambda: io.validate_demands(frame, "<typed>", communes=TERRITORY))
+    assert [(p.row, p.value, p.reason) for p in problems] == [
+        (1, "99999", "commune not in the territory"),
+        (2, "1411", "not an INSEE commune code (5 characters, e.g. 14118 or 2A004)"),
+    ]
+
+
 def test_validate_numbers_rows_by_position_whatever_the_index() -> None:
     """Rows of a DataFrame are numbered by position (first row = 1), not by its index labels."""
     frame = pd.DataFrame(unit_rows({}, {"rooms": "9"}), index=[10, 20])
