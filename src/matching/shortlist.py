@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from matching import checker
 from matching.allocation.lines import QuotaLines, quota_lines
 from matching.exceptions import DataError, RowProblem
 from matching.flux import YearSoFar
@@ -156,17 +157,10 @@ class _Where:
 
 
 def _positions(inst: RoundInstance, result: Result) -> _Where:
-    """Resolve the result's allocation rows against the round's tables."""
-    alloc = result.allocation
-
-    def ids(column: pd.Series) -> pd.Index:
-        return pd.Index(column.astype(str).to_numpy(dtype=object))
-
-    return _Where(
-        ids(inst.units["unit_id"]).get_indexer(ids(alloc["unit_id"])),
-        ids(inst.demands["demand_id"]).get_indexer(ids(alloc["demand_id"])),
-        pd.Index(["", *inst.reservataires]).get_indexer(ids(alloc["reservataire"])) - 1,
-    )
+    """Resolve the result's allocation rows against the round's tables, as the checker does."""
+    resolved = checker.resolve_allocation(inst.units, inst.demands, result.allocation)
+    res = pd.Index(["", *inst.reservataires]).get_indexer(pd.Index(resolved.reservataire)) - 1
+    return _Where(resolved.unit_pos, resolved.demand_pos, res.astype(np.int64))
 
 
 def _allocated_blocks(inst: RoundInstance, where: _Where) -> RoundInstance:
