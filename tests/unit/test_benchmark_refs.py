@@ -178,3 +178,23 @@ def test_the_lp_floor_resolves_the_engines_own_root_lp() -> None:
     assert record["oracle_lp_s"] == min(
         record[f"{s}_presolve_{p}_s"] for _, s, p in lp_floor.STRATEGIES
     )
+
+
+def test_the_exactness_sweep_compares_both_paths_and_flags_a_difference() -> None:
+    """Equal, within (full model unproven) and different verdicts; a real round is equal."""
+    from benchmarks import exactness
+
+    proven = {"status": "OPTIMAL", "values": (10, 900), "bounds": (10, 900), "conflicts": ()}
+    assert exactness.verdict(proven, dict(proven)) == "equal"
+    assert exactness.verdict(proven, {**proven, "values": (10, 899)}) == "DIFFERENT"
+    unproven = {"status": "FEASIBLE", "values": (10, 880), "bounds": (10, 950), "conflicts": ()}
+    assert exactness.verdict(proven, unproven) == "within"
+    assert exactness.verdict(proven, {**unproven, "bounds": (10, 890)}) == "DIFFERENT"
+    assert exactness.verdict({**proven, "status": "FEASIBLE"}, unproven) == "DIFFERENT"
+    infeasible = {"status": "INFEASIBLE", "values": (), "bounds": (), "conflicts": ("a",)}
+    assert exactness.verdict(infeasible, {**infeasible, "conflicts": ("b",)}) == "DIFFERENT"
+    records = exactness.run(range(1), ((8, 60),), time_limit=20.0)
+    assert [r["verdict"] for r in records] == ["equal", "equal"]
+    assert [r["mode"] for r in records] == ["hard", "soft"]
+    page = exactness.render(records, "python -m benchmarks.exactness --seeds 0:1")
+    assert "2 comparisons; equal: 2" in page
