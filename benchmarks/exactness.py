@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.report import RESULTS, dated_stem
+from benchmarks.report import write_page
 from matching.generate import generate_territory
 from matching.params import SolveParams
 from matching.policy import load_policy
@@ -150,12 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.sizes:
         sizes = tuple((int(u), int(d)) for u, d in (s.split("x") for s in args.sizes.split(",")))
     records = run(range(first, last), sizes, args.time_limit)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = dated_stem(RESULTS, "exactness")
-    pd.DataFrame(records).to_csv(stem.with_suffix(".csv"), index=False)
-    command = "python -m benchmarks.exactness " + " ".join(sys.argv[1:] if argv is None else argv)
-    stem.with_suffix(".md").write_text(render(records, command.strip()), encoding="utf-8")
-    print(f"results written to {stem.with_suffix('.md')}")
+    page = write_page("exactness", records, render, "benchmarks.exactness", argv)
+    print(f"results written to {page}")
     if any(r["verdict"] == "DIFFERENT" for r in records):
         sys.exit(1)
 

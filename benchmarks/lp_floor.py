@@ -25,16 +25,13 @@ import argparse
 import datetime as dt
 import os
 import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
 from benchmarks.baselines import unconstrained
 from benchmarks.cases import CASES, prepare
-from benchmarks.report import RESULTS, dated_stem
+from benchmarks.report import write_page
 from matching.params import SolveParams
 from matching.solver import lp as lp_module
 from matching.solver import solve_round
@@ -184,14 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cases = args.case or ["caen-month"]
     records = [measure(name, args.repeats) for name in cases]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = dated_stem(RESULTS, "lp-floor")
-    pd.DataFrame(records).to_csv(stem.with_suffix(".csv"), index=False)
-    command = "python -m benchmarks.lp_floor " + " ".join(sys.argv[1:] if argv is None else argv)
-    stem.with_suffix(".md").write_text(render(records, command.strip()), encoding="utf-8")
+    page = write_page("lp-floor", records, render, "benchmarks.lp_floor", argv)
     for r in records:
         print(r)
-    print(f"results written to {stem.with_suffix('.md')}")
+    print(f"results written to {page}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -347,6 +349,27 @@ def dated_stem(results: Path, name: str, today: dt.date | None = None) -> Path:
         n += 1
         stem = results / f"{name}-{day}-{n}"
     return stem
+
+
+def write_page(
+    name: str,
+    records: list[dict[str, Any]],
+    render_page: Callable[[list[dict[str, Any]], str], str],
+    module: str,
+    argv: list[str] | None,
+) -> Path:
+    """Write one run's records as ``results/<name>-<date>.csv`` and its rendered ``.md`` page.
+
+    ``render_page(records, command)`` gets the command line that reruns it (``python -m
+    <module> <args>``); a same-day run gets its own files (`dated_stem`). Returns the page.
+    """
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = dated_stem(RESULTS, name)
+    pd.DataFrame(records).to_csv(stem.with_suffix(".csv"), index=False)
+    args = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python -m", module, *args])
+    stem.with_suffix(".md").write_text(render_page(records, command), encoding="utf-8")
+    return stem.with_suffix(".md")
 
 
 def write(
