@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from matching.solver.instance import RoundInstance, Triples, build_triples
-from matching.solver.lp import RoundLayout
+from matching.solver.lp import SAMPLE_ABOVE, RoundLayout, kth_smallest
 from matching.solver.objective import combined_weights, stage_terms
 from matching.solver.rows import QuotaRow, quota_rows
 from tests.solver.support import binding_policy, generated_round
@@ -535,3 +535,34 @@ def test_sparse_lp_values_read_as_the_dense_solution() -> None:
         idx = np.sort(rng.permutation(n)[: int(rng.integers(0, 200))])
         assert np.array_equal(lp.at(idx), dense[idx])
         assert lp.total(idx) == pytest.approx(float(dense[idx].sum()), abs=1e-12)
+
+
+def _kth_cases() -> list[tuple[str, np.ndarray, int]]:
+    rng = np.random.default_rng(7)
+    n = 1_200_000  # above SAMPLE_ABOVE: the sampled path
+    short = np.arange(n, dtype=np.float64) + 1.0
+    short[:: n // 50_000] = 0.0  # the regular sample sees only zeros: it falls short of rank k
+    edge = short.copy()
+    edge[1 :: n // 50_000] = -1.0  # k = #(<= 0): the k-th value is just above the sampled ties
+    ties = np.r_[np.zeros(n), -rng.random(n // 5)]  # the k-th value is a tie of a million
+    return [
+        ("random", rng.standard_normal(n), 60_000),
+        ("rounded", np.round(rng.standard_normal(n), 2), 200_000),
+        ("ties at k", rng.permutation(ties), 400_000),
+        ("all equal", np.full(n, 3.5), 10_000),
+        ("ascending", np.arange(n, dtype=np.float64), 5_000),
+        ("descending", np.arange(n, dtype=np.float64)[::-1].copy(), 5_000),
+        ("sample falls short", short, 100_000),
+        ("k at the first tie", rng.permutation(ties), n // 5),
+        ("k just above the ties", edge, int(np.count_nonzero(edge <= 0.0))),
+        ("k near the middle", rng.standard_normal(n), n // 2 - 2),
+        ("below the threshold", rng.standard_normal(900_000), 1_000),
+    ]
+
+
+@pytest.mark.parametrize("name", [c[0] for c in _kth_cases()])
+def test_kth_smallest_is_the_partition_value(name: str) -> None:
+    """The sampled order statistic of the pricing is exactly numpy's partition value."""
+    values, k = next((v, k) for n, v, k in _kth_cases() if n == name)
+    assert len(values) > SAMPLE_ABOVE or name == "below the threshold"
+    assert kth_smallest(values, k) == np.partition(values, k)[k]

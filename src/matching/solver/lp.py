@@ -1186,7 +1186,42 @@ def _least(indices: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
     if len(indices) <= count:
         return indices
     mine = values[indices]
-    return indices[mine <= np.partition(mine, count)[count]]
+    return indices[mine <= kth_smallest(mine, count)]
+
+
+SAMPLE_ABOVE = 1_000_000
+"""Arrays longer than this have their order statistic found through a sample (`kth_smallest`)."""
+
+
+def kth_smallest(values: np.ndarray, k: int) -> float:
+    """``np.partition(values, k)[k]`` (the value of rank k, from 0), without partitioning it whole.
+
+    Why: the pricing of a pooled year or a Paris-sized round selects its few hundred thousand
+    least reduced costs among 2-27 million improving triples. Partitioning them whole took
+    0.1-0.6 s a call, and 0.38 s on 2.3 million values with only 54 distinct ones (numpy's
+    introselect is slow on heavy ties; sorting them took 0.02 s).
+
+    A regular sample (every ``n // 50,000``-th value: deterministic) gives a threshold ``t`` a
+    little above the k-th value's expected place. Then, exactly: when more than k values are
+    ``< t``, the k-th value is the k-th of those (go on with them alone); when at most k are
+    ``< t`` but more than k are ``<= t``, it is ``t`` (the case of heavy ties); otherwise it is
+    the ``(k - #(<= t))``-th of the values ``> t``.
+    """
+    while len(values) > SAMPLE_ABOVE and 2 * (k + 1) < len(values):
+        n = len(values)
+        sample = values[:: n // 50_000]
+        q = min(len(sample) - 1, int(1.25 * (k + 1) * len(sample) / n) + 64)
+        threshold = np.partition(sample, q)[q]
+        less = values < threshold
+        n_less = int(np.count_nonzero(less))
+        if n_less > k:
+            values = values[less]
+            continue
+        n_at_most = n_less + int(np.count_nonzero(values == threshold))
+        if n_at_most > k:
+            return float(threshold)
+        values, k = values[values > threshold], k - n_at_most
+    return float(np.partition(values, k)[k])
 
 
 def _class_quota(rows: list[QuotaRow], rep: np.ndarray) -> sp.csr_matrix:
