@@ -3,12 +3,14 @@
 Each command parses its options, calls one library function and prints or writes the result.
 Expected errors are printed as a message on stderr, never as a traceback, with an exit code that
 says what went wrong (`EXIT_CODES`, also in the README). Commands live in the submodules and are
-registered here.
+listed here (`COMMANDS`); a command's module is imported only when that command runs.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+from dataclasses import dataclass
 
 import click
 
@@ -28,8 +30,98 @@ EXIT_CODES: dict[int, str] = {
 """Exit codes of every command."""
 
 
+@dataclass(frozen=True)
+class LazyCommand:
+    """Where a command lives, and its one-line help (the command declares the same text)."""
+
+    module: str
+    attribute: str
+    short_help: str
+
+
+COMMANDS: dict[str, LazyCommand] = {
+    "check": LazyCommand(
+        "matching.cli.check", "check_command", "Audit an allocation against every rule."
+    ),
+    "compare": LazyCommand(
+        "matching.cli.compare", "compare_command", "Compare allocation policies over a year."
+    ),
+    "eligibility": LazyCommand(
+        "matching.cli.eligibility", "eligibility_command", "Count eligible demands per unit."
+    ),
+    "explain-score": LazyCommand(
+        "matching.cli.eligibility", "explain_score_command", "Explain one demand's score."
+    ),
+    "generate": LazyCommand(
+        "matching.cli.generate", "generate_command", "Generate a territory's units and demands."
+    ),
+    "scenario": LazyCommand(
+        "matching.cli.scenario", "scenario_group", "Inspect scenario files (scenarios/*.yaml)."
+    ),
+    "score": LazyCommand(
+        "matching.cli.eligibility", "score_command", "Score every demand of a round."
+    ),
+    "simulate": LazyCommand(
+        "matching.cli.simulate", "simulate_command", "Simulate a year of rounds and offers."
+    ),
+    "solve": LazyCommand(
+        "matching.cli.solve", "solve_command", "Allocate one round and write its folder."
+    ),
+    "why-not": LazyCommand(
+        "matching.cli.eligibility",
+        "why_not_command",
+        "Explain why a unit cannot go to a household.",
+    ),
+}
+"""Every command of the ``matching`` group.
+
+Why lazy: importing every command's module (pandas, the solver with ortools, highspy and scipy)
+took 1.0-1.7 s before ``matching --help`` could print; ``--help`` now imports none of them, and
+a command imports only what it uses (``check`` never loads the solver).
+"""
+
+
+def short_help(name: str) -> str:
+    """The one-line help of command ``name``, for its decorator (one text for both places)."""
+    return COMMANDS[name].short_help
+
+
 class MatchingGroup(click.Group):
-    """A click group that turns every MatchingError into a clear message and its exit code."""
+    """A click group that turns every MatchingError into a clear message and its exit code.
+
+    Its commands are imported on first use (`COMMANDS`); commands added with ``add_command``
+    (tests) work as in any click group.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command's name, sorted, without importing any of them."""
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command of that name, its module imported now if it was not yet."""
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.load(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def load(self, name: str) -> click.Command:
+        """Import command ``name`` of `COMMANDS` and add it to the group."""
+        where = COMMANDS[name]
+        command: click.Command = getattr(importlib.import_module(where.module), where.attribute)
+        self.add_command(command, name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``, from `COMMANDS`: no command module is imported."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name)
+            if command is not None and command.hidden:
+                continue
+            text = command.get_short_help_str(80) if command is not None else short_help(name)
+            rows.append((name, text))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> object:
         """Run the command, mapping expected errors to exit codes 2, 3 and 4 (`EXIT_CODES`)."""
@@ -62,12 +154,6 @@ def cli() -> None:
     """Allocate French social housing units to scored demands under the legal quotas."""
 
 
-def _register() -> None:
-    """Attach the commands of the submodules (imported here to keep import order explicit)."""
-    from matching.cli import commands  # noqa: F401  (registers on import)
-
-
 def main() -> None:
     """Console-script entry point."""
-    _register()
     cli(prog_name="matching")

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from matching.checker import Audit, Violation, audit
+from matching.cli import short_help
 from matching.exceptions import DataError, RowProblem
 from matching.facts import derive_facts
 from matching.io import read_demands, read_table, read_units, read_year_so_far
@@ -68,7 +69,7 @@ def _report(result: Audit) -> list[str]:
     return lines
 
 
-@click.command("check")
+@click.command("check", short_help=short_help("check"))
 @click.argument("units", type=FILE)
 @click.argument("demands", type=FILE)
 @click.argument("allocation", type=FILE)

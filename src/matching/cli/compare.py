@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from matching.cli import short_help
 from matching.cli.simulate import progress_line
 from matching.scenario import load_scenario
 from matching.simulation.compare import compare_scenario
@@ -24,7 +25,7 @@ def _progress(policy: str, seed: int) -> Progress:
     return echo
 
 
-@click.command(name="compare")
+@click.command(name="compare", short_help=short_help("compare"))
 @click.argument("scenario", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
     "--policies",

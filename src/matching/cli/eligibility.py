@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from matching.cli import short_help
 from matching.eligibility import (
     diagnostics,
     eligible_pairs,
@@ -39,7 +40,7 @@ def _write_table(frame: pd.DataFrame, out: Path) -> None:
         frame.to_csv(out, index=False, lineterminator="\n")
 
 
-@click.command(name="score")
+@click.command(name="score", short_help=short_help("score"))
 @SCENARIO
 @click.option(
     "--out",
@@ -66,7 +67,7 @@ def score_command(scenario: Path, out: Path) -> None:
     )
 
 
-@click.command(name="explain-score")
+@click.command(name="explain-score", short_help=short_help("explain-score"))
 @SCENARIO
 @click.argument("demand_id")
 def explain_score_command(scenario: Path, demand_id: str) -> None:
@@ -76,7 +77,7 @@ def explain_score_command(scenario: Path, demand_id: str) -> None:
     click.echo(render_score_explanation(demand_id, lines))
 
 
-@click.command(name="eligibility")
+@click.command(name="eligibility", short_help=short_help("eligibility"))
 @SCENARIO
 @click.option(
     "--max-units",
@@ -102,7 +103,7 @@ def eligibility_command(scenario: Path, max_units: int, out: Path | None) -> Non
         click.echo(f"per-unit counts written to {out}")
 
 
-@click.command(name="why-not")
+@click.command(name="why-not", short_help=short_help("why-not"))
 @SCENARIO
 @click.argument("unit_id")
 @click.argument("demand_id")

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import click
 
+from matching.cli import short_help
 from matching.generate import DEFAULT_DEMANDS, DEFAULT_UNITS, generate_territory
 from matching.io import write_demands, write_units
 
 
-@click.command(name="generate")
+@click.command(name="generate", short_help=short_help("generate"))
 @click.option(
     "--territory",
     default="caen-la-mer",

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from matching.cli import short_help
 from matching.exceptions import PolicyError
 from matching.policy.conditions import Condition
 from matching.policy.model import Policy
@@ -161,7 +162,7 @@ def _policy_lines(policy: Policy, path: Path, territory: str, year: int) -> list
     return lines
 
 
-@click.group(name="scenario")
+@click.group(name="scenario", short_help=short_help("scenario"))
 def scenario_group() -> None:
     """Inspect scenario files (scenarios/*.yaml)."""
 

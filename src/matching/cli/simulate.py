@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from matching.cli import short_help
 from matching.scenario import load_scenario
 from matching.simulation.config import SimulationSettings
 from matching.simulation.engine import RoundSummary, simulate, year_data
@@ -37,7 +38,7 @@ def _echo(summary: RoundSummary) -> None:
     click.echo(progress_line(summary), err=True)
 
 
-@click.command(name="simulate")
+@click.command(name="simulate", short_help=short_help("simulate"))
 @click.argument("scenario", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
     "--out",

@@ -22,6 +22,7 @@ from typing import Any
 import click
 import pandas as pd
 
+from matching.cli import short_help
 from matching.exceptions import CheckFailedError, DataError, InfeasibleError, RowProblem
 from matching.flux import YearSoFar
 from matching.io import (
@@ -95,7 +96,7 @@ def _recheck_command(out: Path, on: dt.date, year: YearSoFar | None) -> str:
     return " ".join(parts)
 
 
-@click.command(name="solve")
+@click.command(name="solve", short_help=short_help("solve"))
 @click.argument("scenario", type=FILE, required=False)
 @click.option(
     "--out",
