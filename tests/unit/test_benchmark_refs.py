@@ -198,3 +198,47 @@ def test_the_exactness_sweep_compares_both_paths_and_flags_a_difference() -> Non
     assert [r["mode"] for r in records] == ["hard", "soft"]
     page = exactness.render(records, "python -m benchmarks.exactness --seeds 0:1")
     assert "2 comparisons; equal: 2" in page
+
+
+def test_the_month_sweep_solves_each_months_units_and_counts_the_goals() -> None:
+    """Each record is its month's round, solved, checked and scored against issue 5's goals."""
+    import pandas as pd
+    from benchmarks import months
+    from tests.solver.support import verify
+
+    from matching.generate import generate_territory
+    from matching.params import SolveParams
+    from matching.policy import load_policy
+
+    units, demands = generate_territory(
+        territory="caen-la-mer", year=2026, seed=3, n_units=600, n_demands=2_500
+    )
+    policy = load_policy("default-2026")
+    round_units, on = months.month_units(units, 2)
+    released = pd.to_datetime(round_units["released_on"])
+    assert len(round_units) > 0 and (released.dt.month == 2).all()
+    assert on.isoformat() == "2026-02-28"
+    record, result = months.measure_round(
+        round_units, demands, policy, on, SolveParams(time_limit_s=30, seed=1)
+    )
+    verify(result, round_units, demands, policy, on=on)  # the independent checker
+    assert record["status"] == "OPTIMAL" and record["units"] == len(round_units)
+    assert record["allocations"] == len(result.allocation)
+    assert record["under_2s"] == (record["solve_s"] < 2.0)
+    assert record["within_10x"] == (record["solve_per_scipy"] <= 10.0)
+    assert 0.0 <= record["price_of_quotas_pct"] < 100.0
+
+    record = {"seed": 3, "month": 2, **record}
+    rows = [
+        {**record, "status": "OPTIMAL", "solve_s": 1.0, "solve_per_scipy": 8.0,
+         "under_2s": True, "within_10x": True},
+        {**record, "status": "OPTIMAL", "solve_s": 3.0, "solve_per_scipy": 30.0,
+         "under_2s": False, "within_10x": False},
+        {**record, "status": "FEASIBLE", "solve_s": 5.0, "solve_per_scipy": 50.0,
+         "under_2s": False, "within_10x": False},
+    ]  # fmt: skip
+    s = months.summary(rows)
+    assert (s["rounds"], s["optimal"], s["under_2s"], s["within_10x"]) == (3, 2, 1, 1)
+    assert s["solve_s"] == pytest.approx({"min": 1.0, "median": 3.0, "p90": 4.6, "max": 5.0})
+    page = months.render(rows, "python -m benchmarks.months")
+    assert "3 rounds: 2 proven optimal; **1 in under 2 s**; **1 within 10x scipy**" in page
