@@ -151,3 +151,40 @@ def test_engine_finds_the_orlib_assign100_optimum() -> None:
     assert sorted(solution.left.tolist()) == list(range(n))
     assert sorted(solution.right.tolist()) == list(range(n))
     assert int(cost[solution.left, solution.right].sum()) == 305  # recomputed, not trusted
+
+
+def test_the_optimum_never_depends_on_the_root_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the root search's incumbent, the pruned path still proves the full optimum.
+
+    The first LP-guided search only supplies an incumbent; with its node budget cut to zero
+    HiGHS returns no solution, and the core search must prove the optimum on its own.
+    """
+    from matching.solver import solve as solve_module
+
+    monkeypatch.setattr(solve_module, "ROOT_SEARCH_NODES", 0)
+    searched: list[str] = []
+    original = solve_module.solve_small_mip
+
+    def recorded(*args: object, **kwargs: object) -> object:
+        out = original(*args, **kwargs)  # type: ignore[arg-type]
+        if kwargs.get("node_limit") == 0:
+            searched.append(out.status)
+        return out
+
+    monkeypatch.setattr(solve_module, "solve_small_mip", recorded)
+    policy = binding_policy()
+    compared = 0
+    for seed in range(12):
+        units, demands = generate_territory("caen-la-mer", 2026, seed=100 + seed, n_units=10,
+                                            n_demands=80)  # fmt: skip
+        on = pd.Timestamp(units["released_on"].max()).date()
+        try:
+            pruned = solve_checked(units, demands, policy, PRUNED, on=on)
+        except InfeasibleError:
+            continue
+        full = solve_checked(units, demands, policy, FULL, on=on)
+        assert pruned.status == full.status == "OPTIMAL", seed
+        assert pruned.stage_values == full.stage_values, seed
+        compared += 1
+    assert compared >= 8
+    assert searched.count("UNKNOWN") >= 4  # the path without a root incumbent was taken

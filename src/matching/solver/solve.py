@@ -40,7 +40,7 @@ from matching.solver.instance import (
     unit_res_key,
 )
 from matching.solver.lp import Certificate, LPSession, LPValues, bound_slack, top_per_group
-from matching.solver.mip import solve_small_mip
+from matching.solver.mip import NODE_LIMIT, solve_small_mip
 from matching.solver.objective import StageTerms, combined_weights, stage_terms
 from matching.solver.rows import QuotaRow, quota_rows, row_classes, rows_on
 from matching.types import QuotaMode, Stage
@@ -55,6 +55,16 @@ NEIGHBOURHOOD_LIMIT = 20_000
 
 NEIGHBOURHOOD_PER_GROUP = 40
 """Households kept per free (unit, réservataire) in a thinned neighbourhood, best ranks first."""
+
+ROOT_SEARCH_NODES = 20
+"""Branch-and-bound nodes of the first LP-guided search (`_lp_guided_hint` at the root).
+
+Why: that search only gives the branching its incumbent; proving its neighbourhood's optimum
+proves nothing about the round (the branching does). Its best solution comes at the root node
+in the measured rounds; on one of 96 generated monthly rounds (seed 8, April) HiGHS then spent
+202 nodes and 1.6 s proving a 17-point gap in the neighbourhood, whose optimum the first
+branching node's search beat in 0.03 s. With 20 nodes: 2.61 -> 2.02 s on that round, the same
+optimum and node counts on all 96 (`python -m benchmarks.months --seeds 1:9`)."""
 
 RINS_SECONDS = 10.0
 """Wall-clock safety limit of one LP-guided neighbourhood search (`matching.solver.mip`); its
@@ -421,7 +431,9 @@ def _solve_with_core(
     caps = StageCaps(upper, multipliers, [t.low for t in terms])
     core_index = np.flatnonzero(rc <= delta + tol)
     if primal is not None:
-        hint = _lp_guided_hint(inst, triples, core_index, primal, params, budget, caps)
+        hint = _lp_guided_hint(
+            inst, triples, core_index, primal, params, budget, caps, node_limit=ROOT_SEARCH_NODES
+        )
         stats["hint"] = "lp_rounding" if hint is not None else "none"
         if hint is not None:
             previous = (hint, hint.core if hint.core is not None else core_index)
@@ -619,14 +631,15 @@ def _lp_guided_hint(
     budget: Budget,
     caps: StageCaps,
     better_than: dict[Stage, int] | None = None,
+    node_limit: int = NODE_LIMIT,
 ) -> _StagedOutcome | None:
     """A solution near an LP solution: keep its integral assignments, let HiGHS complete (RINS).
 
     The LP relaxation is nearly integral: fixing its ones leaves a small problem over the
     remaining units and households (the core triples of the free units to free households),
     which the small MIP solves quickly. With ``better_than`` (stage values), only a better
-    solution is looked for (None when there is none). The returned ``chosen`` indexes the
-    returned outcome's own core.
+    solution is looked for (None when there is none). ``node_limit``: HiGHS's nodes (a count,
+    so that runs reproduce). The returned ``chosen`` indexes the returned outcome's own core.
     """
     at_core = primal.at(core_index)
     ones = at_core > 1 - 1e-6
@@ -656,6 +669,7 @@ def _lp_guided_hint(
         inst, triples.subset(local), ones[keep],
         time_limit_s=max(0.5, min(RINS_SECONDS, budget.deadline - time.perf_counter())),
         better_than=better_than,
+        node_limit=node_limit,
     )  # fmt: skip
     if found.status not in {"OPTIMAL", "FEASIBLE"}:
         return None
