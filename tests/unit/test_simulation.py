@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -367,6 +369,46 @@ def test_compare_writes_one_tidy_table(tmp_path: Path) -> None:
     summary = (tmp_path / "summary.md").read_text()
     assert "| q1_rate_outside_qpv |" in summary and "0.155" in summary
     assert len(comparison.timings) == 4
+
+
+def _note_pid(folder: Path, policy: str, seed: int) -> None:
+    """A comparison's progress factory that notes which process ran each (policy, seed)."""
+    (folder / f"{policy}-{seed}-{os.getpid()}").touch()
+
+
+def test_compare_in_two_processes_writes_the_same_files(tmp_path: Path) -> None:
+    """Two worker processes write the same files as one run at a time.
+
+    Each run's folder and the indicator table are byte-identical; every wall time is measured.
+    """
+    from matching.simulation.compare import run_comparison
+
+    folders = {jobs: tmp_path / f"jobs-{jobs}" for jobs in (1, 2)}
+    for jobs, folder in folders.items():
+        pids = tmp_path / f"pids-{jobs}"
+        pids.mkdir()
+        comparison = run_comparison(
+            lambda seed: busy_year(seed=seed, last_round=2),
+            ["a", "b"],
+            [1, 2],
+            folder,
+            allocators={"a": RoundSolve(), "b": RoundSolve()},
+            shortlister=stub_shortlists,
+            progress=functools.partial(_note_pid, pids),
+            jobs=jobs,
+        )
+        assert list(comparison.timings["seed"]) == [1, 1, 2, 2]
+        assert (comparison.timings["wall_time_s"] > 0).all()
+        ran_in = {int(p.name.split("-")[-1]) for p in pids.iterdir()}
+        assert len(list(pids.iterdir())) == 4
+        if jobs == 1:
+            assert ran_in == {os.getpid()}
+        else:  # in worker processes, two at most
+            assert os.getpid() not in ran_in and 1 <= len(ran_in) <= 2
+    one, two = (_outputs(f) for f in folders.values())
+    del one["timings.csv"], two["timings.csv"], one["summary.md"], two["summary.md"]
+    assert sorted(one) == sorted(two) and len(one) > 4
+    assert one == two
 
 
 def test_a_run_stopped_after_two_rounds_resumes_to_the_end(tmp_path: Path) -> None:

@@ -133,3 +133,19 @@ def test_cli_simulate_one_round(tmp_path: Path) -> None:
         assert (tmp_path / name).is_file()
     assert (tmp_path / "rounds" / "01-2026-01-31" / "offers.csv").is_file()
     assert "round 1/1 2026-01-31" in got.output
+
+
+def test_cli_compare_two_policies_in_two_processes(tmp_path: Path) -> None:
+    """``matching compare --jobs 2`` writes the comparison of both policies and prints it."""
+    runner = CliRunner()
+    got = runner.invoke(
+        cli,
+        ["compare", str(SCENARIOS / "tiny-year.yaml"), "--policies", "optimal,greedy_score",
+         "--rounds", "1", "--jobs", "2", "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert got.exit_code == 0, got.output
+    kpis = pd.read_csv(tmp_path / "kpis.csv")
+    assert list(dict.fromkeys(kpis["policy"])) == ["optimal", "greedy_score"]
+    for name in ("optimal", "greedy_score"):
+        assert (tmp_path / "runs" / name / "seed-1" / "allocations.csv").is_file()
+    assert "| indicator | optimal | greedy_score |" in got.output

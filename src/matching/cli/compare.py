@@ -40,8 +40,12 @@ def _progress(policy: str, seed: int) -> Progress:
     help="Output folder.",
 )  # fmt: skip
 @click.option("--rounds", type=int, default=None, help="Stop each year after this many rounds.")
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Years simulated at once, one process each (the same files; wall times side by side).",
+)  # fmt: skip
 def compare_command(
-    scenario: Path, policies: str, seeds: int, out: Path, rounds: int | None
+    scenario: Path, policies: str, seeds: int, out: Path, rounds: int | None, jobs: int
 ) -> None:
     """Compare allocation policies over the scenario's simulated year."""
     sc = load_scenario(scenario)
@@ -49,6 +53,8 @@ def compare_command(
     if rounds is not None:
         settings = settings.model_copy(update={"last_round": rounds})
     names = [p.strip() for p in policies.split(",") if p.strip()]
-    result = compare_scenario(sc, names, seeds, out, settings=settings, progress=_progress)
+    result = compare_scenario(
+        sc, names, seeds, out, settings=settings, progress=_progress, jobs=jobs
+    )
     click.echo((out / "summary.md").read_text(encoding="utf-8"))
     click.echo(f"wrote {', '.join(str(f) for f in result.files)}")

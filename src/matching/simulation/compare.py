@@ -6,12 +6,18 @@ same arrivals) and simulated under every policy; the renewal and refusal draws a
 offers. Each run writes its own folder ``runs/<policy>/seed-<s>/``; the comparison writes
 ``kpis.csv`` (policy, seed, kpi, value; byte-stable), ``timings.csv`` (wall time per run) and
 ``summary.md`` (each indicator per policy: mean over the seeds, with the range).
+
+The runs are independent, so ``jobs`` of them can run at once, each in its own process: the
+files are the same as one at a time (each run's folder, and the tables in (seed, policy)
+order), ``timings.csv`` aside (wall times measured side by side).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +43,39 @@ class Comparison:
     files: list[Path]
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One (policy, seed) year: what a worker process needs, all picklable."""
+
+    name: str
+    seed: int
+    data: YearData
+    folder: Path
+    allocator: Allocator | None
+    shortlister: Shortlister | None
+    progress: Callable[[str, int], Progress | None] | None
+
+
+_Outcome = tuple[int, float, list[tuple[str, float | None]]]
+"""Rounds run, wall time, and the flat indicators of one run."""
+
+
+def _simulate_run(run: _Run) -> _Outcome:
+    """Simulate one (policy, seed) year and flatten its indicators (in this or a worker process)."""
+    allocator = run.allocator or resolve_allocator(run.name)
+    settings = run.data.settings.model_copy(update={"allocation_policy": run.name})
+    data = YearData(**{**run.data.__dict__, "settings": settings})
+    start = time.perf_counter()
+    result = simulate(
+        data,
+        run.folder,
+        allocator=allocator,
+        shortlister=run.shortlister,
+        progress=run.progress(run.name, run.seed) if run.progress else None,
+    )
+    return result.state.round, time.perf_counter() - start, list(flat_kpis(result.kpis))
+
+
 def run_comparison(
     make_data: Callable[[int], YearData],
     policies: Sequence[str],
@@ -46,6 +85,7 @@ def run_comparison(
     allocators: Mapping[str, Allocator] | None = None,
     shortlister: Shortlister | None = None,
     progress: Callable[[str, int], Progress | None] | None = None,
+    jobs: int = 1,
 ) -> Comparison:
     """Simulate the year for every (seed, policy) and write the comparison.
 
@@ -65,26 +105,31 @@ def run_comparison(
         Shortlists, instead of `matching.shortlist.shortlists`.
     progress
         ``progress(policy, seed)`` gives the per-round callback of that run, or None.
+    jobs
+        Runs at once, each in its own process (started afresh: ``spawn``). With more than
+        one, ``make_data``'s years, the allocators, the shortlister and ``progress`` are sent
+        to the workers, so they must pickle (module-level functions and plain objects do).
     """
     out.mkdir(parents=True, exist_ok=True)
+    runs = [
+        _Run(name, seed, base, out / "runs" / name / f"seed-{seed}",
+             (allocators or {}).get(name), shortlister, progress)
+        for seed in seeds
+        for base in (make_data(seed),)
+        for name in policies
+    ]  # fmt: skip
+    if jobs <= 1 or len(runs) <= 1:
+        outcomes = [_simulate_run(run) for run in runs]
+    else:
+        spawn = multiprocessing.get_context("spawn")  # no fork of a process with solver threads
+        with ProcessPoolExecutor(max_workers=min(jobs, len(runs)), mp_context=spawn) as pool:
+            futures: list[Future[_Outcome]] = [pool.submit(_simulate_run, r) for r in runs]
+            outcomes = [f.result() for f in futures]  # in (seed, policy) order, not finish order
     rows: list[tuple[str, int, str, float | None]] = []
     times: list[tuple[str, int, int, float]] = []
-    for seed in seeds:
-        base = make_data(seed)
-        for name in policies:
-            allocator = (allocators or {}).get(name) or resolve_allocator(name)
-            settings = base.settings.model_copy(update={"allocation_policy": name})
-            data = YearData(**{**base.__dict__, "settings": settings})
-            start = time.perf_counter()
-            result = simulate(
-                data,
-                out / "runs" / name / f"seed-{seed}",
-                allocator=allocator,
-                shortlister=shortlister,
-                progress=progress(name, seed) if progress else None,
-            )
-            times.append((name, seed, result.state.round, time.perf_counter() - start))
-            rows += [(name, seed, kpi, value) for kpi, value in flat_kpis(result.kpis)]
+    for run, (rounds, seconds, flat) in zip(runs, outcomes, strict=True):
+        times.append((run.name, run.seed, rounds, seconds))
+        rows += [(run.name, run.seed, kpi, value) for kpi, value in flat]
     kpis = pd.DataFrame(rows, columns=list(KPI_COLUMNS))
     timings = pd.DataFrame(times, columns=["policy", "seed", "rounds", "wall_time_s"])
     timings["wall_time_s"] = timings["wall_time_s"].round(2)
@@ -142,6 +187,7 @@ def compare_scenario(
     *,
     settings: SimulationSettings | None = None,
     progress: Callable[[str, int], Progress | None] | None = None,
+    jobs: int = 1,
 ) -> Comparison:
     """Compare policies on a scenario's year, over the seeds ``seed`` to ``seed + n_seeds - 1``."""
     seeds = [scenario.seed + i for i in range(n_seeds)]
@@ -151,4 +197,5 @@ def compare_scenario(
         seeds,
         out,
         progress=progress,
+        jobs=jobs,
     )
