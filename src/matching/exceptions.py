@@ -48,10 +48,19 @@ class DataError(MatchingError):
 
     def __init__(self, problems: list[RowProblem], max_shown: int = 50) -> None:
         self.problems = problems
+        self.max_shown = max_shown
         shown = "\n".join(f"  - {p}" for p in problems[:max_shown])
         more = len(problems) - max_shown
         tail = f"\n  ... and {more} more problem(s)" if more > 0 else ""
         super().__init__(f"{len(problems)} problem(s) in the input data:\n{shown}{tail}")
+
+    def __reduce__(self) -> tuple[type[DataError], tuple[list[RowProblem], int]]:
+        """Rebuild it from its problems when pickled.
+
+        A worker process of `matching compare` may raise it; the default would rebuild it from
+        its message, as if the text were the list of problems.
+        """
+        return (DataError, (self.problems, self.max_shown))
 
 
 class PolicyError(MatchingError):

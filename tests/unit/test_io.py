@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -339,6 +340,10 @@ def test_several_bad_rows_are_all_reported_at_once(tmp_path: Path) -> None:
     message = str(DataError(problems))
     assert message.startswith("5 problem(s) in the input data:")
     assert f"{path}: row 3, field 'dalo', value '?': not a boolean" in message
+    # raised in a worker process (matching compare --jobs), it arrives pickled: the same error
+    shipped = pickle.loads(pickle.dumps(DataError(problems, max_shown=2)))
+    assert shipped.problems == problems and shipped.max_shown == 2
+    assert str(shipped) == str(DataError(problems, max_shown=2))
 
 
 def test_blank_line_is_a_row_not_skipped(tmp_path: Path) -> None:

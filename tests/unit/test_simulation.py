@@ -371,6 +371,19 @@ def test_compare_writes_one_tidy_table(tmp_path: Path) -> None:
     assert len(comparison.timings) == 4
 
 
+def test_compare_refuses_an_unknown_policy_before_running_any(tmp_path: Path) -> None:
+    """A misspelt policy is a PolicyError at once, not after the years of the others."""
+    from matching.exceptions import PolicyError
+    from matching.simulation.compare import run_comparison
+
+    with pytest.raises(PolicyError, match="nosuch"):
+        run_comparison(
+            lambda seed: busy_year(seed=seed, last_round=1), ["optimal", "nosuch"], [1],
+            tmp_path / "out", shortlister=stub_shortlists,
+        )  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
 def _note_pid(folder: Path, policy: str, seed: int) -> None:
     """A comparison's progress factory that notes which process ran each (policy, seed)."""
     (folder / f"{policy}-{seed}-{os.getpid()}").touch()

@@ -110,6 +110,9 @@ def run_comparison(
         one, ``make_data``'s years, the allocators, the shortlister and ``progress`` are sent
         to the workers, so they must pickle (module-level functions and plain objects do).
     """
+    for name in policies:  # an unknown name fails now, not after the years before it
+        if name not in (allocators or {}):
+            resolve_allocator(name)
     out.mkdir(parents=True, exist_ok=True)
     runs = [
         _Run(name, seed, base, out / "runs" / name / f"seed-{seed}",
