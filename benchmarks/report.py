@@ -169,7 +169,8 @@ def goals_table(records: list[dict[str, Any]]) -> list[str]:
         ratio = month.get("solve_s", 0) / max(month_s.get("solve_s") or 1e-9, 1e-9)
         lines.append(
             f"| Caen monthly round proven optimal in < 2 s | {_status(month)}, "
-            f"{_f(month.get('solve_s'))} s | {_f(proven(month) and month['solve_s'] < 2)} |"
+            f"{_f(month.get('solve_s'))} s (January; every month of several years: `python -m "
+            f"benchmarks.months`) | {_f(proven(month) and month['solve_s'] < 2)} |"
         )
         lines.append(
             f"| Caen monthly round <= 10x the unconstrained matching | {ratio:,.0f}x "
