@@ -15,8 +15,9 @@ at a node narrows the staircase, and the cuts recomputed for the node get strong
 
 Validity: the ranges assume at least ``min_allocations`` allocations (at most ``n_units -
 min_allocations`` empty units). The solver only uses them to compare against an incumbent with
-that many allocations: any solution with fewer allocations is worth less (allocations come
-before score in the objective, DOMAIN A5), so it cannot beat the incumbent anyway.
+that many allocations: any solution with fewer allocations is worth less when allocations come
+before score in the objective (DOMAIN A5), so it cannot beat the incumbent anyway. A policy
+whose first stage is not the allocations passes 0 (`matching.solver.solve._prove_by_branching`).
 """
 
 from __future__ import annotations

@@ -571,7 +571,12 @@ def _prove_by_branching(
     if upper < z + 1 - bound_slack(upper):  # the LP bound already proves it
         stats["proof"] = "lp_bound"
         return True, (_proven(best[0]), best[1])
-    allocations = len(best[0].chosen)
+    # The floor row and the cuts assume that a better solution has at least the incumbent's
+    # allocations: true when the allocations are the first stage that applies (DOMAIN A5's
+    # order). A policy ranking the score first may trade an allocation for score (3 of 50
+    # binding 10 x 80 rounds were "proven" at a worse score when it got the floor anyway), so
+    # it gets none: 0 allocations, always valid, with weaker cuts.
+    allocations = len(best[0].chosen) if terms and terms[0].stage == Stage.ALLOCATIONS else 0
 
     def improve(cert: Certificate) -> int | None:
         nonlocal best
