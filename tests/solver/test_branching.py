@@ -179,6 +179,24 @@ def test_a_score_first_objective_is_proven_without_the_allocation_floor(
     assert len(methods) >= 9 and "aggregate_branching" in methods, methods
 
 
+@pytest.mark.parametrize("mode", [QuotaMode.HARD, QuotaMode.SOFT])
+def test_a_shortfall_only_objective_is_solved_not_raised(mode: QuotaMode) -> None:
+    """A policy whose only stage is the shortfall is solved, not a numpy error.
+
+    No stage applies in hard mode (nor in the hard re-solve of a soft round): any feasible
+    allocation is optimal. The LP path had no weights to price and raised a shape error.
+    """
+    base = binding_policy()
+    policy = base.model_copy(
+        update={
+            "quotas": base.quotas.model_copy(update={"mode": mode}),
+            "objective": base.objective.model_copy(update={"stages": (Stage.SHORTFALL,)}),
+        }
+    )
+    methods = _pruned_equals_full(range(6), policy)
+    assert len(methods) >= 4
+
+
 def test_engine_finds_the_orlib_assign100_optimum() -> None:
     """OR-Library assign100 (Beasley 1990): minimum cost 305, proven."""
     values = np.array((ORLIB / "assign100.txt").read_text().split(), dtype=np.int64)

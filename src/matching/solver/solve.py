@@ -330,7 +330,12 @@ def _solve_round(
     if n_triples > len(triples):
         stats["dominated"] = n_triples - len(triples)
     magnitude = float(np.abs(wx).max(initial=0.0)) * max(1, len(inst.units))
-    prunable = params.prune and n_triples > params.prune_above_triples and magnitude < 1e13
+    # no stage applies (a soft policy whose only stage is the shortfall, solved as hard; or a
+    # hard one whose only stage is the shortfall): no objective to bound, any feasible
+    # allocation will do, and the LP path has no weights to price (it raised on them)
+    prunable = (
+        params.prune and bool(terms) and n_triples > params.prune_above_triples and magnitude < 1e13
+    )
     outcome: _StagedOutcome | None = None
     core_index = np.arange(len(triples))
     if prunable:
