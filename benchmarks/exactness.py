@@ -7,10 +7,17 @@ larger generated rounds, where the full model may not finish: then the LP path m
 optimal, at least as good as the full model's solution and within its bound. Every result is
 verified by the independent checker (`matching.round.solve` raises on any disagreement).
 
+With ``--vary-policy`` each seed draws its own policy instead (`varied_policy`): an order
+of the objective's stages (any non-empty selection of shortfall, allocations and score), hard
+or soft quotas, and each floor's target between 0.1 and 0.6; one comparison per seed. The
+first such sweep found two bugs (a score-first objective "proven" at a worse score, and a
+shortfall-only objective that raised), both fixed with a test.
+
 ::
 
     python -m benchmarks.exactness --seeds 200:240                  # 40 rounds, hard and soft
     python -m benchmarks.exactness --seeds 0:10 --sizes 25x500 --time-limit 60
+    python -m benchmarks.exactness --seeds 0:300 --sizes 8x60,10x80,14x120 --vary-policy
 
 Writes ``results/exactness-<date>.md`` and ``.csv`` (`report.dated_stem`); the command fails
 (exit code 1) when a round disagrees.
@@ -20,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
+import random
 import sys
 import time
 from typing import Any
@@ -32,7 +41,7 @@ from matching.params import SolveParams
 from matching.policy import load_policy
 from matching.policy.model import Policy
 from matching.round import solve
-from matching.types import QuotaMode
+from matching.types import QuotaMode, Stage
 
 SIZES: tuple[tuple[int, int], ...] = ((25, 500), (40, 400), (30, 800), (50, 300))
 """Units x demands of the generated rounds, taken in turn by seed."""
@@ -60,6 +69,43 @@ def outcome(
     }
 
 
+FLOORS: tuple[str, ...] = (
+    "priority_floor_collectivite",
+    "priority_floor_action_logement",
+    "priority_floor_bailleur",
+    "mixity_outside_qpv",
+    "mixity_inside_qpv",
+)
+"""The default policy's floor rules, whose targets `varied_policy` draws."""
+
+STAGE_ORDERS: tuple[tuple[Stage, ...], ...] = tuple(
+    order
+    for size in (1, 2, 3)
+    for order in itertools.permutations((Stage.SHORTFALL, Stage.ALLOCATIONS, Stage.SCORE), size)
+)
+"""Every non-empty ordered selection of the three stages (15)."""
+
+
+def varied_policy(policy: Policy, seed: int) -> tuple[Policy, str]:
+    """The policy with a stage order, a quota mode and floor targets drawn from ``seed``.
+
+    Returns it with a short description (mode, stages, targets in %) for the report.
+    """
+    rng = random.Random(seed)
+    stages = rng.choice(STAGE_ORDERS)
+    mode = rng.choice((QuotaMode.HARD, QuotaMode.SOFT))
+    targets = {rule: round(rng.uniform(0.1, 0.6), 2) for rule in FLOORS}
+    rules = tuple(
+        r.model_copy(update={"target": targets[r.id]}) if r.id in targets else r
+        for r in policy.quotas.rules
+    )
+    quotas = policy.quotas.model_copy(update={"mode": mode, "rules": rules})
+    objective = policy.objective.model_copy(update={"stages": stages})
+    varied = policy.model_copy(update={"quotas": quotas, "objective": objective})
+    floors = "/".join(f"{round(100 * targets[r])}" for r in FLOORS)
+    return varied, f"{mode.value} [{', '.join(s.value for s in stages)}] floors {floors} %"
+
+
 def verdict(lp_path: dict[str, Any], full: dict[str, Any]) -> str:
     """How the LP path's result compares with the full model's.
 
@@ -77,8 +123,14 @@ def verdict(lp_path: dict[str, Any], full: dict[str, Any]) -> str:
     return "within" if inside else "DIFFERENT"
 
 
-def run(seeds: range, sizes: tuple[tuple[int, int], ...], time_limit: float) -> list[dict]:
-    """Compare both paths on each seed's round, hard and soft; one record per comparison."""
+def run(
+    seeds: range, sizes: tuple[tuple[int, int], ...], time_limit: float, vary: bool = False
+) -> list[dict]:
+    """Compare both paths on each seed's round; one record per comparison.
+
+    The default policy hard and soft, or with ``vary`` the seed's `varied_policy`. A path that
+    raises is recorded as the verdict ``ERROR`` with the exception (never a crash of the run).
+    """
     policy = load_policy("default-2026")
     lp_params = SolveParams(
         num_workers=1, time_limit_s=time_limit, prune=True, prune_above_triples=0
@@ -90,18 +142,29 @@ def run(seeds: range, sizes: tuple[tuple[int, int], ...], time_limit: float) -> 
         units, demands = generate_territory(
             "caen-la-mer", 2026, seed=seed, n_units=n_units, n_demands=n_demands
         )
-        for mode, pol in (("hard", policy), ("soft", soft(policy))):
-            lp_path = outcome(units, demands, pol, lp_params)
-            full = outcome(units, demands, pol, full_params)
+        policies = [varied_policy(policy, seed)] if vary else [
+            (policy, "hard"), (soft(policy), "soft"),
+        ]  # fmt: skip
+        for pol, mode in policies:
+            error = ""
+            try:
+                lp_path = outcome(units, demands, pol, lp_params)
+                full = outcome(units, demands, pol, full_params)
+                judged = verdict(lp_path, full)
+            except Exception as exc:  # a crash is a finding: reported as such
+                failed = {"status": "ERROR", "values": (), "bounds": (), "conflicts": (),
+                          "seconds": 0.0}  # fmt: skip
+                lp_path, full, judged = failed, failed, "ERROR"
+                error = f"{type(exc).__name__}: {exc}"
             record = {
                 "seed": seed, "units": n_units, "demands": n_demands, "mode": mode,
-                "verdict": verdict(lp_path, full),
+                "verdict": judged, "error": error,
                 **{f"lp_{k}": v for k, v in lp_path.items()},
                 **{f"full_{k}": v for k, v in full.items()},
             }  # fmt: skip
             records.append(record)
             print(
-                f"seed {seed} {n_units}x{n_demands} {mode}: {record['verdict']} "
+                f"seed {seed} {n_units}x{n_demands} {mode}: {record['verdict']} {error}"
                 f"(LP path {lp_path['status']} {lp_path['values']} in {lp_path['seconds']} s, "
                 f"full {full['status']} {full['values']} in {full['seconds']} s)",
                 flush=True,
@@ -123,7 +186,8 @@ def render(records: list[dict], command: str) -> str:
         "",
         "`equal`: the same status and stage values; `within`: the full model stopped at its "
         "time limit unproven, and the LP path is proven optimal, at least as good and within "
-        "the full model's bound. Every result was checked by the independent checker.",
+        "the full model's bound; `ERROR`: a path raised. Every result was checked by the "
+        "independent checker. `mode`: hard or soft, or the seed's drawn policy.",
         "",
         "| seed | units x demands | mode | verdict | LP path | full model |",
         "|---|---|---|---|---|---|",
@@ -133,7 +197,7 @@ def render(records: list[dict], command: str) -> str:
             lines.append(
                 f"| {r['seed']} | {r['units']} x {r['demands']} | {r['mode']} | {r['verdict']} "
                 f"| {r['lp_status']} {r['lp_values']} | {r['full_status']} {r['full_values']} "
-                f"(bound {r['full_bounds']}) |"
+                f"(bound {r['full_bounds']}){' ' + r['error'] if r.get('error') else ''} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -144,15 +208,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="200:240", help="A:B, the seeds A to B-1")
     parser.add_argument("--sizes", default=None, help="e.g. 25x500,40x400 (taken in turn)")
     parser.add_argument("--time-limit", type=float, default=30.0)
+    parser.add_argument(
+        "--vary-policy", action="store_true",
+        help="each seed draws a stage order, a quota mode and floor targets",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     first, last = (int(x) for x in args.seeds.split(":"))
     sizes = SIZES
     if args.sizes:
         sizes = tuple((int(u), int(d)) for u, d in (s.split("x") for s in args.sizes.split(",")))
-    records = run(range(first, last), sizes, args.time_limit)
+    records = run(range(first, last), sizes, args.time_limit, vary=args.vary_policy)
     page = write_page("exactness", records, render, "benchmarks.exactness", argv)
     print(f"results written to {page}")
-    if any(r["verdict"] == "DIFFERENT" for r in records):
+    if any(r["verdict"] not in {"equal", "within"} for r in records):
         sys.exit(1)
 
 

@@ -200,6 +200,31 @@ def test_the_exactness_sweep_compares_both_paths_and_flags_a_difference() -> Non
     assert "2 comparisons; equal: 2" in page
 
 
+def test_the_varied_policies_are_drawn_from_the_seed_and_compared() -> None:
+    """Each seed draws a stage order, a mode and floor targets, and its round compares equal.
+
+    The same seed draws the same policy; seed 31 is shortfall-only (that policy raised before).
+    """
+    from benchmarks import exactness
+
+    from matching.policy import load_policy
+    from matching.types import QuotaMode, Stage
+
+    policy = load_policy("default-2026")
+    drawn = [exactness.varied_policy(policy, seed) for seed in range(40)]
+    assert drawn[7][1] == exactness.varied_policy(policy, 7)[1]
+    assert {p.quotas.mode for p, _ in drawn} == {QuotaMode.HARD, QuotaMode.SOFT}
+    assert len({p.objective.stages for p, _ in drawn}) >= 10
+    assert any(p.objective.stages[0] == Stage.SCORE for p, _ in drawn)
+    for varied, _ in drawn:
+        targets = {r.id: r.target for r in varied.quotas.rules}
+        assert all(0.1 <= targets[rule] <= 0.6 for rule in exactness.FLOORS)
+    assert exactness.varied_policy(policy, 31)[0].objective.stages == (Stage.SHORTFALL,)
+    records = exactness.run(range(31, 32), ((10, 80),), time_limit=20.0, vary=True)
+    assert [r["verdict"] for r in records] == ["equal"] and records[0]["error"] == ""
+    assert records[0]["mode"].startswith("soft [shortfall]")
+
+
 def test_the_month_sweep_solves_each_months_units_and_counts_the_goals() -> None:
     """Each record is its month's round, solved, checked and scored against issue 5's goals."""
     import pandas as pd
