@@ -192,7 +192,9 @@ def test_the_exactness_sweep_compares_both_paths_and_flags_a_difference() -> Non
     assert exactness.verdict(proven, {**unproven, "bounds": (10, 890)}) == "DIFFERENT"
     assert exactness.verdict({**proven, "status": "FEASIBLE"}, unproven) == "DIFFERENT"
     infeasible = {"status": "INFEASIBLE", "values": (), "bounds": (), "conflicts": ("a",)}
-    assert exactness.verdict(infeasible, {**infeasible, "conflicts": ("b",)}) == "DIFFERENT"
+    # other named rules: only a verdict once the full model confirms them (`is_conflict`)
+    assert exactness.verdict(infeasible, {**infeasible, "conflicts": ("b",)}) == "other conflict"
+    assert exactness.verdict(infeasible, {**infeasible, "status": "OPTIMAL"}) == "DIFFERENT"
     records = exactness.run(range(1), ((8, 60),), time_limit=20.0)
     assert [r["verdict"] for r in records] == ["equal", "equal"]
     assert [r["mode"] for r in records] == ["hard", "soft"]
@@ -203,7 +205,8 @@ def test_the_exactness_sweep_compares_both_paths_and_flags_a_difference() -> Non
 def test_the_varied_policies_are_drawn_from_the_seed_and_compared() -> None:
     """Each seed draws a stage order, a mode and floor targets, and its round compares equal.
 
-    The same seed draws the same policy; seed 31 is shortfall-only (that policy raised before).
+    The same seed draws the same policy (and year so far); a shortfall-only policy (which
+    raised before) compares equal; both infeasible with other named rules is its own verdict.
     """
     from benchmarks import exactness
 
@@ -212,17 +215,43 @@ def test_the_varied_policies_are_drawn_from_the_seed_and_compared() -> None:
 
     policy = load_policy("default-2026")
     drawn = [exactness.varied_policy(policy, seed) for seed in range(40)]
-    assert drawn[7][1] == exactness.varied_policy(policy, 7)[1]
-    assert {p.quotas.mode for p, _ in drawn} == {QuotaMode.HARD, QuotaMode.SOFT}
-    assert len({p.objective.stages for p, _ in drawn}) >= 10
-    assert any(p.objective.stages[0] == Stage.SCORE for p, _ in drawn)
-    for varied, _ in drawn:
+    assert drawn[7][2] == exactness.varied_policy(policy, 7)[2]
+    assert {p.quotas.mode for p, _, _ in drawn} == {QuotaMode.HARD, QuotaMode.SOFT}
+    assert len({p.objective.stages for p, _, _ in drawn}) >= 10
+    assert any(p.objective.stages[0] == Stage.SCORE for p, _, _ in drawn)
+    extra = {e["id"] for e in exactness.EXTRA_RULES}
+    added = [{r.id for r in p.quotas.rules} & extra for p, _, _ in drawn]
+    assert any(added) and all(len(a) <= 2 for a in added)
+    assert 10 <= sum(year is not None for _, year, _ in drawn) <= 30
+    for varied, year, described in drawn:
         targets = {r.id: r.target for r in varied.quotas.rules}
         assert all(0.1 <= targets[rule] <= 0.6 for rule in exactness.FLOORS)
-    assert exactness.varied_policy(policy, 31)[0].objective.stages == (Stage.SHORTFALL,)
-    records = exactness.run(range(31, 32), ((10, 80),), time_limit=20.0, vary=True)
+        assert described.endswith(" + year") == (year is not None)
+    only = next(s for s in range(40) if drawn[s][0].objective.stages == (Stage.SHORTFALL,))
+    records = exactness.run(range(only, only + 1), ((10, 80),), 20.0, vary=True)
     assert [r["verdict"] for r in records] == ["equal"] and records[0]["error"] == ""
-    assert records[0]["mode"].startswith("soft [shortfall]")
+    assert " [shortfall] " in records[0]["mode"]
+
+
+def test_another_named_conflict_is_confirmed_by_the_full_model() -> None:
+    """``other conflict`` needs the LP path's rules to be infeasible on their own."""
+    from benchmarks import exactness
+
+    from matching.flux import YearSoFar
+    from matching.generate import generate_territory
+    from matching.params import SolveParams
+    from matching.policy import load_policy
+    from matching.policy.quotas import Tally
+
+    units, demands = generate_territory("caen-la-mer", 2026, seed=4, n_units=10, n_demands=80)
+    policy = load_policy("default-2026")
+    # 1,000 earlier allocations outside QPV, none Q1: that floor is out of reach this round
+    year = YearSoFar(tallies={"mixity_outside_qpv": {"": Tally(base=1000, counted=0)}})
+    params = SolveParams(num_workers=1, time_limit_s=20.0, prune=False)
+    full = exactness.outcome(units, demands, policy, params, year)
+    assert full["status"] == "INFEASIBLE" and "mixity_outside_qpv" in full["conflicts"]
+    assert exactness.is_conflict(units, demands, policy, params, year, ("mixity_outside_qpv",))
+    assert not exactness.is_conflict(units, demands, policy, params, year, ("mixity_inside_qpv",))
 
 
 def test_the_month_sweep_solves_each_months_units_and_counts_the_goals() -> None:
