@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import sys
 import time
 from typing import Any
@@ -32,7 +30,7 @@ import pandas as pd
 
 from benchmarks.baselines import unconstrained
 from benchmarks.cases import SEED, TERRITORY, YEAR
-from benchmarks.report import write_page
+from benchmarks.report import machine_line, write_page
 from matching.generate import generate_territory
 from matching.params import SolveParams
 from matching.policy import load_policy
@@ -151,11 +149,6 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 def render(records: list[dict[str, Any]], command: str) -> str:
     """The Markdown page of a run: the summary, then every round."""
     s = summary(records)
-    machine = (
-        f"Machine: {platform.platform()}, {os.cpu_count()} CPU(s), Python "
-        f"{platform.python_version()}; load average at the end {os.getloadavg()[0]:.1f} (a "
-        "shared machine: timings are upper bounds)."
-    )
 
     def row(name: str, d: dict[str, float], fmt: str) -> str:
         cells = " | ".join(fmt.format(d[k]) for k in ("min", "median", "p90", "max"))
@@ -164,7 +157,7 @@ def render(records: list[dict[str, Any]], command: str) -> str:
     lines = [
         f"# Every monthly round, {dt.date.today().isoformat()}",
         "",
-        f"`{command}`. {machine}",
+        f"`{command}`. {machine_line()}",
         "",
         f"{s['rounds']} rounds: {s['optimal']} proven optimal; **{s['under_2s']} in under 2 s**; "
         f"**{s['within_10x']} within 10x scipy** (issue 5's monthly goals).",

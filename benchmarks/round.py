@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import baselines
+from benchmarks.months import month_units
 from matching.generate import generate_territory
 from matching.params import SolveParams
 from matching.policy import load_policy
@@ -37,9 +38,7 @@ def unconstrained(
 
 def run(month: int, time_limit: float, seed: int) -> dict[str, object]:
     units, demands = generate_territory("caen-la-mer", 2026, seed, 4000, 17000)
-    released = pd.to_datetime(units["released_on"])
-    round_units = units[released.dt.month == month].reset_index(drop=True)
-    on = (pd.Timestamp(2026, month, 1) + pd.offsets.MonthEnd(0)).date()
+    round_units, on = month_units(units, month)
     policy = load_policy("default-2026")
     t0 = time.perf_counter()
     prepared = prepare_round(round_units, demands, policy, on=on)
