@@ -321,3 +321,17 @@ def _self_check(prepared: PreparedRound, result: Result) -> None:
             raise CheckFailedError(
                 f"objective stage {name}: solver says {value}, checker recomputes {again}"
             )
+    if inst.policy.quotas.mode == QuotaMode.SOFT:  # the shortfalls a planner reads, per row
+        scopes = {rule.id: rule.scope for rule in inst.policy.quotas.rules}
+        expected = {
+            q.rule_id if not q.scope else f"{q.rule_id}[{scopes[q.rule_id]}={q.scope}]": q.shortfall
+            for q in checker.quota_outcomes(
+                inst.units, inst.demands, inst.policy, result.allocation, inst.year_so_far
+            )
+            if q.shortfall
+        }
+        reported = {k: v for k, v in result.shortfalls.items() if v}
+        if reported != expected:
+            raise CheckFailedError(
+                f"quota shortfalls: solver says {reported}, checker recomputes {expected}"
+            )

@@ -29,7 +29,7 @@ from matching.solver.instance import build_triples
 from matching.solver.matching import solve_matching
 from matching.solver.rows import quota_rows
 from matching.types import QuotaMode, Stage
-from tests.solver.support import binding_policy, generated_round, solve_checked
+from tests.solver.support import binding_policy, generated_round, soft, solve_checked
 
 PRUNED = SolveParams(num_workers=1, time_limit_s=20.0, prune=True, prune_above_triples=0)
 FULL = SolveParams(num_workers=1, time_limit_s=20.0, prune=False)
@@ -195,6 +195,37 @@ def test_a_shortfall_only_objective_is_solved_not_raised(mode: QuotaMode) -> Non
     )
     methods = _pruned_equals_full(range(6), policy)
     assert len(methods) >= 4
+
+
+@pytest.mark.parametrize("params", [PRUNED, FULL], ids=["pruned", "full"])
+def test_a_soft_policy_without_the_shortfall_stage_reports_its_true_shortfalls(
+    params: SolveParams,
+) -> None:
+    """Soft quotas, stages [allocations, score]: quota-blind, and each row's shortfall is exact.
+
+    Nothing minimises the shortfall variables then, and the full model reported them as it
+    found them (round 103: 22 for the Q1 floor, which its allocation meets; 9 for Action
+    Logement's priority floor, 1 short): the result
+    now gives each row's least shortfall under the allocation, which `verify` compares row by
+    row with the checker's, as `round.solve`'s own self-check now does.
+    """
+    base = soft(binding_policy())
+    policy = base.model_copy(
+        update={
+            "objective": base.objective.model_copy(
+                update={"stages": (Stage.ALLOCATIONS, Stage.SCORE)}
+            )
+        }
+    )
+    short = 0
+    for seed in (103, 104, 105):
+        units, demands = generate_territory("caen-la-mer", 2026, seed=seed, n_units=10,
+                                            n_demands=80)  # fmt: skip
+        on = pd.Timestamp(units["released_on"].max()).date()
+        result = solve_checked(units, demands, policy, params, on=on)
+        assert "shortfall" not in result.stage_values
+        short += sum(result.shortfalls.values())
+    assert short > 0  # the floors bind: a quota-blind allocation is short somewhere
 
 
 def test_engine_finds_the_orlib_assign100_optimum() -> None:

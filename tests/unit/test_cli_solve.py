@@ -9,6 +9,7 @@ solve is checked by the independent checker inside `matching.round.solve`; one t
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import click
@@ -24,6 +25,7 @@ from matching.io import read_demands, read_table, read_units
 from matching.kpis import RoundKpis, render_kpis_text
 from matching.policy import load_policy
 from matching.policy.fields import DERIVED_DEMAND_FIELDS
+from matching.policy.loader import BUNDLED_MODELS
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 TINY = SCENARIOS / "tiny.yaml"
@@ -281,3 +283,64 @@ def test_solving_a_prepared_round_is_solve() -> None:
         solve_prepared(prepare_round(units, demands, policy, on=on, year_so_far=blocked), params)
     assert "mixity_outside_qpv" in raised.value.rule_ids
     assert isinstance(raised.value.soft_result, type(direct))
+
+
+def _policy_variant(tmp_path: Path, old: str, new: str, name: str = "variant.yaml") -> Path:
+    """The default policy file with one line changed, written to ``tmp_path / name``."""
+    text = (BUNDLED_MODELS / "default-2026.yaml").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def test_a_policy_valid_but_rarely_meant_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Soft quotas that no stage minimises, or a rule of weight 0 in soft mode: a warning each.
+
+    Both are valid (a quota-blind allocation with its shortfalls reported measures what the
+    quotas change), but a policy written that way by mistake would drop its quotas silently.
+    """
+    assert load_policy("default-2026").warnings() == ()
+    soft = _policy_variant(tmp_path, "mode: hard", "mode: soft")
+    assert load_policy(soft).warnings() == ()
+    blind_text = soft.read_text(encoding="utf-8").replace(
+        "stages: [shortfall, allocations, score]", "stages: [allocations, score]"
+    )
+    blind = tmp_path / "blind.yaml"
+    blind.write_text(blind_text, encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="matching"):
+        policy = load_policy(blind)
+    assert [r.getMessage() for r in caplog.records] == [f"{blind}: {w}" for w in policy.warnings()]
+    assert len(policy.warnings()) == 1 and "objective.stages: the quotas are soft" in caplog.text
+    # hard quotas: the stages need no shortfall, nothing to say
+    hard_blind = _policy_variant(tmp_path, "stages: [shortfall, ", "stages: [", "hard.yaml")
+    assert load_policy(hard_blind).warnings() == ()
+    soft_policy = load_policy(soft)
+    first, second = soft_policy.quotas.rules[:2]
+    quotas = soft_policy.quotas.model_copy(
+        update={"rules": (first, second.model_copy(update={"weight": 0}))}
+    )
+    assert soft_policy.model_copy(update={"quotas": quotas}).warnings() == (
+        f"quotas.rules.1.weight: 0 with soft quotas, so the allocation ignores rule "
+        f"'{second.id}' and only reports how short it is",
+    )
+
+
+def test_the_cli_prints_the_policys_warnings_and_still_solves(tmp_path: Path) -> None:
+    """`matching solve` on a scenario whose policy ignores its soft quotas: exit 0, warned."""
+    policy = _policy_variant(tmp_path, "mode: hard", "mode: soft")
+    text = policy.read_text(encoding="utf-8").replace(
+        "stages: [shortfall, allocations, score]", "stages: [allocations, score]"
+    )
+    policy.write_text(text, encoding="utf-8")
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(
+        TINY.read_text(encoding="utf-8").replace("policy: default-2026", f"policy: {policy}"),
+        encoding="utf-8",
+    )
+    code, output = run("solve", scenario, "--out", tmp_path / "out")
+    assert code == 0, output
+    assert f"warning: {policy}: objective.stages: the quotas are soft" in output
+    assert output.count("warning:") == 1

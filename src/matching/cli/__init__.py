@@ -9,6 +9,7 @@ listed here (`COMMANDS`); a command's module is imported only when that command 
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from dataclasses import dataclass
 
@@ -124,7 +125,14 @@ class MatchingGroup(click.Group):
                 formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> object:
-        """Run the command, mapping expected errors to exit codes 2, 3 and 4 (`EXIT_CODES`)."""
+        """Run the command, mapping expected errors to exit codes 2, 3 and 4 (`EXIT_CODES`).
+
+        The library's warnings (logger ``matching``: a policy valid but rarely meant, an LP
+        unfinished in time) are printed on stderr as ``warning: ...`` while it runs.
+        """
+        echo = _EchoWarnings(logging.WARNING)
+        library = logging.getLogger("matching")
+        library.addHandler(echo)
         try:
             return super().invoke(ctx)
         except CheckFailedError as exc:
@@ -141,6 +149,15 @@ class MatchingGroup(click.Group):
         except MatchingError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        finally:
+            library.removeHandler(echo)
+
+
+class _EchoWarnings(logging.Handler):
+    """Prints each record on stderr as ``warning: <message>`` (no logger name, no level)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {record.getMessage()}", err=True)
 
 
 @click.group(

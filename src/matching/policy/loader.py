@@ -6,6 +6,7 @@ Errors name the file and the dotted key that is wrong, e.g.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from pydantic import ValidationError
 
 from matching.exceptions import PolicyError
 from matching.policy.model import Policy
+
+_logger = logging.getLogger(__name__)
 
 BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
 """Policy files shipped inside the package (a copy of the repository's ``models/``)."""
@@ -66,4 +69,7 @@ def resolve_policy_path(name: str | Path) -> Path:
 def load_policy(name: str | Path) -> Policy:
     """Load and validate a policy file (a path, or the name of a bundled model)."""
     path = resolve_policy_path(name)
-    return policy_from_dict(read_yaml(path), str(path))
+    policy = policy_from_dict(read_yaml(path), str(path))
+    for warning in policy.warnings():  # valid, but rarely meant (`Policy.warnings`)
+        _logger.warning("%s: %s", path, warning)
+    return policy

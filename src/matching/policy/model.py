@@ -353,6 +353,29 @@ class Policy(Frozen):
                         raise ValueError(f"quotas.{rule.id}: unknown reservataire(s) {bad}")
         return self
 
+    def warnings(self) -> tuple[str, ...]:
+        """Settings that are valid but rarely meant, one ``dotted.key: why`` line each.
+
+        Why warnings, not errors: each has a use (a quota-blind allocation whose shortfalls
+        are only reported measures what the quotas change), but written by mistake each drops
+        quotas from the allocation without a word: the round is solved, the shortfalls are
+        reported, and nothing says that nothing tried to avoid them.
+        """
+        if self.quotas.mode != QuotaMode.SOFT or not self.quotas.rules:
+            return ()
+        if Stage.SHORTFALL not in self.objective.stages:
+            return (
+                "objective.stages: the quotas are soft and no stage minimises their shortfall, "
+                "so the allocation ignores them and only reports how short it is (DOMAIN A5 "
+                "puts 'shortfall' first)",
+            )
+        return tuple(
+            f"quotas.rules.{k}.weight: 0 with soft quotas, so the allocation ignores rule "
+            f"'{rule.id}' and only reports how short it is"
+            for k, rule in enumerate(self.quotas.rules)
+            if rule.weight == 0
+        )
+
     def reservataire_ids(self) -> tuple[str, ...]:
         """Réservataire ids in policy order."""
         return tuple(r.id for r in self.reservataires)

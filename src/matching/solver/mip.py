@@ -22,7 +22,7 @@ import numpy as np
 from matching.solver.instance import RoundInstance, Triples
 from matching.solver.lp import RoundLayout, _quiet_highs
 from matching.solver.objective import StageTerms, combined_weights, stage_terms
-from matching.solver.rows import QuotaRow, quota_rows
+from matching.solver.rows import quota_rows
 from matching.types import QuotaMode, Stage
 
 _logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def solve_small_mip(
         aux = lay.auxiliary_values(hint, hint_orientation or {})
         start[lay.n_x : lay.n_x + lay.n_o] = aux
         if lay.n_s:  # shortfalls of the hint: what its rows need (0 when they hold)
-            start[lay.n_x + lay.n_o :] = _shortfalls(rows, start[: lay.n_x])
+            start[lay.n_x + lay.n_o :] = [r.least_shortfall(start[: lay.n_x]) for r in rows]
         given = highspy.HighsSolution()
         given.col_value = start.tolist()
         given.value_valid = True
@@ -170,13 +170,3 @@ def _folded_cutoff(
             value = term.low
         total += float(mult) * value
     return total - 1.0 if clipped == "low" else total
-
-
-def _shortfalls(rows: list[QuotaRow], x: np.ndarray) -> list[int]:
-    """The least shortfall of each row for the 0/1 triple values ``x``."""
-    out = []
-    for row in rows:
-        value = int(np.dot(row.coef, x[row.idx].round().astype(np.int64)))
-        missing = row.rhs - value if row.sense == ">=" else value - row.rhs
-        out.append(max(0, -(-missing // abs(row.slack))))
-    return out

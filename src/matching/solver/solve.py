@@ -394,7 +394,11 @@ def _solve_round(
         return _infeasible(inst, triples, params, budget, stats)
     stats["seconds"] = round(time.perf_counter() - start, 3)
     picked = core_index[outcome.chosen]
-    core_rows = quota_rows(inst, triples.subset(core_index)) if soft else []
+    shortfalls: dict[str, int] = {}
+    if soft:  # each row's least shortfall under the allocation, not the model's variable
+        x = np.zeros(len(triples))
+        x[picked] = 1.0
+        shortfalls = {row.name: row.least_shortfall(x) for row in rows}
     return RoundSolution(
         status=outcome.status,
         unit=triples.unit[picked],
@@ -405,7 +409,7 @@ def _solve_round(
         # weighted shortfall it minimises, as the checker computes it
         stage_values={k: (-v if k == Stage.SHORTFALL else v) for k, v in outcome.values.items()},
         stage_bounds={k: (-b if k == Stage.SHORTFALL else b) for k, b in outcome.bounds.items()},
-        shortfalls={row.name: s for row, s in zip(core_rows, outcome.shortfall, strict=False)},
+        shortfalls=shortfalls,
         stats=stats,
     )
 
