@@ -31,6 +31,7 @@ from matching.policy.model import Policy
 from matching.policy.scoring import score
 from matching.result import Result
 from matching.solver import RoundInstance, RoundSolution, solve_round
+from matching.solver.rows import row_name
 from matching.types import QuotaMode, Stage
 
 UNALLOCATED_REASONS = {
@@ -322,9 +323,9 @@ def _self_check(prepared: PreparedRound, result: Result) -> None:
                 f"objective stage {name}: solver says {value}, checker recomputes {again}"
             )
     if inst.policy.quotas.mode == QuotaMode.SOFT:  # the shortfalls a planner reads, per row
-        scopes = {rule.id: rule.scope for rule in inst.policy.quotas.rules}
+        rules = {rule.id: rule for rule in inst.policy.quotas.rules}
         expected = {
-            q.rule_id if not q.scope else f"{q.rule_id}[{scopes[q.rule_id]}={q.scope}]": q.shortfall
+            row_name(rules[q.rule_id], q.scope): q.shortfall
             for q in checker.quota_outcomes(
                 inst.units, inst.demands, inst.policy, result.allocation, inst.year_so_far
             )

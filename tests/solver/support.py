@@ -196,7 +196,7 @@ def verify(
 def row_name(policy: Policy, rule_id: str, group: str) -> str:
     """Key of a rule's scope group in Result.shortfalls: ``rule`` or ``rule[scope=group]``."""
     scope = next(r.scope for r in policy.quotas.rules if r.id == rule_id)
-    return rule_id if not group else f"{rule_id}[{scope}={group}]"
+    return rule_id if not scope else f"{rule_id}[{scope}={group}]"
 
 
 def solve_checked(

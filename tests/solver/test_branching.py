@@ -29,7 +29,15 @@ from matching.solver.instance import build_triples
 from matching.solver.matching import solve_matching
 from matching.solver.rows import quota_rows
 from matching.types import QuotaMode, Stage
-from tests.solver.support import binding_policy, generated_round, soft, solve_checked
+from tests.solver.support import (
+    POLICY,
+    binding_policy,
+    generated_round,
+    rule,
+    soft,
+    solve_checked,
+    with_rules,
+)
 
 PRUNED = SolveParams(num_workers=1, time_limit_s=20.0, prune=True, prune_above_triples=0)
 FULL = SolveParams(num_workers=1, time_limit_s=20.0, prune=False)
@@ -263,3 +271,30 @@ def test_the_optimum_never_depends_on_the_root_search(monkeypatch: pytest.Monkey
     monkeypatch.setattr(solve_module, "solve_small_mip", recorded)
     assert len(_pruned_equals_full(range(12))) >= 8
     assert searched.count("UNKNOWN") >= 4  # the path without a root incumbent was taken
+
+
+def test_a_short_scope_group_of_units_outside_the_flux_keeps_its_name() -> None:
+    """A per-réservataire floor is judged on the units excluded from the flux too (group '').
+
+    Their row is named ``rule[reservataire=]``, in the result as in the checker's outcomes as
+    `round.solve`'s self-check reads them: it first named the checker's ``rule`` and refused
+    two correct rounds of the varied-policy sweep (seeds 94 and 145).
+    """
+    priority = rule(
+        "priority_per_reservataire", "floor", "share", 0.9,
+        count=[{"field": "demand.priority", "op": "eq", "value": True}],
+        scope="reservataire",
+    )  # fmt: skip
+    base = soft(with_rules(POLICY, priority))
+    stages = (Stage.ALLOCATIONS, Stage.SHORTFALL, Stage.SCORE)  # fill first: the floor falls short
+    policy = base.model_copy(
+        update={"objective": base.objective.model_copy(update={"stages": stages})}
+    )
+    names: set[str] = set()
+    for seed in range(100, 106):
+        units, demands = generate_territory("caen-la-mer", 2026, seed=seed, n_units=14,
+                                            n_demands=120)  # fmt: skip
+        on = pd.Timestamp(units["released_on"].max()).date()
+        result = solve_checked(units, demands, policy, PRUNED, on=on)
+        names |= {name for name, short in result.shortfalls.items() if short}
+    assert "priority_per_reservataire[reservataire=]" in names, names
