@@ -203,7 +203,7 @@ def test_the_exactness_sweep_compares_both_paths_and_flags_a_difference() -> Non
 
 
 def test_the_varied_policies_are_drawn_from_the_seed_and_compared() -> None:
-    """Each seed draws a stage order, a mode and floor targets, and its round compares equal.
+    """Each seed draws a stage order, a mode, floor targets, extra rules and weights; compared.
 
     The same seed draws the same policy (and year so far); a shortfall-only policy (which
     raised before) compares equal; both infeasible with other named rules is its own verdict.
@@ -223,6 +223,9 @@ def test_the_varied_policies_are_drawn_from_the_seed_and_compared() -> None:
     added = [{r.id for r in p.quotas.rules} & extra for p, _, _ in drawn]
     assert any(added) and all(len(a) <= 2 for a in added)
     assert 10 <= sum(year is not None for _, year, _ in drawn) <= 30
+    weighed = [p for p, _, d in drawn if " weights " in d]
+    assert weighed and all(p.quotas.mode == QuotaMode.SOFT for p in weighed)
+    assert {r.weight for p in weighed for r in p.quotas.rules} == set(exactness.WEIGHTS)
     for varied, year, described in drawn:
         targets = {r.id: r.target for r in varied.quotas.rules}
         assert all(0.1 <= targets[rule] <= 0.6 for rule in exactness.FLOORS)

@@ -38,12 +38,16 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def format_validation_error(source: str, exc: ValidationError) -> str:
-    """Render a pydantic error as one line per problem, each naming the dotted key."""
+    """Render a pydantic error as one line per problem, each naming the dotted key.
+
+    A check of the whole policy (shares, the landlord, rules naming réservataires) names its
+    key in its message already, so nothing is put before it.
+    """
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        key = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {key}: {msg}")
+        lines.append(f"{source}: {key}: {msg}" if key else f"{source}: {msg}")
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ from fractions import Fraction
 from itertools import pairwise
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from matching.policy.conditions import Condition
 from matching.policy.fields import ALLOCATION_FIELDS, DEMAND_FIELDS
@@ -289,6 +289,39 @@ class ObjectiveRules(Frozen):
         description="Order among households (a leading '-' sorts descending)",
     )
 
+    @field_validator("stages")
+    @classmethod
+    def _some_stages_once(cls, stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+        """At least one stage, each once.
+
+        Why: with no stage every allocation is optimal, the empty one too (a round came back
+        OPTIMAL with nothing let); a stage given twice says nothing more than once.
+        """
+        if not stages:
+            raise ValueError("at least one stage among shortfall, allocations, score")
+        twice = sorted({s.value for s in stages if stages.count(s) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} given more than once")
+        return stages
+
+    @field_validator("tie_break")
+    @classmethod
+    def _known_fields(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        """Demand fields, derived facts or ``score``, with an order (not a list).
+
+        Why: an unknown field failed only when a round was solved, with a KeyError traceback.
+        """
+        for key in keys:
+            name = key.removeprefix("-")
+            kind = "number" if name == "score" else DEMAND_FIELDS.get(name)
+            if kind is None:
+                raise ValueError(
+                    f"unknown field '{name}' (a demand field, a derived fact or score)"
+                )
+            if kind == "list":
+                raise ValueError(f"'{name}' is a list, which has no order")
+        return keys
+
 
 class ReturnToLandlord(Frozen):
     """What happens to a flux unit its réservataire leaves unfilled (DOMAIN B2, [K]).
@@ -361,6 +394,11 @@ class Policy(Frozen):
         quotas from the allocation without a word: the round is solved, the shortfalls are
         reported, and nothing says that nothing tried to avoid them.
         """
+        if self.quotas.mode == QuotaMode.HARD and self.objective.stages == (Stage.SHORTFALL,):
+            return (
+                "objective.stages: hard quotas have no shortfall, so no stage applies: any "
+                "allocation that keeps the rules is optimal, an empty one too",
+            )
         if self.quotas.mode != QuotaMode.SOFT or not self.quotas.rules:
             return ()
         if Stage.SHORTFALL not in self.objective.stages:

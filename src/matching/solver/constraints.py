@@ -132,8 +132,9 @@ def add_quota_rules(
 ) -> None:  # fmt: skip
     """Hard or soft. Every quota rule of the policy, in every scope group (A4, generic rule).
 
-    Priority floors, the State's priority-only share, and both mixity rules are instances of the
-    same rule read from the policy (see matching.solver.rows for the exact integer rows). In soft
+    Priority floors and both mixity rules are instances of the same rule read from the policy
+    (see matching.solver.rows for the exact integer rows; the State's priority-only share is its
+    pool: no triple gives its units to another household). In soft
     mode each row gets its shortfall variable, minimised by the ``shortfall`` stage; in hard mode
     the row holds with no shortfall and is guarded by the rule id.
     """

@@ -1,0 +1,123 @@
+"""Policy files: what loading one refuses (file, dotted key, reason), and docs/policy.md.
+
+The errors are the planner's interface to a policy they wrote: each test writes the bundled
+model with one change and reads the message the command line would print.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pydantic import BaseModel
+
+import matching.cli.commands  # noqa: F401  (registers the commands on the group)
+from matching.cli import cli
+from matching.exceptions import PolicyError
+from matching.policy import load_policy
+from matching.policy.conditions import Op
+from matching.policy.fields import DERIVED_DEMAND_FIELDS
+from matching.policy.loader import BUNDLED_MODELS
+from matching.policy.model import Policy
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "policy.md"
+DEFAULT = (BUNDLED_MODELS / "default-2026.yaml").read_text(encoding="utf-8")
+STAGES = "stages: [shortfall, allocations, score]"
+TIES = 'tie_break: ["-score", filed_on, income_per_cu, demand_id]'
+
+
+def variant(tmp_path: Path, old: str, new: str) -> Path:
+    """The bundled policy with ``old`` replaced by ``new`` once, written to a file."""
+    assert old in DEFAULT, old
+    path = tmp_path / "my-policy.yaml"
+    path.write_text(DEFAULT.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "old,new,message",
+    [
+        (STAGES, "stages: []",
+         "objective.stages: at least one stage among shortfall, allocations, score"),
+        (STAGES, "stages: [score, allocations, score]",
+         "objective.stages: score given more than once"),
+        (TIES, 'tie_break: ["-score", filed_onn]',
+         "objective.tie_break: unknown field 'filed_onn' (a demand field, a derived fact or "
+         "score)"),
+        (TIES, "tie_break: [wished_communes]",
+         "objective.tie_break: 'wished_communes' is a list, which has no order"),
+        ("target: 0.50", "target: 1.5",
+         "quotas.rules.4: quotas.mixity_inside_qpv.target: a share must lie in [0, 1]"),
+        ("pool: [{field: priority, op: eq, value: true}]",
+         "pool: [{field: prioriti, op: eq, value: true}]",
+         "reservataires.0: reservataires.etat.pool[0]: unknown field 'prioriti'"),
+        ("share: 0.20", "share: 0.60", "reservataires: shares sum to 1.1500 > 1"),
+        ("mode: hard", "mode: hardd", "quotas.mode: Input should be 'hard' or 'soft'"),
+        ("zone: autres_regions", "zone: autres_regions\n  zones: x",
+         "income_ceilings.zones: Extra inputs are not permitted"),
+    ],
+)  # fmt: skip
+def test_a_bad_policy_is_refused_naming_file_and_key(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    """Each mistake is one line: the file, the dotted key and the reason."""
+    path = variant(tmp_path, old, new)
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_a_bad_tie_break_exits_2_from_the_command_line(tmp_path: Path) -> None:
+    """It used to load, and fail at the first solve with a KeyError traceback."""
+    policy = variant(tmp_path, TIES, 'tie_break: ["-score", nonsense]')
+    scenario = tmp_path / "tiny.yaml"
+    tiny = (ROOT / "scenarios" / "tiny.yaml").read_text(encoding="utf-8")
+    scenario.write_text(tiny.replace("policy: default-2026", f"policy: {policy}"), "utf-8")
+    result = CliRunner().invoke(cli, ["solve", str(scenario), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "objective.tie_break: unknown field 'nonsense'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_hard_policy_with_only_the_shortfall_stage_is_warned_about(tmp_path: Path) -> None:
+    """Hard quotas have no shortfall: no stage applies, and an empty allocation is optimal."""
+    policy = load_policy(variant(tmp_path, STAGES, "stages: [shortfall]"))
+    assert policy.warnings() == (
+        "objective.stages: hard quotas have no shortfall, so no stage applies: any allocation "
+        "that keeps the rules is optimal, an empty one too",
+    )
+
+
+def _keys(model: type[BaseModel]) -> set[str]:
+    """Every key a policy file may hold, at any depth."""
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        keys.add(name)
+        for arg in (field.annotation, *typing.get_args(field.annotation)):
+            for inner in (arg, *typing.get_args(arg)):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    keys |= _keys(inner)
+    return keys
+
+
+def test_docs_policy_names_every_key_op_and_derived_field() -> None:
+    """docs/policy.md stays the reference: a key added to the model must be documented."""
+    text = DOC.read_text(encoding="utf-8")
+    documented = set(re.findall(r"`([a-z_0-9]+)`", text))
+    assert _keys(Policy) - documented == set()
+    assert set(typing.get_args(Op)) - documented == set()
+    assert set(DERIVED_DEMAND_FIELDS) - documented == set()
+
+
+def test_the_rules_docs_policy_shows_load_and_are_new(tmp_path: Path) -> None:
+    """The example quota rules of docs/policy.md are valid, added to the bundled model."""
+    example = re.search(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    assert example is not None
+    path = variant(tmp_path, "\nobjective:", example.group(1) + "\nobjective:")
+    rules = [r.id for r in load_policy(path).quotas.rules]
+    assert rules[-2:] == ["q1_ceiling_per_landlord", "dalo_in_the_flux"]
+    assert len(rules) == len(load_policy("default-2026").quotas.rules) + 2
