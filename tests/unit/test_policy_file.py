@@ -28,6 +28,8 @@ DOC = ROOT / "docs" / "policy.md"
 DEFAULT = (BUNDLED_MODELS / "default-2026.yaml").read_text(encoding="utf-8")
 STAGES = "stages: [shortfall, allocations, score]"
 TIES = 'tie_break: ["-score", filed_on, income_per_cu, demand_id]'
+AL_POOL = "pool: [{field: private_employee, op: eq, value: true}]"
+QPV_BASE = "base: [{field: unit.qpv, op: eq, value: true}]"
 
 
 def variant(tmp_path: Path, old: str, new: str) -> Path:
@@ -50,6 +52,26 @@ def variant(tmp_path: Path, old: str, new: str) -> Path:
          "score)"),
         (TIES, "tie_break: [wished_communes]",
          "objective.tie_break: 'wished_communes' is a list, which has no order"),
+        (AL_POOL, "pool: [{field: private_employee, op: eq, value: 'yes'}]",
+         "reservataires.3: reservataires.action_logement.pool[0]: 'private_employee' is bool, "
+         "'yes' is not"),
+        (AL_POOL, "pool: [{field: wished_communes, op: eq, value: '14118'}]",
+         "reservataires.3: reservataires.action_logement.pool[0]: 'wished_communes' is a list: "
+         "use op contains, nonempty or empty"),
+        (AL_POOL, "pool: [{field: wished_communes, op: contains, value: 14118}]",
+         "reservataires.3: reservataires.action_logement.pool[0]: 'wished_communes' holds "
+         "text: quote the value ('14118')"),
+        (AL_POOL, "pool: [{field: filed_on, op: eq, value: 2020-01-01}]",
+         "reservataires.3: reservataires.action_logement.pool[0]: 'filed_on' is a date, which "
+         "conditions cannot compare yet"),
+        (AL_POOL, "pool: [{field: household_size, op: gt, value: true}]",
+         "reservataires.3.pool.0: op 'gt' needs a number"),
+        (QPV_BASE, "base: [{field: unit.commune_insee, op: in, value: ['14118', 14341]}]",
+         "quotas.rules.4: quotas.mixity_inside_qpv.base[0]: 'unit.commune_insee' is text, 14341 "
+         "is not: quote it ('14341')"),
+        (QPV_BASE, f"{QPV_BASE}\n      scope: demand.wished_communes",
+         "quotas.rules.4: quotas.mixity_inside_qpv.scope: 'demand.wished_communes' is a list, "
+         "which cannot group allocations"),
         ("target: 0.50", "target: 1.5",
          "quotas.rules.4: quotas.mixity_inside_qpv.target: a share must lie in [0, 1]"),
         ("pool: [{field: priority, op: eq, value: true}]",
@@ -64,7 +86,11 @@ def variant(tmp_path: Path, old: str, new: str) -> Path:
 def test_a_bad_policy_is_refused_naming_file_and_key(
     tmp_path: Path, old: str, new: str, message: str
 ) -> None:
-    """Each mistake is one line: the file, the dotted key and the reason."""
+    """Each mistake is one line: the file, the dotted key and the reason.
+
+    A value of the wrong type selected nothing without a word before (a pool emptied by
+    ``value: 'yes'``, a commune code YAML read as a number), a list grouped by its tuples.
+    """
     path = variant(tmp_path, old, new)
     with pytest.raises(PolicyError) as info:
         load_policy(path)

@@ -34,12 +34,19 @@ class Condition(BaseModel):
     def _value_matches_op(self) -> Condition:
         if self.op in {"in", "not_in"} and not isinstance(self.value, list):
             raise ValueError(f"op '{self.op}' needs a list value")
-        if self.op in _NUMERIC_OPS and not isinstance(self.value, int | float):
+        if self.op in _NUMERIC_OPS and (
+            not isinstance(self.value, int | float) or isinstance(self.value, bool)
+        ):
             raise ValueError(f"op '{self.op}' needs a number")
         return self
 
     def check_field(self, known: dict[str, FieldKind]) -> str | None:
-        """Return why this condition cannot apply to the known fields, or None when it can."""
+        """Return why this condition cannot apply to the known fields, or None when it can.
+
+        Why the value's type is checked too: a value of the wrong type selects nothing, without
+        a word (``{field: private_employee, op: eq, value: 'yes'}`` emptied Action Logement's
+        pool; an unquoted commune code is read by YAML as a number, never equal to its text).
+        """
         kind = known.get(self.field)
         if kind is None:
             return f"unknown field '{self.field}'"
@@ -47,6 +54,19 @@ class Condition(BaseModel):
             return f"op '{self.op}' needs a list field, '{self.field}' is {kind}"
         if self.op in _NUMERIC_OPS and kind != "number":
             return f"op '{self.op}' needs a number field, '{self.field}' is {kind}"
+        if kind == "date":
+            return f"'{self.field}' is a date, which conditions cannot compare yet"
+        if kind == "list":
+            if self.op not in _LIST_OPS:
+                return f"'{self.field}' is a list: use op contains, nonempty or empty"
+            if self.op == "contains" and not isinstance(self.value, str):
+                return f"'{self.field}' holds text: quote the value ('{self.value}')"
+            return None
+        values = self.value if self.op in {"in", "not_in"} else [self.value]
+        wrong = [v for v in values if not _of_kind(v, kind)]
+        if wrong:
+            hint = f": quote it ('{wrong[0]}')" if kind == "text" else ""
+            return f"'{self.field}' is {kind}, {wrong[0]!r} is not{hint}"
         return None
 
     def describe(self) -> str:
@@ -60,6 +80,15 @@ class Condition(BaseModel):
         if self.op == "empty":
             return f"{self.field} empty"
         return f"{self.field} {words[self.op]} {self.value}"
+
+
+def _of_kind(value: object, kind: FieldKind) -> bool:
+    """Whether ``value`` can equal a value of a field of that kind (True is no number here)."""
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, str)
 
 
 def evaluate(

@@ -222,6 +222,10 @@ class QuotaRule(Frozen):
         _check_conditions(self.count, ALLOCATION_FIELDS, f"quotas.{self.id}.count")
         if self.scope is not None and self.scope not in ALLOCATION_FIELDS:
             raise ValueError(f"quotas.{self.id}.scope: unknown field '{self.scope}'")
+        if self.scope is not None and ALLOCATION_FIELDS[self.scope] == "list":
+            raise ValueError(
+                f"quotas.{self.id}.scope: '{self.scope}' is a list, which cannot group allocations"
+            )
         return self
 
     def target_fraction(self) -> Fraction:
