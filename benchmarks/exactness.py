@@ -10,10 +10,11 @@ verified by the independent checker (`matching.round.solve` raises on any disagr
 With ``--vary-policy`` each seed draws its own policy instead (`varied_policy`): an order
 of the objective's stages (any non-empty selection of shortfall, allocations and score), hard
 or soft quotas, each floor's target between 0.1 and 0.6, up to two more rules (ceilings, a
-count floor, rules per landlord or réservataire) and, for half the seeds, a year so far; one
-comparison per seed. The
-first such sweep found two bugs (a score-first objective "proven" at a worse score, and a
-shortfall-only objective that raised), both fixed with a test.
+count floor, rules per landlord or réservataire), for half the soft ones a shortfall weight
+per rule (0, 1, 3 or 1,000) and, for half the seeds, a year so far; one comparison per seed.
+The first such sweep found two bugs (a score-first objective "proven" at a worse score, and a
+shortfall-only objective that raised), a later one a self-check that refused correct
+shortfalls; each fixed with a test.
 
 ::
 
@@ -111,14 +112,18 @@ EXTRA_RULES: tuple[dict[str, Any], ...] = (
 )  # fmt: skip
 """Rules `varied_policy` may add: ceilings, a count floor, rules per landlord or réservataire."""
 
+WEIGHTS: tuple[int, ...] = (0, 1, 3, 1000)
+"""Shortfall weights `varied_policy` may give a soft policy's rules."""
+
 
 def varied_policy(policy: Policy, seed: int) -> tuple[Policy, YearSoFar | None, str]:
     """The policy, and a year so far, drawn from ``seed``.
 
     The policy gets a stage order, a quota mode, each floor's target in 0.1-0.6 and 0 to 2 of
-    `EXTRA_RULES` (a share's target in 0.1-0.7, a count's in 0-4). Half the seeds also get a
-    year so far: earlier tallies of some whole-EPCI rules. Returns them with a short
-    description (mode, stages, floor targets in %, extra rules, "+ year") for the report.
+    `EXTRA_RULES` (a share's target in 0.1-0.7, a count's in 0-4); half the soft ones, a
+    weight per rule among `WEIGHTS`. Half the seeds also get a year so far: earlier tallies of
+    some whole-EPCI rules. Returns them with a short description (mode, stages, floor targets
+    in %, extra rules, weights, "+ year") for the report.
     """
     rng = random.Random(seed)
     stages = rng.choice(STAGE_ORDERS)
@@ -140,12 +145,22 @@ def varied_policy(policy: Policy, seed: int) -> tuple[Policy, YearSoFar | None, 
                 base = rng.randint(0, 40)
                 tallies[rule.id] = {"": Tally(base=base, counted=rng.randint(0, base))}
         year = YearSoFar(tallies=tallies)
+    weights = ""
+    # soft mode: half the seeds weigh each rule 0, 1, 3 or 1,000 (a weight of 0 reports a rule
+    # without minimising it; unequal weights trade one rule's shortfall for another's); drawn
+    # from a stream of their own, so that every other draw stays what the seed gave before
+    weigh = random.Random(f"weights-{seed}")
+    if mode == QuotaMode.SOFT and weigh.random() < 0.5:
+        rules = [r.model_copy(update={"weight": weigh.choice(WEIGHTS)}) for r in rules]
+        weights = " weights " + "/".join(f"{r.weight}" for r in rules)
     quotas = policy.quotas.model_copy(update={"mode": mode, "rules": tuple(rules)})
     objective = policy.objective.model_copy(update={"stages": stages})
     varied = policy.model_copy(update={"quotas": quotas, "objective": objective})
     floors = "/".join(f"{round(100 * targets[r])}" for r in FLOORS)
     added = "".join(f" + {r.id}" for r in rules[len(policy.quotas.rules) :])
-    described = f"{mode.value} [{', '.join(s.value for s in stages)}] floors {floors} %{added}"
+    described = (
+        f"{mode.value} [{', '.join(s.value for s in stages)}] floors {floors} %{added}{weights}"
+    )
     return varied, year, described + (" + year" if year is not None else "")
 
 
@@ -288,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-limit", type=float, default=30.0)
     parser.add_argument(
         "--vary-policy", action="store_true",
-        help="each seed draws a stage order, a quota mode and floor targets",
+        help="each seed draws a stage order, a quota mode, floor targets, extra rules and weights",
     )  # fmt: skip
     args = parser.parse_args(argv)
     first, last = (int(x) for x in args.seeds.split(":"))
