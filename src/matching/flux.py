@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from matching.policy.model import Policy
 from matching.policy.quotas import Tally
@@ -29,6 +29,52 @@ class YearSoFar(BaseModel):
     tallies: dict[str, dict[str, Tally]] = Field(
         default_factory=dict, description="Per quota rule id, per scope group: base and counted"
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> YearSoFar:
+        """Counts that cannot come from a year: refused rather than clipped without a word."""
+        for res, n in self.oriented.items():
+            if n < 0:
+                raise ValueError(f"oriented.{res}: {n} units oriented, fewer than none")
+        if sum(self.oriented.values()) > self.flux_units:
+            raise ValueError(
+                f"oriented: {sum(self.oriented.values())} units oriented in all, more than the "
+                f"{self.flux_units} flux units released (flux_units)"
+            )
+        for rule, groups in self.tallies.items():
+            for group, t in groups.items():
+                if t.counted > t.base:
+                    raise ValueError(
+                        f"tallies.{rule}.{group}: counted {t.counted} is more than its base "
+                        f"{t.base} (the counted allocations are some of the base's)"
+                    )
+        return self
+
+    def problems_with(self, policy: Policy) -> list[tuple[str, str, str]]:
+        """What names no réservataire or quota rule of ``policy``: (key, value, reason) each.
+
+        Why: such counts were ignored without a word (a rule renamed in the policy lost the
+        year's tallies), and an orientation to an unknown réservataire made a round infeasible
+        with no conflict to name.
+        """
+        found: list[tuple[str, str, str]] = []
+        known = policy.reservataire_ids()
+        for res in self.oriented:
+            if res not in known:
+                reason = f"not a réservataire of policy '{policy.id}' ({', '.join(known)})"
+                found.append((f"oriented.{res}", res, reason))
+        rules = {rule.id: rule for rule in policy.quotas.rules}
+        for rule_id, groups in self.tallies.items():
+            rule = rules.get(rule_id)
+            if rule is None:
+                found.append(
+                    (f"tallies.{rule_id}", rule_id, f"not a quota rule of policy '{policy.id}'")
+                )
+            elif rule.scope is None and set(groups) - {""}:
+                group = sorted(set(groups) - {""})[0]
+                reason = f"rule '{rule_id}' has no scope: its one group is ''"
+                found.append((f"tallies.{rule_id}.{group}", group, reason))
+        return found
 
     def tally(self, rule_id: str, scope: str) -> Tally:
         """Earlier allocations of one rule's scope group (zero when none)."""

@@ -1054,12 +1054,13 @@ def write_demands(frame: pd.DataFrame, path: PathLike) -> None:
     _write_canonical(frame, path, DEMAND_DTYPES, "demands")
 
 
-def read_year_so_far(path: PathLike) -> YearSoFar:
+def read_year_so_far(path: PathLike, policy: Policy | None = None) -> YearSoFar:
     """Read what earlier rounds of the year did (`matching.flux.YearSoFar`) from YAML or JSON.
 
     JSON is read as YAML (every JSON document is one), so either suffix works. The file holds
     ``flux_units``, ``oriented`` (per réservataire) and ``tallies`` (per quota rule id, per
-    scope group: ``base`` and ``counted``); missing keys mean zero.
+    scope group: ``base`` and ``counted``); missing keys mean zero. With ``policy``, a
+    réservataire or rule it does not have is a problem too (`YearSoFar.problems_with`).
 
     Raises
     ------
@@ -1086,14 +1087,22 @@ def read_year_so_far(path: PathLike) -> YearSoFar:
         data = {}  # an empty file: the first round of the year
     if not isinstance(data, dict):
         raise _file_error(path, "expected a mapping (flux_units, oriented, tallies) at the top")
+    problems = Problems()
     try:
-        return YearSoFar.model_validate(data)
+        year = YearSoFar.model_validate(data)
     except ValidationError as exc:
-        problems = Problems()
         for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            problems.add(str(path), None, key, cell_text(err.get("input", "")), err["msg"])
+            key = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            value = cell_text(err.get("input", ""))
+            if not key:  # a check of the whole file names its key first, and its numbers
+                (key, _, msg), value = msg.partition(": "), ""
+            problems.add(str(path), None, key, value, msg)
         raise DataError(problems.items) from None
+    for key, value, reason in year.problems_with(policy) if policy is not None else []:
+        problems.add(str(path), None, key, value, reason)
+    problems.raise_if_any()
+    return year
 
 
 # ---------------------------------------------------------------------------------------------

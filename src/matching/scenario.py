@@ -365,7 +365,7 @@ def load_round(scenario: Scenario | ResolvedScenario) -> RoundData:
     round_units = round_units.reset_index(drop=True)
     round_demands = round_demands.reset_index(drop=True)
     year_so_far = (
-        read_year_so_far(resolved.year_so_far_path)
+        read_year_so_far(resolved.year_so_far_path, resolved.policy)
         if resolved.year_so_far_path is not None
         else None
     )

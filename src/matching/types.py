@@ -69,3 +69,9 @@ class Stage(StrEnum):
     SHORTFALL = "shortfall"
     ALLOCATIONS = "allocations"
     SCORE = "score"
+
+
+ALLOCATION_POLICIES: tuple[str, ...] = ("optimal", "greedy_score", "seniority", "bands")
+"""Names of the allocation policies (`matching.allocation.get_policy`), in the order reports list
+them. Here, not in `matching.allocation`, so that a scenario's settings can check a name without
+importing the policies."""

@@ -65,6 +65,40 @@ def test_read_year_so_far_errors_name_file_and_key(tmp_path: Path) -> None:
         read_year_so_far(not_mapping)
 
 
+@pytest.mark.parametrize(
+    "text,field,reason",
+    [
+        ('tallies: {mixity_outside_qpv: {"": {base: 3, counted: 5}}}',
+         "tallies.mixity_outside_qpv.", "counted 5 is more than its base 3"),
+        ("flux_units: 10\noriented: {etat: 8, collectivite: 4}",
+         "oriented", "12 units oriented in all, more than the 10 flux units released"),
+        ("flux_units: 10\noriented: {etat: -1}", "oriented.etat", "fewer than none"),
+        ("flux_units: 10\noriented: {nobody: 2}",
+         "oriented.nobody", "not a réservataire of policy 'default-2026'"),
+        ('tallies: {mixity_outside_qpv_old: {"": {base: 3, counted: 1}}}',
+         "tallies.mixity_outside_qpv_old", "not a quota rule of policy 'default-2026'"),
+        ("tallies: {mixity_outside_qpv: {B1: {base: 3, counted: 1}}}",
+         "tallies.mixity_outside_qpv.B1", "has no scope: its one group is ''"),
+    ],
+)  # fmt: skip
+def test_a_year_so_far_no_year_could_give_is_refused(
+    tmp_path: Path, text: str, field: str, reason: str
+) -> None:
+    """Counts that cannot come from a year, or name what the policy does not have.
+
+    They were taken as they were: a rule renamed in the policy lost its tallies without a
+    word, an orientation to an unknown réservataire made the round infeasible with no rule to
+    name, more orientations than flux units were clipped.
+    """
+    path = tmp_path / "year.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(DataError) as info:
+        read_year_so_far(path, load_policy("default-2026"))
+    (problem,) = info.value.problems
+    assert (problem.file, problem.field) == (str(path), field)
+    assert reason in problem.reason
+
+
 def test_demands_with_derived_columns_read_back(tmp_path: Path) -> None:
     """A demands file with score and facts is refused, unless ignore_derived drops them."""
     policy = load_policy("default-2026")

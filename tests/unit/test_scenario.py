@@ -87,6 +87,8 @@ def test_explicit_solver_seed_is_kept(tmp_path: Path) -> None:
         ("round: {month: 1, cadence: weekly}\n", "round.cadence"),
         ("solver: {time_limit: 5}\n", "solver.time_limit"),
         ("solver: {num_workers: 0}\n", "solver.num_workers"),
+        # refused when the file is read, not when the year starts (which named no file)
+        ("simulation: {allocation_policy: random}\n", "simulation.allocation_policy"),
     ],
 )
 def test_bad_key_names_file_and_key(tmp_path: Path, extra: str, key: str) -> None:

@@ -27,8 +27,9 @@ from matching.flux import YearSoFar
 from matching.params import SolveParams
 from matching.policy.model import Policy
 from matching.result import Result
+from matching.types import ALLOCATION_POLICIES
 
-POLICY_NAMES: tuple[str, ...] = ("optimal", "greedy_score", "seniority", "bands")
+POLICY_NAMES: tuple[str, ...] = ALLOCATION_POLICIES
 """Names `get_policy` knows, in the order reports list them."""
 
 

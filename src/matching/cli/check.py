@@ -127,7 +127,7 @@ def check_command(
     )
     allocation_table = read_table(allocation)
     orientation_table = read_table(orientation) if orientation is not None else None
-    year = read_year_so_far(year_file) if year_file is not None else None
+    year = read_year_so_far(year_file, policy) if year_file is not None else None
     if on is not None:
         round_date = on.date()
     elif len(unit_table):

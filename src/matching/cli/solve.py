@@ -228,7 +228,7 @@ def solve_command(
         year = None
         base_params = SolveParams()
     if year_file is not None:
-        year = read_year_so_far(year_file)
+        year = read_year_so_far(year_file, policy)
     params = merge_params(base_params, _overrides(time_limit, workers, seed, gap, log, no_prune))
 
     # The inputs are written first: a failed solve still leaves what reproduces it.

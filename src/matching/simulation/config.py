@@ -8,14 +8,17 @@ the brief and DOMAIN give. The policy-level rule for units a réservataire leave
 and counting, DOMAIN B2) lives in the policy file (`matching.policy.model.ReturnToLandlord`),
 not here, because it is part of a flux convention rather than of a simulation.
 
-Imports pydantic only, so that `matching.scenario` can hold a `SimulationSettings`.
+Imports pydantic (and `matching.types`) only, so that `matching.scenario` can hold a
+`SimulationSettings`.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from matching.types import ALLOCATION_POLICIES
 
 ARRIVALS_PER_PENDING_DEMAND = 0.6
 """New demands filed per year per demand pending on 1 January, when the scenario gives no count.
@@ -69,6 +72,7 @@ class SimulationSettings(_Frozen):
         default="optimal",
         description="Allocation policy of every round: optimal, greedy_score, seniority, bands",
     )
+
     arrivals_per_year: int | None = Field(
         default=None,
         ge=0,
@@ -98,3 +102,13 @@ class SimulationSettings(_Frozen):
         ge=1,
         description="Stop after this many rounds (for a quick look; None: the whole year)",
     )
+
+    @field_validator("allocation_policy")
+    @classmethod
+    def _known_policy(cls, name: str) -> str:
+        """Why here: an unknown name was refused only when the year started, naming no file."""
+        if name not in ALLOCATION_POLICIES:
+            raise ValueError(
+                f"unknown allocation policy '{name}'; known: {', '.join(ALLOCATION_POLICIES)}"
+            )
+        return name
