@@ -134,3 +134,5 @@ def test_bad_input_exits_2(files: dict[str, Path], tmp_path: Path, breakage: str
     code, out = invoke(files, *extra)
     assert code == 2, out
     assert "error:" in out and "Traceback" not in out
+    if breakage == "missing_column":  # the file is named, not the table's role ("allocation")
+        assert f"{files['allocation']}: file, field 'reservataire'" in out, out

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import click
 
-from matching.checker import Audit, Violation, audit
+from matching.checker import (
+    ALLOCATION_COLUMNS,
+    ORIENTATION_COLUMNS,
+    Audit,
+    Violation,
+    audit,
+    normalise_table,
+)
 from matching.cli import short_help
 from matching.exceptions import DataError, RowProblem
 from matching.facts import derive_facts
@@ -125,8 +132,13 @@ def check_command(
     demand_table = read_demands(
         demands, reservataires=frozenset(policy.reservataire_ids()), ignore_derived=True
     )
-    allocation_table = read_table(allocation)
-    orientation_table = read_table(orientation) if orientation is not None else None
+    # the columns checked here too, so that a missing one names the file, not the table's role
+    allocation_table = normalise_table(read_table(allocation), ALLOCATION_COLUMNS, str(allocation))
+    orientation_table = (
+        normalise_table(read_table(orientation), ORIENTATION_COLUMNS, str(orientation))
+        if orientation is not None
+        else None
+    )
     year = read_year_so_far(year_file, policy) if year_file is not None else None
     if on is not None:
         round_date = on.date()
