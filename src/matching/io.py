@@ -797,6 +797,14 @@ def _read_csv(path: PathLike) -> pd.DataFrame:
         header = next(csv.reader(handle), None)
     if not header:
         raise _file_error(path, "empty file (no header row)")
+    if len(header) == 1 and header[0].count(";") >= 2:
+        # a French spreadsheet's "CSV (point-virgule)": every name in one column, then one
+        # "required column is missing" per column said nothing about why
+        raise _file_error(
+            path,
+            "the header is one column of names separated by ';': save the file as "
+            "comma-separated CSV (UTF-8), e.g. 'CSV UTF-8 (délimité par des virgules)'",
+        )
     malformed: list[tuple[int | None, int, int, str]] = []
 
     def on_malformed(row: Any) -> str:

@@ -376,6 +376,8 @@ def test_row_with_wrong_number_of_fields_is_reported(tmp_path: Path) -> None:
         ("empty.csv", b"", "empty file"),
         ("latin1.csv", "unit_id\nLogement é\n".encode("latin-1"), "not UTF-8"),
         ("fake.parquet", b"not parquet", "not a readable Parquet file"),
+        # a French spreadsheet's export: one problem that says why, not one per column
+        ("semicolons.csv", b"unit_id;bailleur;qpv\nU1;B;oui\n", "separated by ';'"),
     ],
 )
 def test_unreadable_files_give_a_file_level_data_error(
