@@ -368,6 +368,28 @@ def test_a_floor_the_year_left_out_of_reach_is_named_from_the_count_ranges() -> 
     assert soft_result.stage_values == full.value.soft_result.stage_values
 
 
+def test_every_floor_out_of_reach_is_named_at_once() -> None:
+    """Two floors the year left out of reach: both are named, each with the band it used.
+
+    The count ranges named the first out of reach only; the planner learnt of the second after
+    fixing the first. The full model agrees the round is infeasible, and the soft re-solve is
+    short on both.
+    """
+    units, demands, year, on = _collectivite_floor_out_of_reach()
+    tallies = {**year.tallies, "mixity_outside_qpv": {"": Tally(base=1000, counted=0)}}
+    year = year.model_copy(update={"tallies": tallies})
+    with pytest.raises(InfeasibleError) as pruned:
+        solve_checked(units, demands, POLICY, PRUNED, year=year, on=on)
+    assert pruned.value.rule_ids == [
+        "flux_band[collectivite]", "mixity_outside_qpv", "priority_floor_collectivite"
+    ]  # fmt: skip
+    assert pruned.value.soft_result is not None
+    short = pruned.value.soft_result.shortfalls
+    assert short["mixity_outside_qpv"] > 0 and short["priority_floor_collectivite"] > 0
+    with pytest.raises(InfeasibleError):
+        solve_checked(units, demands, POLICY, FULL, year=year, on=on)
+
+
 def test_the_soft_re_solve_of_an_infeasible_round_reuses_its_preparation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -372,7 +372,7 @@ def test_compare_writes_one_tidy_table(tmp_path: Path) -> None:
 
 
 def test_compare_refuses_an_unknown_policy_before_running_any(tmp_path: Path) -> None:
-    """A misspelt policy is a PolicyError at once, not after the years of the others."""
+    """A misspelt, missing or repeated policy is a PolicyError at once, before any year."""
     from matching.exceptions import PolicyError
     from matching.simulation.compare import run_comparison
 
@@ -382,6 +382,11 @@ def test_compare_refuses_an_unknown_policy_before_running_any(tmp_path: Path) ->
             tmp_path / "out", shortlister=stub_shortlists,
         )  # fmt: skip
     assert not (tmp_path / "out").exists()
+    # none, or one twice: an empty table, or the same years simulated again under one name
+    for names, reason in (([], "no allocation policy"), (["optimal"] * 2, "given twice")):
+        with pytest.raises(PolicyError, match=reason):
+            run_comparison(lambda seed: busy_year(seed=seed), names, [1], tmp_path / "out")
+        assert not (tmp_path / "out").exists()
 
 
 def _note_pid(folder: Path, policy: str, seed: int) -> None:

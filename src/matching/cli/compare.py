@@ -39,7 +39,8 @@ def _progress(policy: str, seed: int) -> Progress:
     "--out", type=click.Path(file_okay=False, path_type=Path), required=True,
     help="Output folder.",
 )  # fmt: skip
-@click.option("--rounds", type=int, default=None, help="Stop each year after this many rounds.")
+@click.option("--rounds", type=click.IntRange(min=1), default=None,
+              help="Stop each year after this many rounds.")  # fmt: skip
 @click.option(
     "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
     help="Years simulated at once, one process each (the same files; wall times side by side).",

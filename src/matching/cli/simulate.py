@@ -57,7 +57,10 @@ def _echo(summary: RoundSummary) -> None:
     "--seed", type=int, default=None, help="Seed of the data and draws (default: the scenario's)."
 )
 @click.option(
-    "--rounds", type=int, default=None, help="Stop after this many rounds (a quick look)."
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many rounds (a quick look).",
 )
 def simulate_command(
     scenario: Path,

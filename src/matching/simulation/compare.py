@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from matching.exceptions import PolicyError
 from matching.io import write_table
 from matching.scenario import Scenario
 from matching.simulation.adapters import Allocator, Shortlister, resolve_allocator
@@ -110,6 +111,11 @@ def run_comparison(
         one, ``make_data``'s years, the allocators, the shortlister and ``progress`` are sent
         to the workers, so they must pickle (module-level functions and plain objects do).
     """
+    if not policies:  # it wrote an empty table and summary
+        raise PolicyError("no allocation policy to compare")
+    twice = sorted({name for name in policies if list(policies).count(name) > 1})
+    if twice:  # it simulated the same years again, into the same folders, under one name
+        raise PolicyError(f"allocation policies given twice: {', '.join(twice)}")
     for name in policies:  # an unknown name fails now, not after the years before it
         if name not in (allocators or {}):
             resolve_allocator(name)

@@ -337,28 +337,31 @@ def hull_cuts(
 def unreachable_rules(
     inst: RoundInstance, triples: Triples, rows: list[QuotaRow]
 ) -> list[str] | None:
-    """A set of rules that cannot all hold, read off one share row's count ranges, or None.
+    """The rules out of reach in this round, read off the share rows' count ranges, or None.
 
     Why: when the year so far has left a share quota short (a floor that needs more counted
     allocations than this round can give), the LP relaxation restricted to its first columns is
     infeasible and proving it over a million triples takes long. The ranges of a row's base and
     counted aggregates (`aggregates`, valid for every solution) already show it when the
-    staircase `hull_cuts` has no integer point in them. The rule is named with the flux bands
-    its ranges used (those of the réservataires of its base, when the base holds only flux
-    units): together they are sufficient for infeasibility, as a CP-SAT core would say.
+    staircase `hull_cuts` has no integer point in them. Each such rule is named with the flux
+    bands its ranges used (those of the réservataires of its base, when the base holds only
+    flux units): together they are sufficient for infeasibility, as a CP-SAT core would say.
+    Every rule out of reach is named, not the first: a planner then sees them all at once (a
+    round with two floors out of reach named one, and the other only after the first was
+    fixed).
     """
     shares = share_rows(inst, triples, rows)
     bands = inst.bands()
+    names: set[str] = set()
     for share in shares:
         if _reachable(share, 0):
             continue
-        names = [share.row.rule.id]
+        names.add(share.row.rule.id)
         res = triples.res[share.base.idx]
         if len(res) and not (res == NONE).any():
             ids = inst.reservataires
-            names += [f"flux_band[{ids[int(r)]}]" for r in np.unique(res) if ids[int(r)] in bands]
-        return sorted(names)
-    return None
+            names |= {f"flux_band[{ids[int(r)]}]" for r in np.unique(res) if ids[int(r)] in bands}
+    return sorted(names) if names else None
 
 
 def least_shortfalls(inst: RoundInstance, triples: Triples, rows: list[QuotaRow]) -> dict[str, int]:
