@@ -72,7 +72,6 @@ class SimulationSettings(_Frozen):
         default="optimal",
         description="Allocation policy of every round: optimal, greedy_score, seniority, bands",
     )
-
     arrivals_per_year: int | None = Field(
         default=None,
         ge=0,

@@ -293,6 +293,8 @@ def _hard_with_least_shortfalls(
     hard = dataclasses.replace(
         inst,
         policy=inst.policy.model_copy(update={"quotas": quotas}),
+        # model_copy, not a new YearSoFar: a shifted tally may count more than its base, which
+        # no year gives (its validator refuses that) but the shift needs
         year_so_far=inst.year_so_far.model_copy(update={"tallies": tallies}),
     )
     return hard, hard_rows, shifts
