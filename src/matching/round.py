@@ -285,7 +285,8 @@ def build_result(
         orientation=orientation if solution.status != "INFEASIBLE" else orientation.iloc[0:0],
         unallocated_units=unallocated,
         stage_values={s.value: int(v) for s, v in solution.stage_values.items()},
-        stage_bounds={s.value: float(b) for s, b in solution.stage_bounds.items()},
+        # + 0.0: a bound of -0.0 (a stage maximised as its negation) is written as 0.0
+        stage_bounds={s.value: float(b) + 0.0 for s, b in solution.stage_bounds.items()},
         shortfalls=solution.shortfalls,
         conflicts=solution.conflicts,
         counts=counts,

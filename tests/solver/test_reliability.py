@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from functools import cache
 
@@ -464,3 +465,16 @@ def test_an_infeasible_lp_is_proven_by_farkas_pricing_without_pricing_every_trip
     with pytest.raises(InfeasibleError):
         solve_checked(units, demands, POLICY, PRUNED, year=year, on=on)
     assert added and -1 not in added
+
+
+def test_a_round_without_units_is_optimal_with_zero_bounds_not_minus_zero() -> None:
+    """No unit released: OPTIMAL, nothing allocated, and each bound 0.0, not -0.0.
+
+    The stages are maximised as negations, and result.json wrote "allocations": -0.0 (the
+    summary "bound -0").
+    """
+    units, demands = territory(5, 12, 120)
+    result = solve(units.iloc[0:0], demands, POLICY, PRUNED, on=ROUND_DATE)
+    assert result.status == "OPTIMAL" and len(result.allocation) == 0
+    assert result.stage_bounds == {"allocations": 0.0, "score": 0.0}
+    assert all(math.copysign(1.0, b) == 1.0 for b in result.stage_bounds.values())
