@@ -303,22 +303,25 @@ def build_result(
 
 
 def _self_check(prepared: PreparedRound, result: Result) -> None:
-    """Run the independent checker on the solver's own output; fail loudly on any disagreement."""
+    """Run the independent checker on the solver's own output; fail loudly on any disagreement.
+
+    One `checker.audit` gives the violations, the stage values and the quota outcomes (the
+    check, the stages and the shortfalls each resolved the allocation and counted the quotas
+    again before).
+    """
     inst = prepared.instance
-    violations = checker.check(
+    judged = checker.audit(
         inst.units, inst.demands, inst.policy, result.allocation, inst.year_so_far,
         orientation=result.orientation, on=prepared.on,
     )  # fmt: skip
+    violations = judged.violations
     if violations:
         listed = "\n".join(f"  - {v}" for v in violations[:20])
         raise CheckFailedError(
             f"the checker found {len(violations)} violation(s) in the solver's result:\n{listed}"
         )
-    recomputed = checker.objective_values(
-        inst.units, inst.demands, inst.policy, result.allocation, inst.year_so_far
-    )
     for name, value in result.stage_values.items():
-        again = int(recomputed[Stage(name)])
+        again = int(judged.stages[Stage(name)])
         if again != value:
             raise CheckFailedError(
                 f"objective stage {name}: solver says {value}, checker recomputes {again}"
@@ -326,11 +329,7 @@ def _self_check(prepared: PreparedRound, result: Result) -> None:
     if inst.policy.quotas.mode == QuotaMode.SOFT:  # the shortfalls a planner reads, per row
         rules = {rule.id: rule for rule in inst.policy.quotas.rules}
         expected = {
-            row_name(rules[q.rule_id], q.scope): q.shortfall
-            for q in checker.quota_outcomes(
-                inst.units, inst.demands, inst.policy, result.allocation, inst.year_so_far
-            )
-            if q.shortfall
+            row_name(rules[q.rule_id], q.scope): q.shortfall for q in judged.quotas if q.shortfall
         }
         reported = {k: v for k, v in result.shortfalls.items() if v}
         if reported != expected:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ def run_comparison(
     """
     if not policies:  # it wrote an empty table and summary
         raise PolicyError("no allocation policy to compare")
-    twice = sorted({name for name in policies if list(policies).count(name) > 1})
+    twice = sorted(name for name, n in Counter(policies).items() if n > 1)
     if twice:  # it simulated the same years again, into the same folders, under one name
         raise PolicyError(f"allocation policies given twice: {', '.join(twice)}")
     for name in policies:  # an unknown name fails now, not after the years before it
