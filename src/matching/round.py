@@ -75,12 +75,22 @@ def tie_rank(demands: pd.DataFrame, scores: np.ndarray, keys: tuple[str, ...]) -
     return rank
 
 
-def _frame(data: pd.DataFrame | Sequence[Unit] | Sequence[Demand], kind: str) -> pd.DataFrame:
-    if isinstance(data, pd.DataFrame):
-        return (
-            validate_units(data, "units") if kind == "units" else validate_demands(data, "demands")
-        )
-    return units_frame(data) if kind == "units" else demands_frame(data)  # type: ignore[arg-type]
+def _frame(
+    data: pd.DataFrame | Sequence[Unit] | Sequence[Demand], kind: str, on: dt.date | None
+) -> pd.DataFrame:
+    """The canonical table, validated; with ``on``, a date after the round's is refused.
+
+    Why the date: a household that files after the round, or a unit released after it, is
+    not part of it; housing it would be wrong, not just early (its seniority came out as 0).
+    Records are validated by their model, but only the table knows the round's date.
+    """
+    if not isinstance(data, pd.DataFrame):
+        if on is None:  # the records' models have validated everything else
+            return units_frame(data) if kind == "units" else demands_frame(data)  # type: ignore[arg-type]
+        data = units_frame(data) if kind == "units" else demands_frame(data)  # type: ignore[arg-type]
+    if kind == "units":
+        return validate_units(data, "units", as_of=on)
+    return validate_demands(data, "demands", as_of=on)
 
 
 def prepare_round(
@@ -91,15 +101,19 @@ def prepare_round(
     on: dt.date | None = None,
     year_so_far: YearSoFar | None = None,
 ) -> PreparedRound:
-    """Validate the tables, derive facts, score, and build the eligible pairs of a round."""
-    units_df = _frame(units, "units")
-    demands_df = _frame(demands, "demands")
+    """Validate the tables, derive facts, score, and build the eligible pairs of a round.
+
+    The round's date ``on`` defaults to the latest release; a unit released or a demand filed
+    after it is refused (`DataError`), given or not.
+    """
+    units_df = _frame(units, "units", on)
     if on is None:
         on = (
             pd.Timestamp(units_df["released_on"].max()).date()
             if len(units_df)
             else dt.date(policy.year, 1, 1)
         )
+    demands_df = _frame(demands, "demands", on)
     facts = derive_facts(demands_df, policy, on)
     scores = score(facts, policy.cotation).total.to_numpy(dtype=np.int64)
     facts["score"] = scores

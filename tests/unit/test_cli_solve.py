@@ -183,6 +183,32 @@ def test_bad_units_file_exits_2(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+def test_a_demand_filed_after_the_round_is_refused_with_or_without_on(tmp_path: Path) -> None:
+    """Without --on, a household that files after the round is refused as with --on.
+
+    The round date is then the latest release; such a household is not in the round (it used
+    to be housed, with a seniority of 0).
+    """
+    code, text = run("generate", "--units", "6", "--demands", "40", "--out", tmp_path)
+    assert code == 0, text
+    units = read_table(tmp_path / "units.csv")
+    latest = max(units["released_on"])
+    demands = read_table(tmp_path / "demands.csv")
+    demands.loc[2, "filed_on"] = "2027-06-01"
+    late = tmp_path / "late_demands.csv"
+    demands.to_csv(late, index=False)
+    for on in ([], ["--on", latest]):
+        out = tmp_path / f"o{len(on)}"
+        code, text = run("solve", "--units", tmp_path / "units.csv", "--demands", late,
+                         *on, "--out", out)  # fmt: skip
+        assert code == 2, text
+        assert (
+            f"{late}: row 3, field 'filed_on', value '2027-06-01': date in the future "
+            f"(after the as-of date {latest})"
+        ) in text
+        assert "Traceback" not in text and not out.exists()
+
+
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     """A scenario with --units, or neither, is a usage error (exit code 2)."""
     code, text = run("solve", TINY, "--units", TINY, "--out", tmp_path)
@@ -344,3 +370,33 @@ def test_the_cli_prints_the_policys_warnings_and_still_solves(tmp_path: Path) ->
     assert code == 0, output
     assert f"warning: {policy}: objective.stages: the quotas are soft" in output
     assert output.count("warning:") == 1
+
+
+def test_prepare_round_refuses_what_is_after_the_round() -> None:
+    """The library refuses a demand filed, or a unit released, after the round's date.
+
+    Whether the date is given or defaults to the latest release; tables and records alike.
+    """
+    import datetime as dt
+
+    from matching.domain import Demand
+    from matching.exceptions import DataError
+    from matching.frames import frame_records
+    from matching.generate import generate_territory
+    from matching.round import prepare_round
+
+    units, demands = generate_territory("caen-la-mer", 2026, seed=5, n_units=8, n_demands=40)
+    policy = load_policy("default-2026")
+    latest = pd.Timestamp(units["released_on"].max()).date()
+    late = demands.copy()
+    late.loc[3, "filed_on"] = pd.Timestamp("2027-06-01")
+    for on in (None, latest):
+        with pytest.raises(DataError, match=r"row 4, field 'filed_on'.*date in the future"):
+            prepare_round(units, late, policy, on=on)
+    records = frame_records(late, Demand)
+    with pytest.raises(DataError, match=r"field 'filed_on'.*date in the future"):
+        prepare_round(units, records, policy, on=latest)
+    early = latest - dt.timedelta(days=1)  # the latest unit is released after it
+    with pytest.raises(DataError, match=r"field 'released_on'.*date in the future"):
+        prepare_round(units, demands, policy, on=early)
+    assert len(prepare_round(units, demands, policy).instance.units) == 8

@@ -69,16 +69,16 @@ def _files_round(
     """Read a round given as files; the round date defaults to the latest release."""
     policy = load_policy(policy_name)
     unit_table = read_units(units, as_of=on)
+    if on is None:  # before the demands are read: one filed after it is refused, as with --on
+        if not len(unit_table):
+            raise DataError([RowProblem(str(units), None, "released_on", "", "no unit: pass --on")])
+        on = pd.Timestamp(unit_table["released_on"].max()).date()
     demand_table = read_demands(
         demands,
         as_of=on,
         reservataires=frozenset(policy.reservataire_ids()),
         ignore_derived=True,
     )
-    if on is None:
-        if not len(unit_table):
-            raise DataError([RowProblem(str(units), None, "released_on", "", "no unit: pass --on")])
-        on = pd.Timestamp(unit_table["released_on"].max()).date()
     return unit_table, demand_table, policy, on
 
 
