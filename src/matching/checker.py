@@ -262,6 +262,13 @@ def normalise_table(frame: pd.DataFrame, columns: tuple[str, ...], source: str) 
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError([RowProblem(source, None, c, "", "missing column") for c in missing])
+    # a name given twice (`reservataire` and `reservataire `, stripped alike) is ambiguous:
+    # which of the two is the table's? (it raised a ValueError deep in pandas)
+    names = pd.Index(frame.columns)
+    repeated = [c for c in columns if (names == c).sum() > 1]
+    if repeated:
+        reason = "column appears more than once"
+        raise DataError([RowProblem(source, None, c, "", reason) for c in repeated])
     return pd.DataFrame({c: _text(frame[c]) for c in columns}).reset_index(drop=True)
 
 

@@ -5,6 +5,7 @@ Same round as tests/unit/test_checker.py (valid as written), saved as CSV in a t
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -116,8 +117,9 @@ def test_soft_mode_policy_reports_shortfall_and_passes(
 
 @pytest.mark.parametrize(
     "breakage",
-    ["missing_column", "missing_file", "bad_year"],
-)
+    ["missing_column", "repeated_column", "missing_file", "bad_year", "filed_after",
+     "released_after"],
+)  # fmt: skip
 def test_bad_input_exits_2(files: dict[str, Path], tmp_path: Path, breakage: str) -> None:
     """Unreadable input is an error message on stderr with exit code 2, not a traceback."""
     extra: list[str] = ["--on", "2026-03-31"]
@@ -125,8 +127,16 @@ def test_bad_input_exits_2(files: dict[str, Path], tmp_path: Path, breakage: str
         write_table(
             pd.DataFrame(ALLOCATION, columns=["unit_id", "demand_id", "x"]), files["allocation"]
         )
+    elif breakage == "repeated_column":  # a trailing space: the same name once stripped
+        table = pd.DataFrame(ALLOCATION, columns=["unit_id", "demand_id", "reservataire"])
+        table["reservataire "] = table["reservataire"]
+        write_table(table, files["allocation"])
     elif breakage == "missing_file":
         files["allocation"].unlink()
+    elif breakage == "filed_after":  # as strict as `solve`: not in the round, not housed
+        write_demands(demands_with({"D2": {"filed_on": dt.date(2026, 4, 2)}}), files["demands"])
+    elif breakage == "released_after":
+        extra = ["--on", "2026-02-27"]  # the latest unit is released 2026-03-01
     else:
         year = tmp_path / "year.yaml"
         year.write_text("flux_units: -3\n")
@@ -136,3 +146,13 @@ def test_bad_input_exits_2(files: dict[str, Path], tmp_path: Path, breakage: str
     assert "error:" in out and "Traceback" not in out
     if breakage == "missing_column":  # the file is named, not the table's role ("allocation")
         assert f"{files['allocation']}: file, field 'reservataire'" in out, out
+    if breakage == "repeated_column":
+        assert (
+            f"{files['allocation']}: file, field 'reservataire', value '': "
+            "column appears more than once"
+        ) in out, out
+    if breakage == "filed_after":
+        assert f"{files['demands']}: row 2, field 'filed_on'" in out, out
+        assert "date in the future (after the as-of date 2026-03-31)" in out, out
+    if breakage == "released_after":
+        assert f"{files['units']}: " in out and "field 'released_on'" in out, out

@@ -126,11 +126,23 @@ def check_command(
     flux); other columns are ignored. Exit code 0: valid; 1: violations; 2: unreadable input.
     """
     policy = load_policy(policy_name)
-    unit_table = read_units(units)
+    # As strict as `solve` on dates: a unit released or a demand filed after the round's date
+    # is not in the round, and the default date (the latest release) is known before the
+    # demands are read
+    unit_table = read_units(units, as_of=on.date() if on is not None else None)
+    if on is not None:
+        round_date = on.date()
+    elif len(unit_table):
+        round_date = unit_table["released_on"].max().date()
+    else:
+        raise DataError([RowProblem(str(units), None, "released_on", "", "no unit: pass --on")])
     # A demands file written by `matching solve` carries the score and derived facts: they are
     # dropped and recomputed, so the audit trusts nothing the solver wrote.
     demand_table = read_demands(
-        demands, reservataires=frozenset(policy.reservataire_ids()), ignore_derived=True
+        demands,
+        as_of=round_date,
+        reservataires=frozenset(policy.reservataire_ids()),
+        ignore_derived=True,
     )
     # the columns checked here too, so that a missing one names the file, not the table's role
     allocation_table = normalise_table(read_table(allocation), ALLOCATION_COLUMNS, str(allocation))
@@ -140,12 +152,6 @@ def check_command(
         else None
     )
     year = read_year_so_far(year_file, policy) if year_file is not None else None
-    if on is not None:
-        round_date = on.date()
-    elif len(unit_table):
-        round_date = unit_table["released_on"].max().date()
-    else:
-        raise DataError([RowProblem(str(units), None, "released_on", "", "no unit: pass --on")])
 
     result = audit(
         unit_table,
