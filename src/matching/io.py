@@ -365,6 +365,11 @@ def _parse_bool(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
     return values, ~bad & (~empty | ~spec.required)
 
 
+INT_LIMIT = 2**31 - 1
+"""The largest whole number a table may hold, in absolute value (every bound of the format is
+far below it; above 2^63 the values wrapped round to negative numbers)."""
+
+
 def _parse_number(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
     dtype = series.dtype
     typed = (
@@ -391,6 +396,15 @@ def _parse_number(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
         reason = "not a number (decimal point '.', no thousands separator)"
     if bad.any():
         ctx.report(bad, spec.name, shown.get(), reason)
+    if spec.kind == "int":
+        # beyond int64 the cast below wrapped 1e20 round to -9223372036854775808, which then
+        # passed as a number of refusals; no whole number of the format comes near 2^31
+        huge = ~empty & ~bad & (np.abs(np.where(bad, 0.0, numbers)) > INT_LIMIT)
+        if huge.any():
+            ctx.report(
+                huge, spec.name, shown.get(), f"too large a whole number (beyond ±{INT_LIMIT:,})"
+            )
+            bad = bad | huge
     ok = _check_bounds(spec, numbers, ~bad & ~empty, shown, ctx)
     default = 0 if spec.default is None else spec.default
     numbers = np.where(empty | bad, default, numbers)
@@ -794,7 +808,11 @@ def _suffix(path: PathLike) -> str:
 def _read_csv(path: PathLike) -> pd.DataFrame:
     """Read a CSV file with every cell as text; malformed rows are reported, never skipped."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        header = next(csv.reader(handle), None)
+        lines = csv.reader(handle)
+        header = next(lines, None)
+        after = next(lines, None) if header == [] else None
+    if header == [] and after is not None:  # the file has more than a blank line
+        raise _file_error(path, "the first line is blank: the header must be the first line")
     if not header:
         raise _file_error(path, "empty file (no header row)")
     if len(header) == 1 and header[0].count(";") >= 2:
@@ -824,11 +842,19 @@ def _read_csv(path: PathLike) -> pd.DataFrame:
     )
     if malformed:
         # Rows after a skipped one would be misnumbered: report the file's structure only.
+        # Never the row's text: it is a household's data, free text included (a comment
+        # with an unquoted comma printed a name and a situation)
+        if len(header) == 1 and all(expected == 1 for _, expected, _, _ in malformed):
+            raise _file_error(
+                path,
+                "the first line has one column but the rows have more: the header must be "
+                "the first line (is there a title line above it?)",
+            )
         problems = Problems()
-        for line, expected, actual, text in malformed:
+        for line, expected, actual, _text in malformed:
             row = None if line is None else line - 1
             reason = f"expected {expected} fields, found {actual}"
-            problems.add(str(path), row, "", text, reason)
+            problems.add(str(path), row, "", "", reason)
         problems.raise_if_any()
     frame = table.to_pandas()
     frame.columns = pd.Index([str(c).strip() for c in frame.columns], dtype=object)

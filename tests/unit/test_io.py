@@ -240,6 +240,9 @@ DEMAND_CASES: list[tuple[dict[str, str], str, str, str, dict[str, Any]]] = [
     ({"adults": "0"}, "adults", "0", "must be at least 1", {}),
     ({"current_rent_effort": "11"}, "current_rent_effort", "11", "must be at most 10", {}),
     ({"refusals": "-1"}, "refusals", "-1", "must be at least 0", {}),
+    # it wrapped round to -9223372036854775808 and passed as a number of refusals
+    ({"refusals": "1e20"}, "refusals", "1e20", "too large a whole number", {}),
+    ({"household_size": "-3e19"}, "household_size", "-3e19", "too large a whole number", {}),
     ({"dalo": "peut-être"}, "dalo", "peut-être", "not a boolean", {}),
     ({"demand_id": ""}, "demand_id", "", "required value is missing", {}),
     ({"filed_on": "2026-04-01"}, "filed_on", "2026-04-01", "in the future", {"as_of": ROUND_DATE}),
@@ -366,6 +369,8 @@ def test_row_with_wrong_number_of_fields_is_reported(tmp_path: Path) -> None:
     (problem,) = problems_of(lambda: io.read_units(path))
     assert problem.row == 3
     assert problem.reason == "expected 11 fields, found 12"
+    # the row's text is a household's data (free text included): never shown
+    assert problem.value == "" and "U1" not in str(problem) and "extra" not in str(problem)
 
 
 @pytest.mark.parametrize(
@@ -378,6 +383,11 @@ def test_row_with_wrong_number_of_fields_is_reported(tmp_path: Path) -> None:
         ("fake.parquet", b"not parquet", "not a readable Parquet file"),
         # a French spreadsheet's export: one problem that says why, not one per column
         ("semicolons.csv", b"unit_id;bailleur;qpv\nU1;B;oui\n", "separated by ';'"),
+        # it said "empty file" of a file holding a header and rows after a blank first line
+        ("blank_first.csv", b"\nunit_id,bailleur\nU1,B\n", "the first line is blank"),
+        ("blank_only.csv", b"\n", "empty file"),
+        # a title above the header: one problem, not every row's text
+        ("title.csv", b"Logements janvier\nunit_id,bailleur\nU1,B\n", "a title line above"),
     ],
 )
 def test_unreadable_files_give_a_file_level_data_error(
@@ -592,3 +602,15 @@ def test_list_cells_render_as_their_entries_joined() -> None:
     assert io.cell_text((np.str_("14118"), "14327")) == "14118;14327"
     assert io.cell_text(("a", 1.5, dt.date(2026, 3, 1), None, True)) == "a;1.5;2026-03-01;;true"
     assert io.cell_text(()) == ""
+
+
+def test_a_huge_whole_number_in_parquet_is_refused_not_wrapped(tmp_path: Path) -> None:
+    """A Parquet column of unsigned 64-bit integers holds values int64 cannot: refused as such."""
+    frame = pd.DataFrame(demand_rows({"refusals": "0"}, {"refusals": "1"}))
+    frame = frame.astype({"refusals": np.uint64})
+    frame.loc[1, "refusals"] = np.uint64(2**64 - 1)
+    path = tmp_path / "demands.parquet"
+    frame.to_parquet(path)
+    (problem,) = problems_of(lambda: io.read_demands(path))
+    assert (problem.row, problem.field) == (2, "refusals")
+    assert problem.reason.startswith("too large a whole number"), problem
