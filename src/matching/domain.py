@@ -9,13 +9,33 @@ and validated directly. Imports `types` and pydantic only.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from matching.types import CommuneCode, DemandId, Financing, FluxExclusion, ReservataireId, UnitId
 
 InseeCode = Annotated[str, Field(pattern=r"^\d[\dAB]\d{3}$", description="INSEE commune code")]
+
+CATEGORY_PATTERN = r"^[a-z][a-z0-9_]*$"
+"""Form of a priority category code (``sans_logement``), as the policy files write them."""
+
+NO_CATEGORY_WORDS: frozenset[str] = frozenset(
+    {"aucun", "aucune", "neant", "non", "no", "none", "false", "faux", "nul", "na", "rien", "sans"}
+)
+"""Words a spreadsheet uses for "no category". The categories are an open enumeration, so each
+of them counted as one: the household became a priority household (score, État pool,
+priority floors). They are refused; an empty cell is the empty list."""
+
+
+def category_problem(entry: str) -> str:
+    """Why ``entry`` is not a priority category code, or ``""`` when it is one."""
+    if entry.lower() in NO_CATEGORY_WORDS or entry in {"-", "0", "n/a", "N/A"}:
+        return f"'{entry}' is not a category: leave the cell empty for none"
+    if not re.fullmatch(CATEGORY_PATTERN, entry):
+        return "not a category code (lower-case letters, digits and '_', e.g. sans_logement)"
+    return ""
 
 
 class Record(BaseModel):
@@ -110,6 +130,15 @@ class Demand(Record):
         default=None,
         description="Explicit réservataire pools; overrides the derived pools when given",
     )
+
+    @field_validator("priority_categories")
+    @classmethod
+    def _category_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            problem = category_problem(entry)
+            if problem:
+                raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _composition_adds_up(self) -> Demand:

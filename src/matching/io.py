@@ -42,7 +42,14 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from matching.domain import DEMAND_COLUMNS, UNIT_COLUMNS, Demand, Reservataire, Unit
+from matching.domain import (
+    DEMAND_COLUMNS,
+    UNIT_COLUMNS,
+    Demand,
+    Reservataire,
+    Unit,
+    category_problem,
+)
 from matching.exceptions import DataError, Problems
 from matching.flux import YearSoFar
 from matching.frames import DEMAND_DTYPES, UNIT_DTYPES
@@ -549,6 +556,8 @@ def _parse_list(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
     judged: dict[str, str] = {}  # entry -> reason ("" when valid): a few communes, many cells
 
     def judge(entry: str) -> str:
+        if spec.name == "priority_categories":
+            return category_problem(entry)
         if pattern is not None and not pattern.fullmatch(entry):
             return _pattern_reason(spec.pattern or "")
         if communes is not None and entry not in communes:

@@ -240,6 +240,16 @@ DEMAND_CASES: list[tuple[dict[str, str], str, str, str, dict[str, Any]]] = [
     ({"adults": "0"}, "adults", "0", "must be at least 1", {}),
     ({"current_rent_effort": "11"}, "current_rent_effort", "11", "must be at most 10", {}),
     ({"refusals": "-1"}, "refusals", "-1", "must be at least 0", {}),
+    # "none" in a spreadsheet's words: it counted as a category, making a priority household
+    ({"priority_categories": "aucune"}, "priority_categories", "aucune", "not a category", {}),
+    ({"priority_categories": "N/A"}, "priority_categories", "N/A", "not a category", {}),
+    (
+        {"priority_categories": "handicap;Habitat_Indigne"},
+        "priority_categories",
+        "Habitat_Indigne",
+        "not a category code",
+        {},
+    ),
     # it wrapped round to -9223372036854775808 and passed as a number of refusals
     ({"refusals": "1e20"}, "refusals", "1e20", "too large a whole number", {}),
     ({"household_size": "-3e19"}, "household_size", "-3e19", "too large a whole number", {}),
@@ -614,3 +624,12 @@ def test_a_huge_whole_number_in_parquet_is_refused_not_wrapped(tmp_path: Path) -
     (problem,) = problems_of(lambda: io.read_demands(path))
     assert (problem.row, problem.field) == (2, "refusals")
     assert problem.reason.startswith("too large a whole number"), problem
+
+
+def test_a_no_category_word_is_refused_in_records_too() -> None:
+    """A `Demand` record refuses "aucune" as a priority category, as a table does."""
+    with pytest.raises(ValueError, match="'aucune' is not a category"):
+        demand("D1", priority_categories=("aucune",))
+    assert demand("D1", priority_categories=("sans_logement",)).priority_categories == (
+        "sans_logement",
+    )
