@@ -175,9 +175,11 @@ def test_round_three_alone_orients_nothing_to_the_state() -> None:
     assert "P1" not in set(r.allocation["demand_id"])
 
 
-@pytest.mark.parametrize(("counted_to", "etat_after"), [("reservataire", 1), ("landlord", 0)])
+@pytest.mark.parametrize(
+    ("counted_to", "etat_after", "landlord_after"), [("reservataire", 1, 1), ("landlord", 0, 2)]
+)
 def test_unfilled_unit_returns_to_the_landlord(
-    tmp_path: Path, counted_to: str, etat_after: int
+    tmp_path: Path, counted_to: str, etat_after: int, landlord_after: int
 ) -> None:
     """A unit the État cannot fill stays its own 30 days, then the landlord lets it (B2)."""
     # Round 1 (Jan 31): 2 flux units, etat share 0.5: t = 0.5 x 2 = 1 -> band [1, 1]; no priority
@@ -200,7 +202,10 @@ def test_unfilled_unit_returns_to_the_landlord(
     last = result.state.allocations.iloc[-1]
     assert (last["round"], last["reservataire"], last["solve"]) == (3, "bailleur", "landlord")
     assert result.state.year.oriented.get("etat", 0) == etat_after
-    assert result.state.year.flux_units == 2
+    # counted to the landlord, the returned unit counts in its flux: the year's orientations
+    # add up to its flux units either way (it used to count in nobody's)
+    assert result.state.year.oriented.get("bailleur", 0) == landlord_after
+    assert sum(result.state.year.oriented.values()) == result.state.year.flux_units == 2
 
 
 # --- Refusals, resume, checker, counts ----------------------------------------------------------

@@ -57,10 +57,17 @@ def add_orientations(year: YearSoFar, orientation: pd.DataFrame) -> YearSoFar:
     )
 
 
-def uncount(year: YearSoFar, reservataire: str, n: int) -> YearSoFar:
-    """Take ``n`` returned units off a réservataire's orientations (``counted_to: landlord``)."""
+def uncount(year: YearSoFar, reservataire: str, n: int, landlord: str) -> YearSoFar:
+    """Move ``n`` returned units from a réservataire's orientations to the landlord's.
+
+    ``counted_to: landlord``: the réservataire is owed them again, and they count in the
+    landlord's flux (they used to count in nobody's: the year's orientations then summed to
+    less than its flux units, and the landlord's share read 0.125 against 0.25).
+    """
     oriented = dict(year.oriented)
-    oriented[reservataire] = max(0, oriented.get(reservataire, 0) - n)
+    moved = min(n, oriented.get(reservataire, 0))
+    oriented[reservataire] = oriented.get(reservataire, 0) - moved
+    oriented[landlord] = oriented.get(landlord, 0) + moved
     return year.model_copy(update={"oriented": oriented})
 
 

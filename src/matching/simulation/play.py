@@ -190,7 +190,7 @@ class _Round:
         self.counts["returned"] = int(overdue.sum())
         if rule.counted_to == "landlord":
             for res, n in led.loc[overdue, "oriented_to"].value_counts().sort_index().items():
-                self.state.year = accounts.uncount(self.state.year, str(res), int(n))
+                self.state.year = accounts.uncount(self.state.year, str(res), int(n), landlord)
 
     def groups(self) -> list[tuple[str, np.ndarray, Policy, bool]]:
         """The round's solves: (name, unit mask, policy, counts in the flux), in order."""
