@@ -96,15 +96,34 @@ def flux_bands(policy: Policy, round_flux_units: int, year: YearSoFar) -> dict[s
     """Orientation bands of the réservataires that have a share (the landlord takes the rest).
 
     ``t_r = share_r x (flux so far this year) - units already oriented to r``; the round orients
-    between ``floor(t_r)`` and ``ceil(t_r)`` units to r, clipped to ``[0, round_flux_units]``.
+    between ``floor(t_r)`` and ``ceil(t_r)`` units to r, clipped to what remains (A4): to
+    ``[0, round_flux_units]``, and the floors together to the round's flux units, the
+    réservataires furthest behind (largest ``t_r``, then policy order) first.
+
+    Why the floors together: when earlier rounds oriented more than its share to the landlord
+    (rounds of one or two units, where every ``t_r`` is below 1 and so every floor 0; or units
+    returned to it), several réservataires can each be owed a unit more than the round has.
+    Each floor alone fits, all of them do not: a weekly simulated year had twelve such rounds,
+    each infeasible in every mode (the bands are never soft), its units left vacant for weeks.
     """
     total_flux = year.flux_units + round_flux_units
-    bands: dict[str, FluxBand] = {}
+    targets: dict[str, Fraction] = {}
     for res in policy.reservataires:
         if res.id == policy.flux.landlord or res.share is None:
             continue
-        target = Fraction(str(res.share)) * total_flux - year.oriented.get(res.id, 0)
-        low = min(max(0, math.floor(target)), round_flux_units)
-        high = min(max(0, math.ceil(target)), round_flux_units)
-        bands[res.id] = FluxBand(reservataire=res.id, target=target, low=low, high=high)
-    return bands
+        targets[res.id] = Fraction(str(res.share)) * total_flux - year.oriented.get(res.id, 0)
+    lows = {r: min(max(0, math.floor(t)), round_flux_units) for r, t in targets.items()}
+    remaining = round_flux_units
+    order = {r: k for k, r in enumerate(targets)}
+    for r in sorted(targets, key=lambda r: (-targets[r], order[r])):
+        lows[r] = min(lows[r], remaining)
+        remaining -= lows[r]
+    return {
+        r: FluxBand(
+            reservataire=r,
+            target=t,
+            low=lows[r],
+            high=min(max(0, math.ceil(t)), round_flux_units),
+        )
+        for r, t in targets.items()
+    }

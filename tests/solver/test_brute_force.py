@@ -98,14 +98,24 @@ def admissible_triples(
 
 
 def bands(policy: Policy, n_flux: int, year: YearSoFar) -> dict[str, tuple[int, int]]:
-    """A4: [floor(t), ceil(t)] clipped to [0, n_flux], t = share x flux so far - oriented."""
-    out = {}
-    for res in policy.reservataires:
+    """A4: [floor(t), ceil(t)] clipped to what remains, t = share x flux so far - oriented.
+
+    Clipped to [0, n_flux] each, and the floors to the n_flux units that remain as they are
+    handed out, one réservataire at a time, the largest t first (ties: policy order).
+    """
+    owed = []
+    for k, res in enumerate(policy.reservataires):
         if res.id == policy.flux.landlord or res.share is None:
             continue
         t = Fraction(str(res.share)) * (year.flux_units + n_flux) - year.oriented.get(res.id, 0)
-        out[res.id] = (min(max(0, math.floor(t)), n_flux), min(max(0, math.ceil(t)), n_flux))
-    return out
+        owed.append((-t, k, res.id, t))
+    out = {}
+    remains = n_flux
+    for _, _, rid, t in sorted(owed):
+        low = min(max(0, math.floor(t)), n_flux, remains)
+        remains -= low
+        out[rid] = (low, min(max(0, math.ceil(t)), n_flux))
+    return {rid: out[rid] for _, _, rid, _ in sorted(owed, key=lambda o: o[1])}
 
 
 def brute_force(

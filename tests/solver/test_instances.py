@@ -219,3 +219,27 @@ def test_landlord_floor_replaces_the_weakest_household() -> None:
     result = solve_checked(units, demands_of(*plain, prio), policy)
     assert result.stage_values == {"allocations": 4, "score": 460}
     assert {d for _, d, _ in rows_of(result)} == {"N110", "N120", "N130", "P"}
+
+
+def test_floors_that_together_exceed_the_round_go_to_the_furthest_behind() -> None:
+    """Two réservataires each owed a unit, one unit: the État (first in policy order) gets it.
+
+    20 flux units with this one: etat 0.25 x 20 - 4 = 1, action_logement 0.25 x 20 - 4 = 1,
+    etat_agents 1 - 1 = 0, collectivite 4 - 4 = 0 (the landlord had 6, above its share). Each
+    floor of 1 fits the round alone, not both: the round was infeasible in every mode, as were
+    twelve rounds of a weekly simulated year. Now the floors together are clipped to the
+    round's one unit, the réservataires furthest behind first (a tie: policy order).
+    """
+    year = YearSoFar(
+        flux_units=19,
+        oriented={"etat": 4, "action_logement": 4, "etat_agents": 1, "collectivite": 4},
+    )
+    units = units_of(unit("U1"))
+    demands = demands_of(demand("P", dalo=True, annual_income_eur=8000.0), demand("A"))
+    result = solve_checked(units, demands, POLICY, year=year)
+    assert result.status == "OPTIMAL"
+    assert {(d, r) for _, d, r in rows_of(result)} == {("P", "etat")}
+    # one unit further behind than the État (action_logement owed 2): it goes there
+    behind = year.model_copy(update={"oriented": {**year.oriented, "action_logement": 3}})
+    result = solve_checked(units, demands, POLICY, year=behind)
+    assert orientation_counts(result) == {"action_logement": 1}
