@@ -195,6 +195,29 @@ def test_tiny_time_limit_on_the_full_model_returns_a_solution() -> None:
     assert_time_limited_solution(result, units, demands)
 
 
+def test_a_soft_round_cut_by_its_limit_reports_the_shortfall_the_checker_counts() -> None:
+    """Soft quotas, full model, a limit the first stage cannot meet: an honest FEASIBLE.
+
+    The first stage's rescue (any allocation, no objective) left the shortfall variables
+    loose: the result said a shortfall of 444,000 where the checker counts 0, and
+    `round.solve` raised CheckFailedError (CLI exit code 4). A stage cut by the limit had no
+    bound either, read as "bound = value", a gap of 0 without a proof.
+    """
+    units, demands = generate_territory("caen-la-mer", 2026, seed=7, n_units=200, n_demands=200)
+    january = units[units["released_on"].dt.month == 1].reset_index(drop=True)
+    policy = soft(POLICY)
+    for limit in (0.01, 0.1):
+        result = solve(january, demands, policy, SolveParams(time_limit_s=limit, prune=False))
+        verify(result, january, demands, policy, on=result.round_date)  # the checker agrees
+        assert result.status in {"OPTIMAL", "FEASIBLE"}
+        for stage, value in result.stage_values.items():
+            assert result.stage_bounds[stage] >= value
+        if result.status == "FEASIBLE":  # a stage not proven has a bound above its value
+            assert any(
+                result.stage_bounds[stage] > value for stage, value in result.stage_values.items()
+            ), result.stage_bounds
+
+
 def test_an_unfinished_lp_on_a_huge_round_gives_up_instead_of_building_the_full_model(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

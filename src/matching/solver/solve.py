@@ -156,6 +156,9 @@ def solve_stages(
                     values[later.stage] = int(later.x[chosen].sum()) + int(
                         np.dot(later.s[: len(shortfall)], shortfall)
                     )
+                    # what is known of each stage not proven: at most its cap or its range
+                    # (no bound at all read as "bound = value", a gap of 0 without a proof)
+                    bounds[later.stage] = float(later.high)
                 if cap is not None:
                     bounds[term.stage] = float(cap)
                 return _StagedOutcome("FEASIBLE", chosen, orientation, shortfall, values, bounds)
@@ -400,7 +403,16 @@ def _solve_round(
     if soft:  # each row's least shortfall under the allocation, not the model's variable
         x = np.zeros(len(triples))
         x[picked] = 1.0
-        shortfalls = {row.name: row.least_shortfall(x) for row in rows}
+        row_least = [row.least_shortfall(x) for row in rows]
+        shortfalls = {row.name: s for row, s in zip(rows, row_least, strict=True)}
+        # the stages too: a solution found with no objective on the shortfall (the rescue of
+        # a first stage out of time) leaves its variables loose, and the result said 444,000
+        # where the checker counts 0
+        outcome.values = {
+            term.stage: _stage_value(term, picked, row_least)
+            for term in terms
+            if term.stage in outcome.values
+        }
     return RoundSolution(
         status=outcome.status,
         unit=triples.unit[picked],
