@@ -20,7 +20,7 @@ import pandas as pd
 from matching import checker
 from matching.domain import Demand, Unit
 from matching.eligibility import PairTable, eligible_pairs
-from matching.exceptions import CheckFailedError, InfeasibleError
+from matching.exceptions import CheckFailedError, DataError, InfeasibleError, RowProblem
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
 from matching.frames import demands_frame, units_frame
@@ -82,11 +82,10 @@ def _frame(
 
     Why the date: a household that files after the round, or a unit released after it, is
     not part of it; housing it would be wrong, not just early (its seniority came out as 0).
-    Records are validated by their model, but only the table knows the round's date.
     """
     if not isinstance(data, pd.DataFrame):
-        if on is None:  # the records' models have validated everything else
-            return units_frame(data) if kind == "units" else demands_frame(data)  # type: ignore[arg-type]
+        # each record is valid alone; the table is checked too, for what only the whole
+        # knows: a repeated id (it was housed twice, and only the checker caught it)
         data = units_frame(data) if kind == "units" else demands_frame(data)  # type: ignore[arg-type]
     if kind == "units":
         return validate_units(data, "units", as_of=on)
@@ -114,6 +113,11 @@ def prepare_round(
             else dt.date(policy.year, 1, 1)
         )
     demands_df = _frame(demands, "demands", on)
+    if year_so_far is not None:  # as `read_year_so_far` does with the policy: a renamed rule
+        # silently lost its tallies, an unknown réservataire made the round infeasible
+        found = year_so_far.problems_with(policy)
+        if found:
+            raise DataError([RowProblem("year_so_far", None, k, v, r) for k, v, r in found])
     facts = derive_facts(demands_df, policy, on)
     scores = score(facts, policy.cotation).total.to_numpy(dtype=np.int64)
     facts["score"] = scores

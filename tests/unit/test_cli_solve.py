@@ -400,3 +400,35 @@ def test_prepare_round_refuses_what_is_after_the_round() -> None:
     with pytest.raises(DataError, match=r"field 'released_on'.*date in the future"):
         prepare_round(units, demands, policy, on=early)
     assert len(prepare_round(units, demands, policy).instance.units) == 8
+
+
+def test_records_with_a_repeated_id_and_a_year_for_another_policy_are_refused() -> None:
+    """Records get the table's checks, and a year so far must fit the policy.
+
+    A repeated unit among records was allocated twice (only the checker caught it); a year so
+    far naming what the policy lacks is refused, as `read_year_so_far` does for files (a
+    misspelt rule lost its tallies without a word).
+    """
+    from matching.domain import Demand, Unit
+    from matching.exceptions import DataError
+    from matching.flux import YearSoFar
+    from matching.frames import frame_records
+    from matching.generate import generate_territory
+    from matching.policy.quotas import Tally
+    from matching.round import prepare_round
+
+    units, demands = generate_territory("caen-la-mer", 2026, seed=5, n_units=6, n_demands=30)
+    policy = load_policy("default-2026")
+    unit_records = frame_records(units, Unit)
+    demand_records = frame_records(demands, Demand)
+    with pytest.raises(DataError, match=r"row 7, field 'unit_id'.*duplicate"):
+        prepare_round([*unit_records, unit_records[0]], demand_records, policy)
+    with pytest.raises(DataError, match=r"row 31, field 'demand_id'.*duplicate"):
+        prepare_round(unit_records, [*demand_records, demand_records[2]], policy)
+    misspelt = YearSoFar(tallies={"mixity_outsid_qpv": {"": Tally(base=4, counted=0)}})
+    with pytest.raises(DataError, match=r"year_so_far: file, field 'tallies.mixity_outsid_qpv"):
+        prepare_round(units, demands, policy, year_so_far=misspelt)
+    nobody = YearSoFar(flux_units=3, oriented={"nobody": 3})
+    with pytest.raises(DataError, match=r"field 'oriented.nobody'"):
+        prepare_round(units, demands, policy, year_so_far=nobody)
+    assert len(prepare_round(unit_records, demand_records, policy).instance.units) == 6
