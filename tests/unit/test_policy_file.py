@@ -78,6 +78,9 @@ def variant(tmp_path: Path, old: str, new: str) -> Path:
          "pool: [{field: prioriti, op: eq, value: true}]",
          "reservataires.0: reservataires.etat.pool[0]: unknown field 'prioriti'"),
         ("share: 0.20", "share: 0.60", "reservataires: shares sum to 1.1500 > 1"),
+        # 1e15 overflowed CP-SAT's objective: "FEASIBLE" at a third of the optimum
+        ("      points: 50\n", "      points: 1000000000000000\n",
+         "cotation.criteria.2.points: Input should be less than or equal to 10000"),
         ("mode: hard", "mode: hardd", "quotas.mode: Input should be 'hard' or 'soft'"),
         ("zone: autres_regions", "zone: autres_regions\n  zones: x",
          "income_ceilings.zones: Extra inputs are not permitted"),

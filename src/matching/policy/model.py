@@ -248,13 +248,24 @@ class QuotaRules(Frozen):
         return self
 
 
+POINTS_LIMIT = 10_000
+"""The most points a criterion may give (per unit of `per`), either way.
+
+Why: published grids give tens of points; a mistyped 1e15 made the scores overflow CP-SAT's
+objective (MODEL_INVALID), and the round came back "FEASIBLE" at a third of its optimum."""
+
+
 class Criterion(Frozen):
     """One cotation criterion: a condition on demand fields and its points (DOMAIN A7)."""
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     label: str
     when: tuple[Condition, ...] = Field(default=(), description="All must hold; empty = always")
-    points: int = Field(description="Points, or points per unit of `per`")
+    points: int = Field(
+        ge=-POINTS_LIMIT,
+        le=POINTS_LIMIT,
+        description="Points, or points per unit of `per` (at most 10,000 either way)",
+    )
     per: str | None = Field(default=None, description="Numeric field the points are multiplied by")
     cap: int | None = Field(default=None, ge=0, description="Most points this criterion can give")
     source: str = ""

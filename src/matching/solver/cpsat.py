@@ -6,6 +6,7 @@ import time
 
 from ortools.sat.python import cp_model
 
+from matching.exceptions import MatchingError
 from matching.params import SolveParams
 
 LARGE_MODEL = 3000
@@ -44,6 +45,8 @@ def run(solver: cp_model.CpSolver, model: cp_model.CpModel, budget: Budget) -> i
     """Solve and charge the deterministic time used to the budget; the CP-SAT status code."""
     code = int(solver.solve(model))
     budget.spend(solver.response_proto.deterministic_time)
+    if code == cp_model.MODEL_INVALID:  # a bug or numbers beyond CP-SAT's: never "no time"
+        raise MatchingError(f"CP-SAT refused the model: {model.validate()}")
     return code
 
 
