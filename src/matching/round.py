@@ -11,11 +11,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from matching import checker
 from matching.domain import Demand, Unit
@@ -27,6 +30,7 @@ from matching.frames import demands_frame, units_frame
 from matching.io import validate_demands, validate_units
 from matching.kpis import compute_kpis
 from matching.params import SolveParams
+from matching.policy.loader import load_policy
 from matching.policy.model import Policy
 from matching.policy.scoring import score
 from matching.result import Result
@@ -92,19 +96,58 @@ def _frame(
     return validate_demands(data, "demands", as_of=on)
 
 
+def _arguments(
+    policy: Policy | str | Path,
+    on: dt.date | str | None,
+    year: YearSoFar | Mapping[str, Any] | None,
+) -> tuple[Policy, dt.date | None, YearSoFar | None]:
+    """The round's arguments in their types, from the forms a caller naturally passes.
+
+    Why: a policy name or path, an ISO date and a plain mapping for the year so far are what a
+    service calling the library has at hand; each failed deep in the solver with an
+    AttributeError. Anything else is a TypeError that names the argument.
+    """
+    if isinstance(policy, str | Path):
+        policy = load_policy(policy)
+    elif not isinstance(policy, Policy):
+        raise TypeError(f"policy: a Policy, a bundled name or a path, not {type(policy).__name__}")
+    if isinstance(on, str):
+        try:
+            on = dt.date.fromisoformat(on)
+        except ValueError:
+            raise TypeError(f"on: {on!r} is not a date YYYY-MM-DD") from None
+    elif isinstance(on, dt.datetime):
+        on = on.date()
+    elif on is not None and not isinstance(on, dt.date):
+        raise TypeError(f"on: a date or an ISO date string, not {type(on).__name__}")
+    if isinstance(year, Mapping):
+        try:
+            year = YearSoFar.model_validate(dict(year))
+        except ValidationError as exc:
+            problems = [
+                RowProblem("year_so_far", None, ".".join(map(str, e["loc"])), "", e["msg"])
+                for e in exc.errors()
+            ]
+            raise DataError(problems) from None
+    elif year is not None and not isinstance(year, YearSoFar):
+        raise TypeError(f"year_so_far: a YearSoFar or a mapping, not {type(year).__name__}")
+    return policy, on, year
+
+
 def prepare_round(
     units: pd.DataFrame | Sequence[Unit],
     demands: pd.DataFrame | Sequence[Demand],
-    policy: Policy,
+    policy: Policy | str | Path,
     *,
-    on: dt.date | None = None,
-    year_so_far: YearSoFar | None = None,
+    on: dt.date | str | None = None,
+    year_so_far: YearSoFar | Mapping[str, Any] | None = None,
 ) -> PreparedRound:
     """Validate the tables, derive facts, score, and build the eligible pairs of a round.
 
     The round's date ``on`` defaults to the latest release; a unit released or a demand filed
     after it is refused (`DataError`), given or not.
     """
+    policy, on, year_so_far = _arguments(policy, on, year_so_far)
     units_df = _frame(units, "units", on)
     if on is None:
         on = (
@@ -140,11 +183,11 @@ def prepare_round(
 def solve(
     units: pd.DataFrame | Sequence[Unit],
     demands: pd.DataFrame | Sequence[Demand],
-    policy: Policy,
+    policy: Policy | str | Path,
     params: SolveParams | None = None,
     *,
-    year_so_far: YearSoFar | None = None,
-    on: dt.date | None = None,
+    year_so_far: YearSoFar | Mapping[str, Any] | None = None,
+    on: dt.date | str | None = None,
     raise_on_infeasible: bool = True,
 ) -> Result:
     """Allocate one round exactly and return a checked Result.

@@ -8,6 +8,7 @@ solve is checked by the independent checker inside `matching.round.solve`; one t
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from pathlib import Path
@@ -21,6 +22,7 @@ import matching.cli.commands  # noqa: F401  (registers the commands on the group
 from matching import checker
 from matching.cli import EXIT_CODES, cli
 from matching.exceptions import CheckFailedError, InfeasibleError
+from matching.flux import YearSoFar
 from matching.io import read_demands, read_table, read_units
 from matching.kpis import RoundKpis, render_kpis_text
 from matching.policy import load_policy
@@ -432,3 +434,29 @@ def test_records_with_a_repeated_id_and_a_year_for_another_policy_are_refused() 
     with pytest.raises(DataError, match=r"field 'oriented.nobody'"):
         prepare_round(units, demands, policy, year_so_far=nobody)
     assert len(prepare_round(unit_records, demand_records, policy).instance.units) == 6
+
+
+def test_the_library_takes_a_policy_name_an_iso_date_and_a_mapping() -> None:
+    """What a calling service has at hand works; anything else names the argument.
+
+    Each of these failed deep in the solver with an AttributeError.
+    """
+    from matching.exceptions import DataError
+    from matching.generate import generate_territory
+    from matching.round import prepare_round
+
+    units, demands = generate_territory("caen-la-mer", 2026, seed=5, n_units=6, n_demands=30)
+    on = str(pd.Timestamp(units["released_on"].max()).date())
+    typed = prepare_round(units, demands, load_policy("default-2026"), on=dt.date.fromisoformat(on),
+                          year_so_far=YearSoFar(flux_units=3, oriented={"etat": 1}))  # fmt: skip
+    plain = prepare_round(units, demands, "default-2026", on=on,
+                          year_so_far={"flux_units": 3, "oriented": {"etat": 1}})  # fmt: skip
+    assert plain.on == typed.on and plain.instance.year_so_far == typed.instance.year_so_far
+    assert plain.instance.policy == typed.instance.policy
+    assert (plain.instance.pair_unit == typed.instance.pair_unit).all()
+    with pytest.raises(TypeError, match="policy: a Policy, a bundled name or a path, not dict"):
+        prepare_round(units, demands, {"id": "x"})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="on: '31/01/2026' is not a date YYYY-MM-DD"):
+        prepare_round(units, demands, "default-2026", on="31/01/2026")
+    with pytest.raises(DataError, match="year_so_far: file, field 'flux_units'"):
+        prepare_round(units, demands, "default-2026", year_so_far={"flux_units": -1})
