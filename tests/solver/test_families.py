@@ -32,12 +32,10 @@ from matching.flux import YearSoFar
 from matching.policy.model import Policy
 from matching.policy.quotas import Tally
 from matching.result import Result
-from matching.round import solve
 from matching.solver.constraints import CONSTRAINT_FAMILIES
 from tests.factories import ROUND_DATE, demand, demands_of, unit, units_of
 from tests.solver.support import (
     ALL_TO_LANDLORD,
-    FAST,
     NO_QUOTAS,
     POLICY,
     Probe,
@@ -335,24 +333,22 @@ def test_flux_band_binds() -> None:
 BAND_CONFLICT = YearSoFar(flux_units=6, oriented={"collectivite": 2, "etat_agents": 1})
 
 
-def test_flux_band_conflict_is_infeasible_and_named() -> None:
-    """Bands needing more units than the round has raise InfeasibleError naming both bands."""
+def test_floors_beyond_the_round_go_to_the_furthest_behind_not_infeasible() -> None:
+    """Floors needing more units than the round has: clipped together, furthest behind first.
+
+    8 flux units with these two: etat 0.25 x 8 = 2 and action_logement 2, each floor 2 of a
+    round of 2. The round used to be infeasible in every mode (the bands are never soft),
+    naming both bands; the floors are now clipped to what remains, etat first (equal targets:
+    policy order): etat [2, 2], action_logement [0, 2]. D1 is no priority household, so the
+    État's units stay empty.
+    """
     units = units_of(unit("U1"), unit("U2"))
     demands = demands_of(demand("D1"))
-    with pytest.raises(InfeasibleError) as caught:
-        solve_checked(units, demands, POLICY, year=BAND_CONFLICT)
-    assert set(caught.value.rule_ids) == {"flux_band[action_logement]", "flux_band[etat]"}
-    # Bands stay hard in soft mode: the soft diagnosis is infeasible too.
-    assert caught.value.soft_result.status == "INFEASIBLE"  # type: ignore[attr-defined]
-
-
-def test_flux_band_conflict_in_soft_mode_returns_infeasible() -> None:
-    """In soft mode a band conflict is not softened: the result has status INFEASIBLE."""
-    units = units_of(unit("U1"), unit("U2"))
-    demands = demands_of(demand("D1"))
-    result = solve(units, demands, soft(POLICY), FAST, year_so_far=BAND_CONFLICT, on=ROUND_DATE)
-    assert result.status == "INFEASIBLE"
-    assert result.allocation.empty
+    for policy in (POLICY, soft(POLICY)):
+        result = solve_checked(units, demands, policy, year=BAND_CONFLICT)
+        assert result.status == "OPTIMAL"
+        assert orientation_counts(result) == {"etat": 2}
+        assert result.allocation.empty
 
 
 def test_flux_band_in_the_model() -> None:
