@@ -625,7 +625,11 @@ def _check_columns(frame: pd.DataFrame, specs: tuple[ColumnSpec, ...], ctx: _Con
     names = [str(c) for c in frame.columns]
     known = [s.name for s in specs]
     seen: set[str] = set()
+    if "" in names:  # trailing empty header cells of a spreadsheet export: said once, as such
+        ctx.problems.add(ctx.source, None, "", "", "a column has no name (an empty header cell)")
     for name in names:
+        if name == "":
+            continue
         if name in seen:
             ctx.problems.add(ctx.source, None, name, "", "column appears more than once")
         seen.add(name)
@@ -806,6 +810,10 @@ def _file_error(path: PathLike, reason: str) -> DataError:
     return DataError(problems.items)
 
 
+NOT_UTF8 = "not UTF-8 text: save it as 'CSV UTF-8 (délimité par des virgules)'"
+"""Why a CSV file in another encoding (a spreadsheet's Latin-1 or UTF-16 export) is refused."""
+
+
 def _suffix(path: PathLike) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIXES:
@@ -824,14 +832,16 @@ def _read_csv(path: PathLike) -> pd.DataFrame:
         raise _file_error(path, "the first line is blank: the header must be the first line")
     if not header:
         raise _file_error(path, "empty file (no header row)")
-    if len(header) == 1 and header[0].count(";") >= 2:
-        # a French spreadsheet's "CSV (point-virgule)": every name in one column, then one
-        # "required column is missing" per column said nothing about why
-        raise _file_error(
-            path,
-            "the header is one column of names separated by ';': save the file as "
-            "comma-separated CSV (UTF-8), e.g. 'CSV UTF-8 (délimité par des virgules)'",
-        )
+    for separator, name in ((";", "';'"), ("\t", "tabs")):
+        if len(header) == 1 and header[0].count(separator) >= 2:
+            # a French spreadsheet's "CSV (point-virgule)" or a tab-separated export: every
+            # name in one column, then one "required column is missing" per column said
+            # nothing about why
+            raise _file_error(
+                path,
+                f"the header is one column of names separated by {name}: save the file as "
+                "comma-separated CSV (UTF-8), e.g. 'CSV UTF-8 (délimité par des virgules)'",
+            )
     malformed: list[tuple[int | None, int, int, str]] = []
 
     def on_malformed(row: Any) -> str:
@@ -896,15 +906,18 @@ def read_table(path: PathLike) -> pd.DataFrame:
     except OSError as exc:
         raise _file_error(path, f"cannot read ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
-        raise _file_error(path, "not UTF-8 text") from None
+        raise _file_error(path, NOT_UTF8) from None
     except pa.ArrowInvalid as exc:
         what = "CSV" if suffix == ".csv" else "Parquet"
-        detail = "not UTF-8 text" if "UTF8" in str(exc) else str(exc)
+        detail = NOT_UTF8 if "UTF8" in str(exc) else str(exc)
         raise _file_error(path, f"not a readable {what} file: {detail}") from None
     except pa.ArrowException as exc:
         raise _file_error(path, f"cannot read: {exc}") from None
     pandas_index = [c for c in table.columns if re.fullmatch(r"__index_level_\d+__", str(c))]
-    return table.drop(columns=pandas_index)
+    table = table.drop(columns=pandas_index)
+    # surrounding spaces in names ignored, as in CSV ("rooms " was missing and unknown)
+    table.columns = pd.Index([str(c).strip() for c in table.columns], dtype=object)
+    return table
 
 
 def read_units(

@@ -389,10 +389,11 @@ def test_row_with_wrong_number_of_fields_is_reported(tmp_path: Path) -> None:
         ("missing.csv", None, "file not found"),
         ("units.xlsx", b"", "unsupported file type (.xlsx)"),
         ("empty.csv", b"", "empty file"),
-        ("latin1.csv", "unit_id\nLogement é\n".encode("latin-1"), "not UTF-8"),
+        ("latin1.csv", "unit_id\nLogement é\n".encode("latin-1"), "not UTF-8 text: save it as"),
         ("fake.parquet", b"not parquet", "not a readable Parquet file"),
         # a French spreadsheet's export: one problem that says why, not one per column
         ("semicolons.csv", b"unit_id;bailleur;qpv\nU1;B;oui\n", "separated by ';'"),
+        ("tabs.csv", b"unit_id\tbailleur\tqpv\nU1\tB\toui\n", "separated by tabs"),
         # it said "empty file" of a file holding a header and rows after a blank first line
         ("blank_first.csv", b"\nunit_id,bailleur\nU1,B\n", "the first line is blank"),
         ("blank_only.csv", b"\n", "empty file"),
@@ -633,3 +634,16 @@ def test_a_no_category_word_is_refused_in_records_too() -> None:
     assert demand("D1", priority_categories=("sans_logement",)).priority_categories == (
         "sans_logement",
     )
+
+
+def test_empty_header_cells_are_said_once_and_parquet_names_are_stripped(tmp_path: Path) -> None:
+    """Trailing empty header cells are one problem that says so; Parquet names lose spaces."""
+    path = tmp_path / "units.csv"
+    write_rows(path, unit_rows({}))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text(f"{lines[0]},,\n{lines[1]},,\n", encoding="utf-8")
+    (problem,) = problems_of(lambda: io.read_units(path))
+    assert (problem.field, problem.reason) == ("", "a column has no name (an empty header cell)")
+    frame = pd.DataFrame(unit_rows({})).rename(columns={"rooms": "rooms "})
+    frame.to_parquet(tmp_path / "units.parquet")
+    assert io.read_units(tmp_path / "units.parquet")["rooms"].tolist() == [2]
