@@ -206,6 +206,9 @@ def is_conflict(
     rules = tuple(r for r in policy.quotas.rules if r.id in set(named))
     quotas = policy.quotas.model_copy(update={"mode": QuotaMode.HARD, "rules": rules})
     alone = policy.model_copy(update={"quotas": quotas})
+    if year is not None:  # the tallies of those rules only (a year naming others is refused)
+        kept = {rule_id: t for rule_id, t in year.tallies.items() if rule_id in set(named)}
+        year = year.model_copy(update={"tallies": kept})
     return bool(outcome(units, demands, alone, params, year)["status"] == "INFEASIBLE")
 
 

@@ -157,18 +157,22 @@ def test_excluded_units_and_the_grid_arithmetic() -> None:
     assert "U1" not in oriented(result)
 
 
-def test_bands_in_conflict_are_named() -> None:
-    """Two bands needing four units of a two-unit round: InfeasibleError names exactly those two."""
-    # Earlier this year: 6 flux units, 2 oriented to collectivite and 1 to etat_agents. With 2
-    # more, flux so far 8: etat 0.25 x 8 - 0 = 2 -> [2, 2], action_logement 2 -> [2, 2],
-    # collectivite 1.6 - 2 < 0 -> [0, 0], etat_agents 0.4 - 1 < 0 -> [0, 0]: lows sum to 4 > 2.
+def test_bands_whose_floors_exceed_the_round_are_clipped_not_in_conflict() -> None:
+    """Two floors needing four units of a two-unit round: the État, first, takes both.
+
+    Earlier this year: 6 flux units, 2 oriented to collectivite and 1 to etat_agents. With 2
+    more, flux so far 8: etat 0.25 x 8 - 0 = 2, action_logement 2, collectivite 1.6 - 2 < 0,
+    etat_agents 0.4 - 1 < 0: the floors (2 and 2) sum to 4 > 2. The round used to be
+    infeasible, naming both bands; clipped to what remains, furthest behind first (equal
+    targets: policy order), the bands are etat [2, 2] and action_logement [0, 2].
+    """
     units = units_of(unit("U1"), unit("U2"))
-    demands = demands_of(demand("P", dalo=True))
+    demands = demands_of(demand("P", dalo=True, annual_income_eur=8000.0))  # Q1: mixity holds
     year = YearSoFar(flux_units=6, oriented={"collectivite": 2, "etat_agents": 1})
-    with pytest.raises(InfeasibleError) as caught:
-        solve_checked(units, demands, POLICY, year=year)
-    assert set(caught.value.rule_ids) == {"flux_band[etat]", "flux_band[action_logement]"}
-    assert "flux_band[etat]" in str(caught.value)
+    result = solve_checked(units, demands, POLICY, year=year)
+    assert result.status == "OPTIMAL"
+    assert orientation_counts(result) == {"etat": 2}
+    assert {(d, r) for _, d, r in rows_of(result)} == {("P", "etat")}
 
 
 # A researcher's rule: at least one allocation this year through Action Logement.
