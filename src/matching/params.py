@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from matching.limits import MAX_SEED
+
 
 class SolveParams(BaseModel):
     """Parameters of one allocation round's solve."""
@@ -24,7 +26,7 @@ class SolveParams(BaseModel):
         description="Budget of CP-SAT deterministic time (about seconds); wall time may be 2-3x",
     )
     num_workers: int = Field(default=2, ge=1, le=64, description="CP-SAT worker threads")
-    seed: int = Field(default=1, ge=0, description="Random seed of CP-SAT")
+    seed: int = Field(default=1, ge=0, le=MAX_SEED, description="Random seed of CP-SAT (an int32)")
     relative_gap: float = Field(default=0.0, ge=0, le=1, description="Stop when within this gap")
     log: bool = Field(default=False, description="Print CP-SAT's search log")
     deterministic: bool = Field(default=True, description="Reproducible parallel search")

@@ -43,6 +43,7 @@ from matching.facts import derive_facts
 from matching.flux import YearSoFar
 from matching.generate import generate_territory
 from matching.io import read_demands, read_units, read_year_so_far
+from matching.limits import MAX_SEED
 from matching.params import SolveParams
 from matching.policy.loader import BUNDLED_MODELS, format_validation_error, load_policy, read_yaml
 from matching.policy.model import Policy
@@ -52,6 +53,10 @@ from matching.territory import available_territories, load_territory
 
 _FROM_FILE_ONLY = ("source",)
 """Scenario fields that are set from where the file lies, never written in it."""
+
+
+def _valid_seed(value: object) -> bool:
+    return type(value) is int and 0 <= value <= MAX_SEED
 
 
 class _Frozen(BaseModel):
@@ -113,7 +118,11 @@ class Scenario(_Frozen):
     label: str = Field(default="", description="One line saying what the scenario is")
     territory: str = Field(description="Bundled territory id, e.g. caen-la-mer")
     year: int = Field(ge=2000, le=2100, description="Year of the allocations")
-    seed: int = Field(ge=0, description="Seed of the generator and default seed of the solver")
+    seed: int = Field(
+        ge=0,
+        le=MAX_SEED,
+        description="Seed of the generator and draws, and default seed of the solver (an int32)",
+    )
     policy: str = Field(
         description="Bundled policy name (e.g. default-2026) or a path relative to the file"
     )
@@ -135,8 +144,12 @@ class Scenario(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _solver_seed(cls, data: Any) -> Any:
-        """Default the solver's seed to the scenario's: one seed makes the whole run repeatable."""
-        if isinstance(data, Mapping) and "seed" in data:
+        """Default the solver's seed to the scenario's: one seed makes the whole run repeatable.
+
+        A seed out of range is not copied: it is reported once, under ``seed``, not again under
+        ``solver.seed``.
+        """
+        if isinstance(data, Mapping) and _valid_seed(data.get("seed")):
             solver = data.get("solver")
             solver = {} if solver is None else solver
             if isinstance(solver, Mapping) and "seed" not in solver:

@@ -288,3 +288,31 @@ def test_scenario_built_in_code_reads_relative_to_cwd(
     )  # fmt: skip
     assert sc.source is None and sc.solver.seed == 2
     assert resolve(sc).policy_path == (tmp_path / "p.yaml").resolve()
+
+
+# --- bounds and types of the settings -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        # CP-SAT's random_seed is an int32: a larger seed crashed the optimal policy's solve
+        ("seed: 4\n", "seed: 2147483648\n", "seed"),
+        ("seed: 4\n", "seed: 99999999999999999999\n", "seed"),
+        ("data:", "solver: {seed: 2147483648}\ndata:", "solver.seed"),
+    ],
+)
+def test_seed_above_int32_is_refused(tmp_path: Path, old: str, new: str, key: str) -> None:
+    """A seed above 2**31 - 1 names the file and the key (CP-SAT cannot take it)."""
+    path = write(tmp_path, MINIMAL.replace(old, new))
+    with pytest.raises(PolicyError) as info:
+        load_scenario(path)
+    assert f"{path}: {key}: Input should be less than or equal to 2147483647" in str(info.value)
+    assert str(info.value).count("\n") == 0  # one problem: the solver's copy of it is not listed
+
+
+def test_largest_seed_is_accepted(tmp_path: Path) -> None:
+    sc = load_scenario(write(tmp_path, MINIMAL.replace("seed: 4", "seed: 2147483647")))
+    assert sc.seed == sc.solver.seed == 2**31 - 1
+    with pytest.raises(ValueError, match="less than or equal to 2147483647"):
+        SolveParams(seed=2**31)

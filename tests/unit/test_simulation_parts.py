@@ -149,3 +149,22 @@ def test_cli_compare_two_policies_in_two_processes(tmp_path: Path) -> None:
     for name in ("optimal", "greedy_score"):
         assert (tmp_path / "runs" / name / "seed-1" / "allocations.csv").is_file()
     assert "| indicator | optimal | greedy_score |" in got.output
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31])
+def test_year_data_refuses_a_seed_out_of_range(seed: int) -> None:
+    """A seed given in code bypasses the scenario's validation: -1 failed in the generator."""
+    from matching.simulation.inputs import year_data
+
+    with pytest.raises(PolicyError, match=rf"seed: {seed} is negative|seed: seed {seed} is above"):
+        year_data(load_scenario(SCENARIOS / "tiny-year.yaml"), seed=seed)
+
+
+def test_compare_refuses_a_seed_range_past_the_bound_before_running(tmp_path: Path) -> None:
+    """The range 2**31 - 1, 2**31 is refused before the first year runs or a file is written."""
+    from matching.simulation.compare import compare_scenario
+
+    sc = load_scenario(SCENARIOS / "tiny-year.yaml").model_copy(update={"seed": 2**31 - 1})
+    with pytest.raises(PolicyError, match="seeds: seed 2147483648 is above 2147483647"):
+        compare_scenario(sc, ["optimal"], 2, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

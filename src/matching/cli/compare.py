@@ -12,6 +12,7 @@ import click
 
 from matching.cli import short_help
 from matching.cli.simulate import progress_line
+from matching.limits import MAX_SEED
 from matching.scenario import load_scenario
 from matching.simulation.compare import compare_scenario
 from matching.simulation.config import SimulationSettings
@@ -50,6 +51,13 @@ def compare_command(
 ) -> None:
     """Compare allocation policies over the scenario's simulated year."""
     sc = load_scenario(scenario)
+    last = sc.seed + seeds - 1
+    if last > MAX_SEED:  # refused now: the year of that seed crashed after the others had run
+        raise click.BadParameter(
+            f"seeds {sc.seed} (the scenario's) to {last}: {last} is above {MAX_SEED}, the "
+            f"largest seed; give at most {MAX_SEED - sc.seed + 1}",
+            param_hint="'--seeds'",
+        )
     settings = sc.simulation or SimulationSettings()
     if rounds is not None:
         settings = settings.model_copy(update={"last_round": rounds})

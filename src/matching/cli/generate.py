@@ -14,6 +14,7 @@ import click
 from matching.cli import short_help
 from matching.generate import DEFAULT_DEMANDS, DEFAULT_UNITS, generate_territory
 from matching.io import write_demands, write_units
+from matching.limits import MAX_SEED
 
 
 @click.command(name="generate", short_help=short_help("generate"))
@@ -32,7 +33,7 @@ from matching.io import write_demands, write_units
 )
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_SEED),
     default=1,
     show_default=True,
     help="Seed of the random streams; the same seed writes the same bytes.",

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from matching.cli import short_help
+from matching.limits import MAX_SEED
 from matching.scenario import load_scenario
 from matching.simulation.config import SimulationSettings
 from matching.simulation.engine import RoundSummary, simulate, year_data
@@ -54,7 +55,10 @@ def _echo(summary: RoundSummary) -> None:
     help="Allocation policy (optimal, greedy_score, seniority, bands); default: the scenario's.",
 )
 @click.option(
-    "--seed", type=int, default=None, help="Seed of the data and draws (default: the scenario's)."
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=None,
+    help="Seed of the data, the draws and the solver (default: the scenario's).",
 )
 @click.option(
     "--rounds",

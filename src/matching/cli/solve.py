@@ -35,6 +35,7 @@ from matching.io import (
     write_shortlists,
 )
 from matching.kpis import RoundKpis, render_kpis_text
+from matching.limits import MAX_SEED
 from matching.params import SolveParams
 from matching.policy.loader import load_policy
 from matching.policy.model import Policy
@@ -156,7 +157,7 @@ def _recheck_command(out: Path, on: dt.date, year: YearSoFar | None) -> str:
 )
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_SEED),
     default=None,
     help="CP-SAT random seed [default: the scenario's seed, else 1].",
 )

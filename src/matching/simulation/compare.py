@@ -26,6 +26,7 @@ import pandas as pd
 
 from matching.exceptions import PolicyError
 from matching.io import write_table
+from matching.limits import check_seeds
 from matching.scenario import Scenario
 from matching.simulation.adapters import Allocator, Shortlister, resolve_allocator
 from matching.simulation.config import SimulationSettings
@@ -199,7 +200,15 @@ def compare_scenario(
     progress: Callable[[str, int], Progress | None] | None = None,
     jobs: int = 1,
 ) -> Comparison:
-    """Compare policies on a scenario's year, over the seeds ``seed`` to ``seed + n_seeds - 1``."""
+    """Compare policies on a scenario's year, over the seeds ``seed`` to ``seed + n_seeds - 1``.
+
+    Raises
+    ------
+    PolicyError
+        A seed of the range is above `matching.limits.MAX_SEED`: refused before any year runs
+        (the year of the last seed crashed CP-SAT after the others had run).
+    """
+    check_seeds(scenario.seed, n_seeds, "seeds")
     seeds = [scenario.seed + i for i in range(n_seeds)]
     return run_comparison(
         lambda s: year_data(scenario, seed=s, settings=settings),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from matching.exceptions import PolicyError
+from matching.limits import check_seeds
 from matching.params import SolveParams
 from matching.policy.model import Policy
 from matching.scenario import RoundSpec, Scenario, load_round
@@ -78,9 +79,15 @@ def year_data(
     The scenario's ``round`` and ``year_so_far`` are ignored: the year starts on 1 January
     with nothing done. ``seed`` replaces the scenario's (data, draws and solver), for the
     seeds of a comparison; ``settings`` replaces its ``simulation:`` section.
+
+    Raises
+    ------
+    PolicyError
+        ``seed`` is outside ``[0, MAX_SEED]`` (`matching.limits`), or the data cannot be read.
     """
     sc = scenario
     if seed is not None:
+        check_seeds(seed)  # the copy below is not validated: -1 failed in the generator
         sc = sc.model_copy(
             update={"seed": seed, "solver": sc.solver.model_copy(update={"seed": seed})}
         )

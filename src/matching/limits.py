@@ -1,0 +1,39 @@
+"""Bounds of the numbers a user gives: seeds and the sizes of generated data.
+
+One place for the limits shared by the scenario models, `SolveParams`, the simulation settings,
+the generator and the command line, so that a value accepted by one of them is accepted by
+every other that it reaches. Imports only `matching.exceptions`: any layer can import it.
+"""
+
+from __future__ import annotations
+
+from matching.exceptions import PolicyError
+
+MAX_SEED = 2**31 - 1
+"""Largest seed: CP-SAT's ``random_seed`` is an int32.
+
+A scenario's seed seeds the generator, the simulation's draws and, by default, the solver; the
+generator and numpy take any non-negative integer, CP-SAT only an int32, so a larger seed was
+accepted when read and crashed the first optimal round with a TypeError.
+"""
+
+
+def check_seeds(first: int, count: int = 1, what: str = "seed") -> None:
+    """Refuse seeds ``first`` to ``first + count - 1`` unless all lie in ``[0, MAX_SEED]``.
+
+    For the seeds given in code (`matching.simulation.inputs.year_data`, a comparison's seed
+    range), which bypass the models' validation.
+
+    Raises
+    ------
+    PolicyError
+        Naming ``what`` and the first seed out of range.
+    """
+    last = first + count - 1
+    if first < 0:
+        raise PolicyError(f"{what}: {first} is negative; seeds lie in [0, {MAX_SEED}]")
+    if last > MAX_SEED:
+        raise PolicyError(
+            f"{what}: seed {last} is above {MAX_SEED}, the largest seed (CP-SAT's random seed "
+            "is a 32-bit integer)"
+        )

@@ -1,0 +1,64 @@
+"""Bad command-line values and unusable output folders: a message and exit code 2, no traceback.
+
+Every case is refused before anything is solved or written, so these tests are fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import matching.cli.commands  # noqa: F401  (registers the commands on the group)
+from matching.cli import cli
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+TINY = SCENARIOS / "tiny.yaml"
+TINY_YEAR = SCENARIOS / "tiny-year.yaml"
+
+
+def run(*args: object) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def refused(got: Result, *words: str) -> None:
+    """Exit code 2, each word in the message, and no traceback (an uncaught error exits 1)."""
+    assert got.exit_code == 2, (got.exit_code, got.output, got.exception)
+    assert "Traceback" not in got.output
+    for word in words:
+        assert word in got.output, got.output
+
+
+def year_scenario(folder: Path, seed: int) -> Path:
+    """The tiny year with another seed."""
+    path = folder / "year.yaml"
+    path.write_text(TINY_YEAR.read_text().replace("seed: 1\n", f"seed: {seed}\n"))
+    return path
+
+
+# --- seeds: 0 to 2**31 - 1, what CP-SAT's int32 random_seed takes --------------------------------
+
+
+@pytest.mark.parametrize("seed", ["-1", "2147483648"])
+@pytest.mark.parametrize("command", ["simulate", "solve", "generate"])
+def test_seed_out_of_range_is_a_usage_error(tmp_path: Path, command: str, seed: str) -> None:
+    """Was: simulate --seed=-1 a ValueError; 2**31 a CP-SAT crash (simulate) or accepted (solve)."""
+    out = tmp_path / "out"
+    args = {
+        "simulate": ["simulate", TINY_YEAR, "--rounds", "1"],
+        "solve": ["solve", TINY],
+        "generate": ["generate", "--units", "5", "--demands", "5"],
+    }[command]
+    got = run(*args, "--out", out, f"--seed={seed}")
+    refused(got, "--seed", "0<=x<=2147483647")
+    assert not out.exists()
+
+
+def test_compare_refuses_seeds_past_the_bound_before_running(tmp_path: Path) -> None:
+    """Seeds 2**31 - 1 and 2**31: the second crashed CP-SAT after the first year had run."""
+    out = tmp_path / "out"
+    got = run("compare", year_scenario(tmp_path, 2**31 - 1), "--policies", "optimal",
+              "--seeds", "2", "--jobs", "2", "--rounds", "1", "--out", out)  # fmt: skip
+    refused(got, "--seeds", "2147483648")
+    assert not out.exists()
