@@ -62,3 +62,10 @@ def test_compare_refuses_seeds_past_the_bound_before_running(tmp_path: Path) -> 
               "--seeds", "2", "--jobs", "2", "--rounds", "1", "--out", out)  # fmt: skip
     refused(got, "--seeds", "2147483648")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("year", ["-5", "99999"])
+def test_generate_year_is_a_range_like_a_scenarios(tmp_path: Path, year: str) -> None:
+    """The option --year of generate takes the years a scenario takes (2000-2100)."""
+    got = run("generate", "--units", "5", "--demands", "5", "--out", tmp_path / "o", "--year", year)
+    refused(got, "--year", "2000<=x<=2100")

@@ -26,7 +26,7 @@ from matching.limits import MAX_SEED
 )
 @click.option(
     "--year",
-    type=int,
+    type=click.IntRange(2000, 2100),  # as a scenario's year
     default=2026,
     show_default=True,
     help="Year generated: units released in it, demands pending on its 1 January.",
