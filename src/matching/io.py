@@ -1217,8 +1217,21 @@ def _write_text(path: Path, text: str) -> None:
         raise _file_error(path, f"cannot write ({exc.strerror or exc})") from None
 
 
-def _folder(out_dir: PathLike) -> Path:
+def make_folder(out_dir: PathLike) -> Path:
+    """Create an output folder (and its parents) if missing, or refuse it naming the path.
+
+    Every command that writes a folder goes through here, so an output that cannot be made
+    (under a file, in ``/proc``, a file of that name in the way) is a `DataError` and exit
+    code 2, never an OSError traceback.
+
+    Raises
+    ------
+    DataError
+        The folder cannot be created, or a file of that name is in the way.
+    """
     folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise _file_error(folder, "cannot create the folder: a file of that name is in the way")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -1262,7 +1275,7 @@ def write_round_inputs(
     DataError
         The folder or a file cannot be written.
     """
-    folder = _folder(out_dir)
+    folder = make_folder(out_dir)
     for name in (*RESULT_FILES, SHORTLISTS_FILE, "year_so_far.json"):
         (folder / name).unlink(missing_ok=True)
     write_units(units, folder / "units.csv")
@@ -1291,7 +1304,7 @@ def write_round_result(out_dir: PathLike, result: Result) -> list[Path]:
     DataError
         The folder or a file cannot be written.
     """
-    folder = _folder(out_dir)
+    folder = make_folder(out_dir)
     for stem, frame in result.to_frames().items():
         write_table(frame, folder / f"{stem}.csv")
     _write_text(folder / "kpis.json", json_text(result.kpis))
@@ -1321,7 +1334,7 @@ def write_shortlists(out_dir: PathLike, shortlists: pd.DataFrame) -> Path:
     DataError
         The folder or the file cannot be written.
     """
-    path = _folder(out_dir) / SHORTLISTS_FILE
+    path = make_folder(out_dir) / SHORTLISTS_FILE
     write_table(shortlists, path)
     return path
 

@@ -69,3 +69,51 @@ def test_generate_year_is_a_range_like_a_scenarios(tmp_path: Path, year: str) ->
     """The option --year of generate takes the years a scenario takes (2000-2100)."""
     got = run("generate", "--units", "5", "--demands", "5", "--out", tmp_path / "o", "--year", year)
     refused(got, "--year", "2000<=x<=2100")
+
+
+# --- output folders that cannot be made: refused like solve's, before any round runs -------------
+
+
+def _blocked_outs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Output folders that cannot be created, and the path the message must name."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    outs = {"under-a-file": (afile / "sub", str(afile / "sub"))}
+    for name in ("rounds", "state", "runs"):  # a file where the command makes a folder
+        out = tmp_path / f"with-{name}"
+        out.mkdir()
+        (out / name).write_text("")
+        outs[f"file-{name}"] = (out, str(out / name))
+    if Path("/proc/self").is_dir():  # Linux: no folder can be made in /proc, even by root
+        outs["proc"] = (Path("/proc/nope"), "/proc/nope")
+    return outs
+
+
+@pytest.mark.parametrize("case", ["under-a-file", "file-rounds", "file-state", "proc"])
+def test_simulate_out_that_cannot_be_made(tmp_path: Path, case: str) -> None:
+    """Was a FileNotFoundError or NotADirectoryError traceback (exit 1), after the year's data."""
+    outs = _blocked_outs(tmp_path)
+    if case not in outs:
+        pytest.skip("no /proc")
+    out, named = outs[case]
+    refused(run("simulate", TINY_YEAR, "--rounds", "1", "--out", out), named, "cannot create")
+    assert not (out / "allocations.csv").exists()
+
+
+@pytest.mark.parametrize("case", ["under-a-file", "file-runs", "file-rounds", "proc"])
+def test_compare_out_that_cannot_be_made(tmp_path: Path, case: str) -> None:
+    """Refused before any year runs: no run folder is left, whichever folder is in the way."""
+    outs = _blocked_outs(tmp_path)
+    if case not in outs:
+        pytest.skip("no /proc")
+    out, named = outs[case]
+    if case == "file-rounds":  # the first run's rounds folder is a file
+        out = tmp_path / "cmp"
+        first = out / "runs" / "seniority" / "seed-1"
+        first.mkdir(parents=True)
+        (first / "rounds").write_text("")
+        named = str(first / "rounds")
+    got = run("compare", TINY_YEAR, "--policies", "seniority,bands", "--rounds", "1", "--out", out)
+    refused(got, named, "cannot create")
+    assert not (out / "kpis.csv").exists()
+    assert not list(out.glob("runs/*/*/rounds/*"))  # no round of any year was played

@@ -22,7 +22,8 @@ EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "matching check: the allocation has violations; matching solve: no solution was found "
     "within the time limit",
-    2: "bad input: unreadable or invalid data, policy or scenario file, or bad command-line usage",
+    2: "bad input: unreadable or invalid data, policy or scenario file, an output folder that "
+    "cannot be created, or bad command-line usage",
     3: "infeasible: the hard quotas cannot all hold in this round (the conflicting rules and the "
     "soft-mode diagnosis are printed)",
     4: "internal error: the independent checker rejected the solver's result (a bug: please "

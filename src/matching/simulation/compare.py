@@ -25,12 +25,12 @@ from pathlib import Path
 import pandas as pd
 
 from matching.exceptions import PolicyError
-from matching.io import write_table
+from matching.io import make_folder, write_table
 from matching.limits import check_seeds
 from matching.scenario import Scenario
 from matching.simulation.adapters import Allocator, Shortlister, resolve_allocator
 from matching.simulation.config import SimulationSettings
-from matching.simulation.engine import Progress, simulate
+from matching.simulation.engine import RUN_FOLDERS, Progress, simulate
 from matching.simulation.inputs import YearData, year_data
 from matching.simulation.outcomes import Q1_REFERENCE_2019, flat_kpis
 
@@ -112,6 +112,14 @@ def run_comparison(
         Runs at once, each in its own process (started afresh: ``spawn``). With more than
         one, ``make_data``'s years, the allocators, the shortlister and ``progress`` are sent
         to the workers, so they must pickle (module-level functions and plain objects do).
+
+    Raises
+    ------
+    PolicyError
+        No policy, a policy given twice, or an unknown one.
+    DataError
+        ``out`` or a run's folder cannot be created (`matching.io.make_folder`): refused
+        before any year runs.
     """
     if not policies:  # it wrote an empty table and summary
         raise PolicyError("no allocation policy to compare")
@@ -121,7 +129,11 @@ def run_comparison(
     for name in policies:  # an unknown name fails now, not after the years before it
         if name not in (allocators or {}):
             resolve_allocator(name)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
+    for seed in seeds:  # every run's folders now, not when its turn comes after other years
+        for name in policies:
+            for folder in RUN_FOLDERS:
+                make_folder(out / "runs" / name / f"seed-{seed}" / folder)
     runs = [
         _Run(name, seed, base, out / "runs" / name / f"seed-{seed}",
              (allocators or {}).get(name), shortlister, progress)

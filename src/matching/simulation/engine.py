@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from matching.flux import YearSoFar
+from matching.io import make_folder
 from matching.simulation.adapters import (
     Allocator,
     Shortlister,
@@ -52,6 +53,7 @@ from matching.simulation.state import (
     ALLOCATION_LEDGER,
     DEMAND_LEDGER,
     OFFER_LEDGER,
+    STATE_DIR,
     UNIT_LEDGER,
     SimulationState,
     clear_checkpoints,
@@ -62,6 +64,10 @@ from matching.simulation.state import (
 )
 
 __all__ = ["RoundSummary", "SimulationResult", "YearData", "simulate", "year_data"]
+
+
+RUN_FOLDERS: tuple[str, ...] = ("rounds", STATE_DIR)
+"""Folders of a year's output folder: per-round tables, and the checkpoints."""
 
 
 @dataclass(frozen=True)
@@ -169,10 +175,13 @@ def simulate(
     ------
     CheckpointError
         ``resume`` and the folder's checkpoint belongs to another run.
+    DataError
+        ``out``, or its ``rounds/`` or ``state/`` folder, cannot be created (`make_folder`):
+        refused before the first round, not after it.
     CheckFailedError
         An accepted allocation breaks a rule other than a quota (a bug).
     """
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     allocator = allocator or resolve_allocator(data.settings.allocation_policy)
     shortlister = shortlister or resolve_shortlister()
     state = load_checkpoint(out, data.fingerprint()) if resume else None
@@ -180,6 +189,8 @@ def simulate(
         clear_checkpoints(out)
         shutil.rmtree(out / "rounds", ignore_errors=True)  # an earlier run's rounds
         state = _initial_state(data)
+    for folder in RUN_FOLDERS:  # a file of that name failed after the first round
+        make_folder(out / folder)
     periods = year_periods(data.year, data.settings.cadence)[: data.settings.last_round]
     for period in periods[state.round :]:
         start = time.perf_counter()

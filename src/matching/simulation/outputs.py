@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from matching.io import json_text, write_table
+from matching.io import json_text, make_folder, write_table
 from matching.simulation.inputs import YearData
 from matching.simulation.periods import Period
 from matching.simulation.state import (
@@ -23,8 +23,7 @@ def write_round(
     out: Path, period: Period, summary: dict[str, Any], tables: dict[str, pd.DataFrame]
 ) -> None:
     """Write one round's tables and ``round.json`` to ``out/rounds/NN-DATE/``."""
-    folder = out / "rounds" / period.label
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(out / "rounds" / period.label)
     for name, frame in tables.items():
         write_table(frame.reset_index(drop=True), folder / f"{name}.csv")
     (folder / "round.json").write_text(json_text(summary), encoding="utf-8")
