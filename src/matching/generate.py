@@ -25,6 +25,7 @@ import pandas as pd
 from matching.domain import DEMAND_COLUMNS, UNIT_COLUMNS
 from matching.frames import DEMAND_DTYPES, UNIT_DTYPES
 from matching.io import validate_demands, validate_units
+from matching.limits import MAX_ROWS
 from matching.territory import IncomeQuartiles, commune_profiles, income_quartiles, load_territory
 
 DEFAULT_UNITS = 4000
@@ -226,11 +227,12 @@ def generate_territory(
     DataError
         A generated frame breaks the data contract (a bug of the generator, never expected).
     ValueError
-        A size below 1 or a negative seed.
+        A size below 1 or above `matching.limits.MAX_ROWS`, or a negative seed.
     """
-    if n_units < 1 or n_demands < 1 or seed < 0:
+    if not (1 <= n_units <= MAX_ROWS and 1 <= n_demands <= MAX_ROWS) or seed < 0:
         raise ValueError(
-            f"need n_units >= 1, n_demands >= 1 and seed >= 0 (got {n_units}, {n_demands}, {seed})"
+            f"need 1 <= n_units, n_demands <= {MAX_ROWS:,} and seed >= 0 "
+            f"(got {n_units}, {n_demands}, {seed})"
         )
     communes = _Communes.of(territory)
     quartiles = income_quartiles(territory, year)
@@ -622,9 +624,17 @@ def generate_demands(
     -------
     pandas.DataFrame
         Canonical demands frame sorted by ``filed_on``, validated by `matching.io`.
+
+    Raises
+    ------
+    ValueError
+        ``n_demands`` below 0 or above `matching.limits.MAX_ROWS` (10**11 asked numpy for
+        745 GiB), a negative seed, or ``filed_to`` before ``filed_from``.
     """
-    if n_demands < 0 or seed < 0:
-        raise ValueError(f"need n_demands >= 0 and seed >= 0 (got {n_demands}, {seed})")
+    if not 0 <= n_demands <= MAX_ROWS or seed < 0:
+        raise ValueError(
+            f"need 0 <= n_demands <= {MAX_ROWS:,} and seed >= 0 (got {n_demands}, {seed})"
+        )
     start = filed_from or dt.date(year, 1, 2)
     end = filed_to or dt.date(year, 12, 31)
     if end < start:

@@ -43,7 +43,7 @@ from matching.facts import derive_facts
 from matching.flux import YearSoFar
 from matching.generate import generate_territory
 from matching.io import read_demands, read_units, read_year_so_far
-from matching.limits import MAX_SEED
+from matching.limits import MAX_ROWS, MAX_SEED
 from matching.params import SolveParams
 from matching.policy.loader import BUNDLED_MODELS, format_validation_error, load_policy, read_yaml
 from matching.policy.model import Policy
@@ -68,8 +68,8 @@ class _Frozen(BaseModel):
 class GeneratedData(_Frozen):
     """Sizes of a generated territory-year (`matching.generate.generate_territory`)."""
 
-    units: int = Field(ge=1, description="Units released over the whole year")
-    demands: int = Field(ge=1, description="Demands pending on 1 January")
+    units: int = Field(ge=1, le=MAX_ROWS, description="Units released over the whole year")
+    demands: int = Field(ge=1, le=MAX_ROWS, description="Demands pending on 1 January")
 
 
 class ScenarioData(_Frozen):

@@ -117,3 +117,11 @@ def test_compare_out_that_cannot_be_made(tmp_path: Path, case: str) -> None:
     refused(got, named, "cannot create")
     assert not (out / "kpis.csv").exists()
     assert not list(out.glob("runs/*/*/rounds/*"))  # no round of any year was played
+
+
+@pytest.mark.parametrize("option", ["--units", "--demands"])
+def test_generate_sizes_have_an_upper_bound(tmp_path: Path, option: str) -> None:
+    """Was a numpy MemoryError traceback (745 GiB asked for 10**11 units)."""
+    args = {"--units": "5", "--demands": "5"} | {option: "100000000000"}
+    got = run("generate", *[x for kv in args.items() for x in kv], "--out", tmp_path / "o")
+    refused(got, option, "1<=x<=999999")

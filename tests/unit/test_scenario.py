@@ -316,3 +316,36 @@ def test_largest_seed_is_accepted(tmp_path: Path) -> None:
     assert sc.seed == sc.solver.seed == 2**31 - 1
     with pytest.raises(ValueError, match="less than or equal to 2147483647"):
         SolveParams(seed=2**31)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "bound"),
+    [
+        # numpy asked for 745 GiB and died with a MemoryError traceback
+        ("simulation: {arrivals_per_year: 100000000000}\n", "simulation.arrivals_per_year", 999999),
+        ("simulation: {answer_delay_days: 100000000000000000000}\n",  # OverflowError in numpy
+         "simulation.answer_delay_days", 365),
+        ("simulation: {abnormally_long_months: 100000000000}\n",
+         "simulation.abnormally_long_months", 120),
+    ],
+)  # fmt: skip
+def test_counts_have_an_upper_bound(tmp_path: Path, extra: str, key: str, bound: int) -> None:
+    """A count far past any territory's is a typo: refused naming file, key and bound."""
+    path = write(tmp_path, MINIMAL + extra)
+    with pytest.raises(PolicyError) as info:
+        load_scenario(path)
+    assert f"{path}: {key}: Input should be less than or equal to {bound}" in str(info.value)
+
+
+@pytest.mark.parametrize("field", ["units", "demands"])
+def test_generated_sizes_have_an_upper_bound(tmp_path: Path, field: str) -> None:
+    sizes = {"units": 24, "demands": 50} | {field: 100_000_000_000}
+    text = MINIMAL.replace("{units: 24, demands: 50}", f"{{units: {sizes['units']}, "
+                           f"demands: {sizes['demands']}}}")  # fmt: skip
+    path = write(tmp_path, text)
+    with pytest.raises(
+        PolicyError, match=rf"data\.generate\.{field}: .* less than or equal to 999999"
+    ):
+        load_scenario(path)
+    with pytest.raises(ValueError, match="999,999"):  # the generator itself, for library callers
+        generate_territory(n_units=sizes["units"], n_demands=sizes["demands"])

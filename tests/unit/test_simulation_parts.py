@@ -168,3 +168,9 @@ def test_compare_refuses_a_seed_range_past_the_bound_before_running(tmp_path: Pa
     with pytest.raises(PolicyError, match="seeds: seed 2147483648 is above 2147483647"):
         compare_scenario(sc, ["optimal"], 2, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_generate_demands_refuses_more_than_the_bound() -> None:
+    """arrivals_per_year: 10**11 asked numpy for 745 GiB: the generator refuses it first."""
+    with pytest.raises(ValueError, match="999,999"):
+        generate_demands("caen-la-mer", 2026, 1, 100_000_000_000)

@@ -14,7 +14,7 @@ import click
 from matching.cli import short_help
 from matching.generate import DEFAULT_DEMANDS, DEFAULT_UNITS, generate_territory
 from matching.io import write_demands, write_units
-from matching.limits import MAX_SEED
+from matching.limits import MAX_ROWS, MAX_SEED
 
 
 @click.command(name="generate", short_help=short_help("generate"))
@@ -41,7 +41,7 @@ from matching.limits import MAX_SEED
 @click.option(
     "--units",
     "n_units",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ROWS),
     default=DEFAULT_UNITS,
     show_default=True,
     help="Number of units released over the year.",
@@ -49,7 +49,7 @@ from matching.limits import MAX_SEED
 @click.option(
     "--demands",
     "n_demands",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ROWS),
     default=DEFAULT_DEMANDS,
     show_default=True,
     help="Number of pending demands.",

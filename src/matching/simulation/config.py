@@ -8,8 +8,8 @@ the brief and DOMAIN give. The policy-level rule for units a réservataire leave
 and counting, DOMAIN B2) lives in the policy file (`matching.policy.model.ReturnToLandlord`),
 not here, because it is part of a flux convention rather than of a simulation.
 
-Imports pydantic (and `matching.types`) only, so that `matching.scenario` can hold a
-`SimulationSettings`.
+Imports pydantic (and `matching.types`, `matching.limits`) only, so that `matching.scenario`
+can hold a `SimulationSettings`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from matching.limits import MAX_ROWS
 from matching.types import ALLOCATION_POLICIES
 
 ARRIVALS_PER_PENDING_DEMAND = 0.6
@@ -75,7 +76,9 @@ class SimulationSettings(_Frozen):
     arrivals_per_year: int | None = Field(
         default=None,
         ge=0,
-        description="New demands filed in the year; None: 0.6 x the demands pending on 1 January",
+        le=MAX_ROWS,
+        description="New demands filed in the year, at most MAX_ROWS (a bigger one is a typo); "
+        "None: 0.6 x the demands pending on 1 January",
     )
     renewal_rate: float = Field(
         default=0.5,
@@ -90,11 +93,17 @@ class SimulationSettings(_Frozen):
     answer_delay_days: int = Field(
         default=10,
         ge=0,
-        description="Days a household has to answer an offer (R441-10): each refusal adds them "
-        "to the unit's vacancy",
+        le=365,
+        description="Days a household has to answer an offer (R441-10: 10), at most a year (a "
+        "bigger one is a typo, and overflowed the vacancy days): each refusal adds them to the "
+        "unit's vacancy",
     )
     abnormally_long_months: int = Field(
-        default=30, ge=1, description="The délai anormalement long, months (DOMAIN A7 default)"
+        default=30,
+        ge=1,
+        le=120,
+        description="The délai anormalement long, months (DOMAIN A7 default), at most ten years "
+        "(a bigger one is a typo)",
     )
     last_round: int | None = Field(
         default=None,
