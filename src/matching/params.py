@@ -10,31 +10,40 @@ output sorting, the same inputs give the same files.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from matching.limits import MAX_SEED
 
 
 class SolveParams(BaseModel):
-    """Parameters of one allocation round's solve."""
+    """Parameters of one allocation round's solve.
+
+    Strict types: a boolean is not a number and a float not an integer (pydantic would turn
+    ``seed: true`` into 1 and ``num_workers: 2.0`` into 2 without a word); an integer is
+    still a real number (``time_limit_s: 5``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    time_limit_s: float = Field(
+    time_limit_s: StrictFloat = Field(
         default=60.0,
         gt=0,
         description="Budget of CP-SAT deterministic time (about seconds); wall time may be 2-3x",
     )
-    num_workers: int = Field(default=2, ge=1, le=64, description="CP-SAT worker threads")
-    seed: int = Field(default=1, ge=0, le=MAX_SEED, description="Random seed of CP-SAT (an int32)")
-    relative_gap: float = Field(default=0.0, ge=0, le=1, description="Stop when within this gap")
-    log: bool = Field(default=False, description="Print CP-SAT's search log")
-    deterministic: bool = Field(default=True, description="Reproducible parallel search")
-    prune: bool = Field(
+    num_workers: StrictInt = Field(default=2, ge=1, le=64, description="CP-SAT worker threads")
+    seed: StrictInt = Field(
+        default=1, ge=0, le=MAX_SEED, description="Random seed of CP-SAT (an int32)"
+    )
+    relative_gap: StrictFloat = Field(
+        default=0.0, ge=0, le=1, description="Stop when within this gap"
+    )
+    log: StrictBool = Field(default=False, description="Print CP-SAT's search log")
+    deterministic: StrictBool = Field(default=True, description="Reproducible parallel search")
+    prune: StrictBool = Field(
         default=True,
         description="Solve a core with an LP optimality certificate (exact); off = full model",
     )
-    prune_above_triples: int = Field(
+    prune_above_triples: StrictInt = Field(
         default=500,
         ge=0,
         description="Use the LP-certified core only above this many triples (measured: a "

@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from matching.domain import Territory
 from matching.exceptions import PolicyError
@@ -60,7 +68,11 @@ def _valid_seed(value: object) -> bool:
 
 
 class _Frozen(BaseModel):
-    """Base of the scenario models: immutable, unknown keys refused (a typo is an error)."""
+    """Base of the scenario models: immutable, unknown keys refused (a typo is an error).
+
+    Numbers are strict types (``StrictInt``): ``seed: true`` or ``seed: 1.0`` is refused, not
+    turned into 1.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -68,8 +80,8 @@ class _Frozen(BaseModel):
 class GeneratedData(_Frozen):
     """Sizes of a generated territory-year (`matching.generate.generate_territory`)."""
 
-    units: int = Field(ge=1, le=MAX_ROWS, description="Units released over the whole year")
-    demands: int = Field(ge=1, le=MAX_ROWS, description="Demands pending on 1 January")
+    units: StrictInt = Field(ge=1, le=MAX_ROWS, description="Units released over the whole year")
+    demands: StrictInt = Field(ge=1, le=MAX_ROWS, description="Demands pending on 1 January")
 
 
 class ScenarioData(_Frozen):
@@ -98,7 +110,7 @@ class ScenarioData(_Frozen):
 class RoundSpec(_Frozen):
     """Which round of the year is solved."""
 
-    month: int | None = Field(
+    month: StrictInt | None = Field(
         default=None,
         ge=1,
         le=12,
@@ -117,8 +129,8 @@ class Scenario(_Frozen):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", description="Stable identifier")
     label: str = Field(default="", description="One line saying what the scenario is")
     territory: str = Field(description="Bundled territory id, e.g. caen-la-mer")
-    year: int = Field(ge=2000, le=2100, description="Year of the allocations")
-    seed: int = Field(
+    year: StrictInt = Field(ge=2000, le=2100, description="Year of the allocations")
+    seed: StrictInt = Field(
         ge=0,
         le=MAX_SEED,
         description="Seed of the generator and draws, and default seed of the solver (an int32)",

@@ -349,3 +349,45 @@ def test_generated_sizes_have_an_upper_bound(tmp_path: Path, field: str) -> None
         load_scenario(path)
     with pytest.raises(ValueError, match="999,999"):  # the generator itself, for library callers
         generate_territory(n_units=sizes["units"], n_demands=sizes["demands"])
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        # a boolean is not a number, a float not an integer, a string not a number: each was
+        # coerced (true -> 1, 1.0 -> 1, '0.5' -> 0.5) and the run went on with exit 0
+        ("seed: 4\n", "seed: true\n", "seed"),
+        ("seed: 4\n", "seed: 1.0\n", "seed"),
+        ("year: 2026\n", "year: 2026.0\n", "year"),
+        ("{units: 24, demands: 50}", "{units: true, demands: 50}", "data.generate.units"),
+        ("", "round: {month: true}\n", "round.month"),
+        ("", "solver: {num_workers: 2.0}\n", "solver.num_workers"),
+        ("", "solver: {time_limit_s: true}\n", "solver.time_limit_s"),
+        ("", "solver: {seed: false}\n", "solver.seed"),
+        ("", "solver: {log: 1}\n", "solver.log"),
+        ("", "simulation: {renewal_rate: true}\n", "simulation.renewal_rate"),
+        ("", "simulation: {renewal_rate: '0.5'}\n", "simulation.renewal_rate"),
+        ("", "simulation: {refusals: {probability: false}}\n", "simulation.refusals.probability"),
+        ("", "simulation: {refusals: {in_qpv: true}}\n", "simulation.refusals.in_qpv"),
+        ("", "simulation: {refusals: {by_rooms: {2: true}}}\n", "simulation.refusals.by_rooms.2"),
+        ("", "simulation: {arrivals_per_year: true}\n", "simulation.arrivals_per_year"),
+        ("", "simulation: {last_round: true}\n", "simulation.last_round"),
+        ("", "simulation: {shortlist_size: 3.0}\n", "simulation.shortlist_size"),
+    ],
+)
+def test_wrong_types_are_refused_not_coerced(tmp_path: Path, old: str, new: str, key: str) -> None:
+    """Booleans are not numbers and floats are not integers: refused naming file and key."""
+    text = MINIMAL.replace(old, new) if old else MINIMAL + new
+    path = write(tmp_path, text)
+    with pytest.raises(PolicyError) as info:
+        load_scenario(path)
+    assert f"{path}: {key}: Input should be a valid" in str(info.value)
+
+
+def test_integers_are_still_numbers(tmp_path: Path) -> None:
+    """An integer where a real number is expected is fine (1 is a rate, 5 seconds a budget)."""
+    extra = "solver: {time_limit_s: 5, relative_gap: 0}\nsimulation: {renewal_rate: 1, " \
+            "refusals: {probability: 0, by_rooms: {2: 1}}}\n"  # fmt: skip
+    sc = load_scenario(write(tmp_path, MINIMAL + extra))
+    assert sc.solver.time_limit_s == 5.0 and sc.simulation is not None
+    assert sc.simulation.renewal_rate == 1.0 and sc.simulation.refusals.by_rooms == {2: 1.0}

@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from matching.limits import MAX_ROWS
 from matching.types import ALLOCATION_POLICIES
@@ -34,6 +42,12 @@ anniversary not renewed (DOMAIN B6), need about 4,000 + 6,000 = 10,000 filings a
 
 
 class _Frozen(BaseModel):
+    """Base of the settings: immutable, unknown keys refused, numbers of strict types.
+
+    Why strict: ``renewal_rate: true`` was read as 1.0 and ``last_round: 2.0`` as 2 without a
+    word; an integer is still a real number (``renewal_rate: 1``).
+    """
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -45,13 +59,13 @@ class RefusalSettings(_Frozen):
     unit), so every allocation policy meets the same refusals.
     """
 
-    probability: float = Field(
+    probability: StrictFloat = Field(
         default=0.3, ge=0, le=1, description="Probability that an offer is refused"
     )
-    in_qpv: float | None = Field(
+    in_qpv: StrictFloat | None = Field(
         default=None, ge=0, le=1, description="Probability for units in a QPV (None: the base)"
     )
-    by_rooms: dict[int, float] = Field(
+    by_rooms: dict[StrictInt, StrictFloat] = Field(
         default_factory=dict, description="Probability by number of rooms (T1 = 1), overriding"
     )
 
@@ -73,24 +87,24 @@ class SimulationSettings(_Frozen):
         default="optimal",
         description="Allocation policy of every round: optimal, greedy_score, seniority, bands",
     )
-    arrivals_per_year: int | None = Field(
+    arrivals_per_year: StrictInt | None = Field(
         default=None,
         ge=0,
         le=MAX_ROWS,
         description="New demands filed in the year, at most MAX_ROWS (a bigger one is a typo); "
         "None: 0.6 x the demands pending on 1 January",
     )
-    renewal_rate: float = Field(
+    renewal_rate: StrictFloat = Field(
         default=0.5,
         ge=0,
         le=1,
         description="Share of demands renewed at their yearly anniversary (DOMAIN B6: 49 %)",
     )
     refusals: RefusalSettings = Field(default_factory=RefusalSettings)
-    shortlist_size: int = Field(
+    shortlist_size: StrictInt = Field(
         default=3, ge=1, le=10, description="Candidates per unit on the CALEOL's list (R441-3)"
     )
-    answer_delay_days: int = Field(
+    answer_delay_days: StrictInt = Field(
         default=10,
         ge=0,
         le=365,
@@ -98,14 +112,14 @@ class SimulationSettings(_Frozen):
         "bigger one is a typo, and overflowed the vacancy days): each refusal adds them to the "
         "unit's vacancy",
     )
-    abnormally_long_months: int = Field(
+    abnormally_long_months: StrictInt = Field(
         default=30,
         ge=1,
         le=120,
         description="The délai anormalement long, months (DOMAIN A7 default), at most ten years "
         "(a bigger one is a typo)",
     )
-    last_round: int | None = Field(
+    last_round: StrictInt | None = Field(
         default=None,
         ge=1,
         description="Stop after this many rounds (for a quick look; None: the whole year)",
