@@ -150,3 +150,10 @@ def test_the_rules_docs_policy_shows_load_and_are_new(tmp_path: Path) -> None:
     rules = [r.id for r in load_policy(path).quotas.rules]
     assert rules[-2:] == ["q1_ceiling_per_landlord", "dalo_in_the_flux"]
     assert len(rules) == len(load_policy("default-2026").quotas.rules) + 2
+
+
+def test_a_policy_key_given_twice_is_refused(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: the first one was silently dropped."""
+    path = variant(tmp_path, "year: 2026\n", "year: 2026\nyear: 2027\n")
+    with pytest.raises(PolicyError, match=r"my-policy\.yaml: year: given twice \(lines 6 and 7\)"):
+        load_policy(path)

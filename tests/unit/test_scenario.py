@@ -391,3 +391,26 @@ def test_integers_are_still_numbers(tmp_path: Path) -> None:
     sc = load_scenario(write(tmp_path, MINIMAL + extra))
     assert sc.solver.time_limit_s == 5.0 and sc.simulation is not None
     assert sc.simulation.renewal_rate == 1.0 and sc.simulation.refusals.by_rooms == {2: 1.0}
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "lines"),
+    [
+        ("seed: 5\n", "seed", "4 and 8"),  # the second one silently won
+        ("simulation:\n  renewal_rate: 0.5\n  renewal_rate: 0.9\n", "renewal_rate", "9 and 10"),
+        ("simulation: {refusals: {by_rooms: {2: 0.1, 2: 0.2}}}\n", "2", "8 and 8"),
+    ],
+)
+def test_a_key_given_twice_is_refused(tmp_path: Path, extra: str, key: str, lines: str) -> None:
+    path = write(tmp_path, MINIMAL + extra)
+    with pytest.raises(PolicyError) as info:
+        load_scenario(path)
+    assert str(info.value) == f"{path}: {key}: given twice (lines {lines})"
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
+    """A key that overrides one merged in with ``<<`` is YAML's way to override, not a typo."""
+    extra = "x_solver: &base {time_limit_s: 5, num_workers: 1}\n"
+    text = extra + MINIMAL + "solver:\n  <<: *base\n  num_workers: 2\n"
+    with pytest.raises(PolicyError, match="x_solver: Extra inputs"):  # only the anchor's key
+        load_scenario(write(tmp_path, text))
