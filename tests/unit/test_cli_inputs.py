@@ -125,3 +125,15 @@ def test_generate_sizes_have_an_upper_bound(tmp_path: Path, option: str) -> None
     args = {"--units": "5", "--demands": "5"} | {option: "100000000000"}
     got = run("generate", *[x for kv in args.items() for x in kv], "--out", tmp_path / "o")
     refused(got, option, "1<=x<=999999")
+
+
+# --- --rounds: at most the rounds of the year ----------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["simulate", "compare"])
+def test_rounds_past_the_year_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    """--rounds 99 on a monthly year was silently 12 rounds."""
+    out = tmp_path / "out"
+    got = run(command, TINY_YEAR, "--rounds", "13", "--out", out)
+    refused(got, "--rounds", "13", "a monthly year has 12 rounds")
+    assert not out.exists()

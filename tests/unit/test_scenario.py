@@ -414,3 +414,16 @@ def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
     text = extra + MINIMAL + "solver:\n  <<: *base\n  num_workers: 2\n"
     with pytest.raises(PolicyError, match="x_solver: Extra inputs"):  # only the anchor's key
         load_scenario(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("cadence", "rounds"), [("monthly", 13), ("weekly", 53)])
+def test_last_round_past_the_year_is_refused(tmp_path: Path, cadence: str, rounds: int) -> None:
+    """last_round: 99 was silently the whole year: a planner's typo, refused naming the key."""
+    extra = f"simulation: {{cadence: {cadence}, last_round: {rounds}}}\n"
+    path = write(tmp_path, MINIMAL + extra)
+    with pytest.raises(PolicyError) as info:
+        load_scenario(path)
+    assert f"{path}: simulation: last_round: {rounds}" in str(info.value)
+    assert f"a {cadence} year has {rounds - 1} rounds" in str(info.value)
+    ok = MINIMAL + f"simulation: {{cadence: {cadence}, last_round: {rounds - 1}}}\n"
+    assert load_scenario(write(tmp_path, ok, "ok.yaml")).simulation.last_round == rounds - 1  # type: ignore[union-attr]

@@ -174,3 +174,12 @@ def test_generate_demands_refuses_more_than_the_bound() -> None:
     """arrivals_per_year: 10**11 asked numpy for 745 GiB: the generator refuses it first."""
     with pytest.raises(ValueError, match="999,999"):
         generate_demands("caen-la-mer", 2026, 1, 100_000_000_000)
+
+
+def test_rounds_per_year_are_the_periods_of_any_year() -> None:
+    """The bound on last_round is the number of periods, in leap and common years."""
+    from matching.simulation.config import ROUNDS_PER_YEAR
+
+    for year in (2024, 2025, 2026, 2028):
+        for cadence, n in ROUNDS_PER_YEAR.items():
+            assert len(year_periods(year, cadence)) == n  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from matching.cli.simulate import progress_line
 from matching.limits import MAX_SEED
 from matching.scenario import load_scenario
 from matching.simulation.compare import compare_scenario
-from matching.simulation.config import SimulationSettings
+from matching.simulation.config import SimulationSettings, last_round_problem
 from matching.simulation.engine import Progress, RoundSummary
 
 
@@ -60,6 +60,8 @@ def compare_command(
         )
     settings = sc.simulation or SimulationSettings()
     if rounds is not None:
+        if problem := last_round_problem(rounds, settings.cadence):  # not the whole year silently
+            raise click.BadParameter(problem, param_hint="'--rounds'")
         settings = settings.model_copy(update={"last_round": rounds})
     names = [p.strip() for p in policies.split(",") if p.strip()]
     result = compare_scenario(

@@ -16,7 +16,7 @@ import click
 from matching.cli import short_help
 from matching.limits import MAX_SEED
 from matching.scenario import load_scenario
-from matching.simulation.config import SimulationSettings
+from matching.simulation.config import SimulationSettings, last_round_problem
 from matching.simulation.engine import RoundSummary, simulate, year_data
 
 
@@ -81,6 +81,8 @@ def simulate_command(
     if allocation_policy is not None:
         update["allocation_policy"] = allocation_policy
     if rounds is not None:
+        if problem := last_round_problem(rounds, settings.cadence):  # not the whole year silently
+            raise click.BadParameter(problem, param_hint="'--rounds'")
         update["last_round"] = rounds
     settings = settings.model_copy(update=update)
     data = year_data(sc, seed=seed, settings=settings)

@@ -41,6 +41,11 @@ anniversary not renewed (DOMAIN B6), need about 4,000 + 6,000 = 10,000 filings a
 """
 
 
+ROUNDS_PER_YEAR: dict[str, int] = {"monthly": 12, "weekly": 52}
+"""Rounds of a year at each cadence (`matching.simulation.periods.year_periods`: 52 weeks, the
+last one running to 31 December), the most ``last_round`` can be."""
+
+
 class _Frozen(BaseModel):
     """Base of the settings: immutable, unknown keys refused, numbers of strict types.
 
@@ -122,7 +127,8 @@ class SimulationSettings(_Frozen):
     last_round: StrictInt | None = Field(
         default=None,
         ge=1,
-        description="Stop after this many rounds (for a quick look; None: the whole year)",
+        description="Stop after this many rounds, at most the year's (for a quick look; None: "
+        "the whole year)",
     )
 
     @field_validator("allocation_policy")
@@ -134,3 +140,19 @@ class SimulationSettings(_Frozen):
                 f"unknown allocation policy '{name}'; known: {', '.join(ALLOCATION_POLICIES)}"
             )
         return name
+
+    @model_validator(mode="after")
+    def _last_round_in_the_year(self) -> SimulationSettings:
+        """Why: ``last_round: 99`` ran the whole year without a word; it is a planner's typo."""
+        problem = last_round_problem(self.last_round, self.cadence)
+        if problem:
+            raise ValueError(f"last_round: {problem}")
+        return self
+
+
+def last_round_problem(rounds: int | None, cadence: str) -> str:
+    """Why ``rounds`` cannot be the last round of a year at ``cadence``, or "" when it can."""
+    most = ROUNDS_PER_YEAR[cadence]
+    if rounds is not None and rounds > most:
+        return f"{rounds}, but a {cadence} year has {most} rounds"
+    return ""
