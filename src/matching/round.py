@@ -47,6 +47,8 @@ UNALLOCATED_REASONS = {
     "candidates_taken_or_quota_bound": (
         "its candidates went to other units, or taking one would break a quota"
     ),
+    "round_infeasible": "the hard quotas cannot all hold in this round: nothing was allocated",
+    "no_solution_in_time": "no allocation was found within the time limit",
 }
 
 
@@ -276,12 +278,14 @@ def _unallocated(prepared: PreparedRound, solution: RoundSolution) -> pd.DataFra
     ok |= ~flux[inst.pair_unit]
     in_oriented_pool[inst.pair_unit[ok]] = True
     no_pool = prepared.pairs.no_pool > 0
+    with_pair = np.where(
+        in_oriented_pool, "candidates_taken_or_quota_bound", "no_candidate_in_oriented_pool"
+    )
+    if solution.status in {"INFEASIBLE", "UNKNOWN"}:  # no orientation: no pool to blame
+        with_pair = np.full(n, "round_infeasible" if solution.status == "INFEASIBLE"
+                            else "no_solution_in_time", dtype=object)  # fmt: skip
     reasons = np.where(
-        has_pair,
-        np.where(
-            in_oriented_pool, "candidates_taken_or_quota_bound", "no_candidate_in_oriented_pool"
-        ),
-        np.where(no_pool, "no_demand_in_any_pool", "no_eligible_demand"),
+        has_pair, with_pair, np.where(no_pool, "no_demand_in_any_pool", "no_eligible_demand")
     )
     frame = pd.DataFrame(
         {"unit_id": inst.units["unit_id"].to_numpy(dtype=object), "reason": reasons}

@@ -252,6 +252,12 @@ def test_infeasible_round_exits_3_and_writes_the_folder(tmp_path: Path) -> None:
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == "INFEASIBLE" and "mixity_outside_qpv" in result["conflicts"]
     assert (out / "year_so_far.json").exists()
+    # every unit is unallocated because of the round, not of a pool it was never oriented to
+    unallocated = read_table(out / "unallocated_units.csv")
+    assert len(unallocated) == result["counts"]["units"] == 21
+    assert set(unallocated["reason"]) <= {"round_infeasible", "no_eligible_demand",
+                                          "no_demand_in_any_pool"}  # fmt: skip
+    assert "round_infeasible" in set(unallocated["reason"])
 
 
 def test_scenario_show(tmp_path: Path) -> None:
