@@ -55,6 +55,7 @@ from matching.simulation.state import (
     OFFER_LEDGER,
     STATE_DIR,
     UNIT_LEDGER,
+    CheckpointError,
     SimulationState,
     clear_checkpoints,
     empty,
@@ -174,7 +175,8 @@ def simulate(
     Raises
     ------
     CheckpointError
-        ``resume`` and the folder's checkpoint belongs to another run.
+        ``resume`` and the folder's checkpoint belongs to another run, or is past the rounds
+        asked for (``settings.last_round``).
     DataError
         ``out``, or its ``rounds/`` or ``state/`` folder, cannot be created (`make_folder`):
         refused before the first round, not after it.
@@ -184,14 +186,23 @@ def simulate(
     make_folder(out)
     allocator = allocator or resolve_allocator(data.settings.allocation_policy)
     shortlister = shortlister or resolve_shortlister()
+    periods = year_periods(data.year, data.settings.cadence)[: data.settings.last_round]
     state = load_checkpoint(out, data.fingerprint()) if resume else None
+    if state is not None and state.round > len(periods):
+        # The year end, the round count and the vacancy days are taken from the rounds asked
+        # for: written from a checkpoint past them, they would be wrong (January's end date
+        # for a year of two rounds, negative vacancy days).
+        raise CheckpointError(
+            f"{out}: the checkpoint is at round {state.round}, past the {len(periods)} "
+            "round(s) asked for (--rounds, or the scenario's last_round); resume with "
+            f"--rounds {state.round} or more, or run without --resume to start over"
+        )
     if state is None:
         clear_checkpoints(out)
         shutil.rmtree(out / "rounds", ignore_errors=True)  # an earlier run's rounds
         state = _initial_state(data)
     for folder in RUN_FOLDERS:  # a file of that name failed after the first round
         make_folder(out / folder)
-    periods = year_periods(data.year, data.settings.cadence)[: data.settings.last_round]
     for period in periods[state.round :]:
         start = time.perf_counter()
         summary, tables, spent = play_round(data, state, period, allocator, shortlister)
