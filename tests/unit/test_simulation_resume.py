@@ -8,14 +8,21 @@ demands, three monthly rounds) checkpointed after round 2 is shared by every tes
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from matching.cli import cli
 from matching.cli import commands as _commands  # noqa: F401  (registers the commands)
+from matching.scenario import load_scenario
+from matching.simulation.config import SimulationSettings
+from matching.simulation.engine import YearData, simulate, year_data
+from matching.simulation.state import CheckpointError
 
 TINY = Path(__file__).resolve().parents[2] / "scenarios" / "tiny-year.yaml"
 CHECKPOINT = Path("state") / "round-002"
@@ -81,3 +88,45 @@ def test_resume_at_the_round_limit_rewrites_the_same_year(copy: Path) -> None:
     assert {k: v for k, v in after.items() if "timings" not in k} == {
         k: v for k, v in before.items() if "timings" not in k
     }
+
+
+# --- The inputs ---------------------------------------------------------------------------------
+
+
+def _edit(frame: pd.DataFrame, column: str, change: Callable[[object], object]) -> pd.DataFrame:
+    """A copy of ``frame`` with the value of ``column`` on its third row changed."""
+    out = frame.copy()
+    out.loc[2, column] = change(out.loc[2, column])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "change"),
+    [
+        ("units", "rent_eur", lambda v: v + 1.0),
+        ("units", "qpv", lambda v: not v),
+        ("demands", "annual_income_eur", lambda v: v * 2),
+        ("demands", "priority_categories", lambda v: ("dalo_prioritaire",)),
+    ],
+)
+def test_resume_refuses_inputs_whose_contents_changed(
+    tmp_path: Path, table: str, column: str, change: Callable[[object], object]
+) -> None:
+    """Same ids, one value changed in the units or demands: the checkpoint is not this run's.
+
+    The fingerprint covered the ids only, so a rent or a QPV flag edited between a stopped run
+    and its --resume gave a year made of both versions of the data.
+    """
+    scenario = load_scenario(TINY)
+    data = year_data(scenario, settings=SimulationSettings(last_round=1))
+    simulate(data, tmp_path)
+    edited: YearData = dataclasses.replace(
+        data, **{table: _edit(getattr(data, table), column, change)}
+    )
+    assert edited.fingerprint() != data.fingerprint()
+    with pytest.raises(CheckpointError, match="other inputs or settings"):
+        simulate(edited, tmp_path, resume=True)
+    assert (
+        data.fingerprint()
+        == year_data(scenario, settings=SimulationSettings(last_round=1)).fingerprint()
+    ), "the fingerprint must not depend on the process"

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from matching.exceptions import PolicyError
@@ -54,18 +55,42 @@ class YearData:
     def fingerprint(self) -> str:
         """Digest of the inputs and settings, so that ``--resume`` refuses another run's state.
 
-        ``last_round`` is left out: a run stopped after a few rounds may be resumed to the end.
+        The tables count by their contents, not only their ids: a rent or a QPV flag edited in
+        the units file between a stopped run and its ``--resume`` would otherwise give a year
+        made of both versions of the data. ``last_round`` is left out: a run stopped after a few
+        rounds may be resumed to the end.
         """
-        parts = [
+        digest = hashlib.sha256()
+        for part in (
             self.settings.model_dump_json(exclude={"last_round"}),
             self.params.model_dump_json(),
             self.policy.model_dump_json(),
             str(self.year),
             str(self.seed),
-            "|".join(self.units["unit_id"].astype(str)),
-            "|".join(self.demands["demand_id"].astype(str)),
-        ]
-        return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
+        ):
+            digest.update(part.encode("utf-8") + b"\n")
+        digest.update(table_digest(self.units))
+        digest.update(table_digest(self.demands))
+        return digest.hexdigest()[:16]
+
+
+def table_digest(frame: pd.DataFrame) -> bytes:
+    """SHA-256 of a canonical table (`matching.frames`): its names, dtypes and every value.
+
+    Numbers, booleans and dates by their bytes, anything else (text, tuples of text, None) by
+    its ``repr``, the same in every process: about 20 ms for the 27,200 demands of the Caen la
+    Mer year, and independent of pandas' own hashing.
+    """
+    digest = hashlib.sha256(f"{len(frame)} rows\n".encode())
+    for name in frame.columns:
+        column = frame[name]
+        digest.update(f"{name}:{column.dtype}\n".encode())
+        if column.dtype.kind in "biufmM":
+            digest.update(np.ascontiguousarray(column.to_numpy()).tobytes())
+        else:
+            digest.update("\x1e".join(map(repr, column.tolist())).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.digest()
 
 
 def year_data(
