@@ -9,6 +9,7 @@ demands, three monthly rounds) checkpointed after round 2 is shared by every tes
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -130,3 +131,76 @@ def test_resume_refuses_inputs_whose_contents_changed(
         data.fingerprint()
         == year_data(scenario, settings=SimulationSettings(last_round=1)).fingerprint()
     ), "the fingerprint must not depend on the process"
+
+
+# --- The checkpoint's files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"round": 2, "folder": 5}',
+        "[1]",
+        "null",
+        '{"round": 2}',
+        '{"round": "2", "folder": "round-002"}',
+        '{"round": 2, "folder": "../../.."}',
+        '{"round": 3, "folder": "round-003"}',
+        '{"round": 2, "fol',
+    ],
+)
+def test_resume_refuses_a_malformed_pointer(copy: Path, text: str) -> None:
+    """``state/latest.json`` not the pointer ``save_checkpoint`` writes: refused, naming it.
+
+    ``{"round": 2, "folder": 5}``, ``[1]`` and ``null`` were tracebacks (exit 1).
+    """
+    (copy / "state" / "latest.json").write_text(text)
+    assert str(copy / "state" / "latest.json") in refused(copy)
+
+
+def _edit_json(key: str, value: object) -> Callable[[object], object]:
+    def edit(meta: object) -> object:
+        assert isinstance(meta, dict)
+        return {**meta, key: value}
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("name", "edit"),
+    [
+        ("state.json", _edit_json("rounds", 5)),
+        ("state.json", _edit_json("round", 99)),
+        ("state.json", _edit_json("round", -2)),
+        ("state.json", _edit_json("year_so_far", "none")),
+        ("state.json", lambda meta: [meta]),
+        ("timings.json", _edit_json("rounds", 5)),
+        ("timings.json", lambda meta: []),
+    ],
+)
+def test_resume_refuses_a_malformed_state(
+    copy: Path, name: str, edit: Callable[[object], object]
+) -> None:
+    """``state.json`` or ``timings.json`` of another shape, or another round: refused, naming it.
+
+    ``"rounds": 5`` was a traceback; ``"round": 99`` or ``-2`` wrote a year of wrong counts.
+    """
+    path = copy / CHECKPOINT / name
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    assert str(path) in refused(copy)
+
+
+def _cut_mid_row(text: str) -> str:
+    """The file cut in the middle of its last row (a disk full, a copy interrupted)."""
+    return text[: len(text) - len(text.splitlines()[-1]) // 2 - 1]
+
+
+@pytest.mark.parametrize("name", ["units.csv", "demands.csv", "allocations.csv", "offers.csv"])
+def test_resume_names_the_table_cut_mid_row(copy: Path, name: str) -> None:
+    """A row cut short: the message names that table (it named ``latest.json``) and the row."""
+    path = copy / CHECKPOINT / name
+    text = path.read_text()
+    path.write_text(_cut_mid_row(text))
+    output = refused(copy)
+    assert str(path) in output and str(copy / "state" / "latest.json") not in output
+    assert f"row {len(text.splitlines()) - 1}" in output

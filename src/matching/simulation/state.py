@@ -13,6 +13,7 @@ is lost or counted twice (the ledgers are saved with the round that made them).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -99,9 +100,65 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _read_csv(path: Path, schema: dict[str, str]) -> pd.DataFrame:
+    """A ledger of the checkpoint; a `CheckpointError` names the file and, if it can, the row."""
     dtypes = {c: (str if t == "str" else t) for c, t in schema.items()}
-    frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False)
+    try:
+        frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False)
+    except FileNotFoundError:
+        raise _damaged(path, "the file is missing") from None
+    except (OSError, ValueError) as exc:  # a parser error, bad UTF-8, a row cut short
+        raise _damaged(path, _csv_problem(path, schema) or f"unreadable ({exc})") from None
+    if list(frame.columns) != list(schema):
+        raise _damaged(path, f"columns {list(frame.columns)}, expected {list(schema)}")
     return typed(frame, schema)
+
+
+def _csv_problem(path: Path, schema: dict[str, str]) -> str | None:
+    """The first row of a ledger pandas could not read, in words (row 1: the first data row).
+
+    pandas says "invalid literal for int()" with neither row nor column; this says which.
+    """
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = csv.reader(handle)
+            header = next(rows, [])
+            for number, row in enumerate(rows, start=1):
+                if len(row) != len(header):
+                    return f"row {number} has {len(row)} fields, the header {len(header)}"
+                for name, value in zip(header, row, strict=True):
+                    if schema.get(name, "str") != "str" and not _is_int(value):
+                        return f"row {number}, column '{name}': {value!r} is not a whole number"
+    except (OSError, ValueError, csv.Error):
+        return None
+    return None
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _damaged(path: Path, reason: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path}: damaged checkpoint: {reason}; run without --resume to start the year over"
+    )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _damaged(path, "the file is missing") from None
+    except (OSError, ValueError) as exc:  # bad UTF-8 and bad JSON are ValueErrors
+        raise _damaged(path, f"not readable JSON ({exc})") from None
+
+
+def _whole(value: Any) -> bool:
+    """A JSON whole number (``true`` is not one, though Python's bool is an int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def save_checkpoint(out: Path, state: SimulationState) -> Path:
@@ -142,43 +199,100 @@ def save_checkpoint(out: Path, state: SimulationState) -> Path:
 def load_checkpoint(out: Path, fingerprint: str) -> SimulationState | None:
     """The latest checkpoint in ``out``, or None when there is none.
 
+    Every file is checked before it is used, so that a damaged checkpoint is refused with the
+    file's name (and the row where it can) rather than a traceback or a year of wrong counts.
+
     Raises
     ------
     CheckpointError
-        The checkpoint is unreadable, or was written by a run with other inputs or settings.
+        The checkpoint is damaged or unreadable (the message names the file), or was written by
+        a run with other inputs or settings.
     """
     pointer = out / STATE_DIR / POINTER
     if not pointer.exists():
         return None
-    try:
-        folder = out / STATE_DIR / json.loads(pointer.read_text())["folder"]
-        meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-        state = SimulationState(
-            round=int(meta["round"]),
-            fingerprint=str(meta["fingerprint"]),
-            year=YearSoFar.model_validate(meta["year_so_far"]),
-            units=_read_csv(folder / "units.csv", UNIT_LEDGER),
-            demands=_read_csv(folder / "demands.csv", DEMAND_LEDGER),
-            allocations=_read_csv(folder / "allocations.csv", ALLOCATION_LEDGER),
-            offers=_read_csv(folder / "offers.csv", OFFER_LEDGER),
-            rounds=list(meta["rounds"]),
-            timings=_read_timings(folder, meta),
-        )
-    except (OSError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"{pointer}: cannot read the checkpoint ({exc})") from None
-    if state.fingerprint != fingerprint:
+    number, folder = _read_pointer(pointer)
+    meta_path = folder / "state.json"
+    meta = _read_meta(meta_path, number, pointer)
+    if meta["fingerprint"] != fingerprint:
         raise CheckpointError(
             f"{out}: the checkpoint was written by a run with other inputs or settings; "
             "use another --out folder, or run without --resume to start over"
         )
-    return state
+    try:
+        year = YearSoFar.model_validate(meta["year_so_far"])
+    except ValueError as exc:  # pydantic's ValidationError
+        raise _damaged(meta_path, f"'year_so_far' is not a year so far ({exc})") from None
+    return SimulationState(
+        round=number,
+        fingerprint=meta["fingerprint"],
+        year=year,
+        units=_read_csv(folder / "units.csv", UNIT_LEDGER),
+        demands=_read_csv(folder / "demands.csv", DEMAND_LEDGER),
+        allocations=_read_csv(folder / "allocations.csv", ALLOCATION_LEDGER),
+        offers=_read_csv(folder / "offers.csv", OFFER_LEDGER),
+        rounds=meta["rounds"],
+        timings=_read_timings(folder / TIMINGS, number),
+    )
 
 
-def _read_timings(folder: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """The wall times of the rounds so far (older checkpoints kept them in ``state.json``)."""
-    if "timings" in meta:
-        return list(meta["timings"])
-    return list(json.loads((folder / TIMINGS).read_text(encoding="utf-8"))["rounds"])
+def _read_pointer(pointer: Path) -> tuple[int, Path]:
+    """The round and folder ``latest.json`` names, as `save_checkpoint` writes them.
+
+    The folder must be the round's own (``round-NNN``): nothing outside ``state/`` is read.
+    """
+    raw = _read_json(pointer)
+    if not isinstance(raw, dict) or "round" not in raw or "folder" not in raw:
+        raise _damaged(pointer, f'expected {{"round": N, "folder": "round-NNN"}}, found {raw!r}')
+    number = raw["round"]
+    if not _whole(number) or number < 1:
+        raise _damaged(pointer, f"'round' must be a whole number from 1, found {number!r}")
+    name = f"round-{number:03d}"
+    if raw["folder"] != name:
+        raise _damaged(
+            pointer, f"'folder' must be {name!r} for round {number}, found {raw['folder']!r}"
+        )
+    folder = pointer.parent / name
+    if not folder.is_dir():
+        raise _damaged(folder, f"the folder {pointer} names is missing")
+    return number, folder
+
+
+_SUMMARY_KEYS: dict[str, type] = {"round": int, "date": str, "counts": dict, "rates": dict}
+"""What a round's summary in ``state.json`` holds, at least (`play_round`, ``rounds.csv``)."""
+
+
+def _read_meta(path: Path, number: int, pointer: Path) -> dict[str, Any]:
+    """``state.json``: of round ``number``, with one summary per round so far."""
+    meta = _read_json(path)
+    if not isinstance(meta, dict):
+        raise _damaged(path, f"expected an object, found {type(meta).__name__}")
+    for key, kind in (("round", int), ("fingerprint", str), ("year_so_far", dict)):
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            raise _damaged(path, f"{key!r} must be a {kind.__name__}, found {meta.get(key)!r}")
+    if meta["round"] != number:
+        raise _damaged(path, f"'round' is {meta['round']}, but {pointer} says {number}")
+    rounds = meta.get("rounds")
+    if not isinstance(rounds, list) or len(rounds) != number:
+        raise _damaged(path, f"'rounds' must list the summaries of rounds 1 to {number}")
+    for index, summary in enumerate(rounds, start=1):
+        ok = isinstance(summary, dict) and all(
+            isinstance(summary.get(k), kind) for k, kind in _SUMMARY_KEYS.items()
+        )
+        if not ok or summary["round"] != index:
+            raise _damaged(path, f"'rounds' item {index} is not the summary of round {index}")
+    return meta
+
+
+def _read_timings(path: Path, number: int) -> list[dict[str, Any]]:
+    """The wall times of rounds 1 to ``number`` (``timings.json`` of the checkpoint)."""
+    raw = _read_json(path)
+    rounds = raw.get("rounds") if isinstance(raw, dict) else None
+    if not isinstance(rounds, list) or [
+        t.get("round") if isinstance(t, dict) else None for t in rounds
+    ] != list(range(1, number + 1)):
+        raise _damaged(path, f"'rounds' must list the wall times of rounds 1 to {number}")
+    return rounds
 
 
 def clear_checkpoints(out: Path) -> None:
