@@ -204,3 +204,57 @@ def test_resume_names_the_table_cut_mid_row(copy: Path, name: str) -> None:
     output = refused(copy)
     assert str(path) in output and str(copy / "state" / "latest.json") not in output
     assert f"row {len(text.splitlines()) - 1}" in output
+
+
+def _first_rows(text: str) -> str:
+    """``head -3``: the header and two rows, the others lost."""
+    return "".join(text.splitlines(keepends=True)[:3])
+
+
+def _rows_reversed(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    return lines[0] + "".join(reversed(lines[1:]))
+
+
+def _replace(old: str, new: str) -> Callable[[str], str]:
+    return lambda text: text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        ("allocations.csv", _first_rows),
+        ("offers.csv", _first_rows),
+        ("units.csv", _first_rows),
+        ("demands.csv", _first_rows),
+        ("units.csv", _rows_reversed),
+        ("units.csv", _replace(",allocated,", ",carried,")),
+        ("demands.csv", _replace(",allocated,", ",lapsed,")),
+        ("state.json", _replace('"allocated": ', '"allocated": 1')),
+    ],
+)
+def test_resume_refuses_a_file_changed_since_the_checkpoint(
+    copy: Path, name: str, damage: Callable[[str], str]
+) -> None:
+    """Rows lost, shuffled or edited in a checkpoint file: refused, naming the file.
+
+    Allocations or offers cut to two rows resumed with exit 0 and dropped the others from the
+    year's files; a shuffled or edited units table resumed with counts that did not add up; a
+    units or demands table cut short was a traceback.
+    """
+    path = copy / CHECKPOINT / name
+    text = path.read_text()
+    assert damage(text) != text
+    path.write_text(damage(text))
+    assert str(path) in refused(copy)
+
+
+@pytest.mark.parametrize("text", [None, "[]", '{"format": 1, "round": 2, "files": {}}'])
+def test_resume_refuses_a_checkpoint_without_its_manifest(copy: Path, text: str | None) -> None:
+    """No ``manifest.json`` (an earlier version's checkpoint), or one of another shape."""
+    path = copy / CHECKPOINT / "manifest.json"
+    if text is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_text(text)
+    assert str(path) in refused(copy)

@@ -5,15 +5,19 @@ the scenario): the year so far, the ledgers of units and demands (status, orient
 the allocations and offers accepted so far, the per-round summaries and wall times. It is written
 to ``OUT/state/round-NNN/`` through a temporary folder renamed into place, then the pointer
 ``OUT/state/latest.json`` is replaced atomically (``os.replace``): a run killed at any moment
-leaves either the previous checkpoint or the new one, never half of one. ``--resume`` reads the
-pointer and continues with the next round; since every draw is keyed (`draws`) and every solve
-deterministic, the resumed run writes the same files as an uninterrupted one, and no allocation
-is lost or counted twice (the ledgers are saved with the round that made them).
+leaves either the previous checkpoint or the new one, never half of one. ``manifest.json``
+records the SHA-256 of each byte-stable file as written, and ``--resume`` checks it and the
+shape of every file before using them: a checkpoint damaged or edited since is refused, naming
+the file. ``--resume`` reads the pointer and continues with the next round; since every draw
+is keyed (`draws`) and every solve deterministic, the resumed run writes the same files as an
+uninterrupted one, and no allocation is lost or counted twice (the ledgers are saved with the
+round that made them).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -53,10 +57,20 @@ OFFER_LEDGER: dict[str, str] = {
 }  # fmt: skip
 """Offers made: one row per candidate reached."""
 
+_LEDGERS: dict[str, dict[str, str]] = {
+    "units.csv": UNIT_LEDGER, "demands.csv": DEMAND_LEDGER,
+    "allocations.csv": ALLOCATION_LEDGER, "offers.csv": OFFER_LEDGER,
+}  # fmt: skip
+
 STATE_DIR = "state"
 POINTER = "latest.json"
 TIMINGS = "timings.json"
 """The checkpoint's wall times, kept apart from the byte-stable ``state.json``."""
+MANIFEST = "manifest.json"
+"""The SHA-256 and line count of every byte-stable file of the checkpoint (not the timings)."""
+CHECKED = ("state.json", "units.csv", "demands.csv", "allocations.csv", "offers.csv")
+"""The files the manifest vouches for; ``timings.json`` (wall times) is checked by its shape."""
+MANIFEST_FORMAT = 1
 
 
 class CheckpointError(MatchingError):
@@ -161,8 +175,17 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _file_record(data: bytes) -> dict[str, Any]:
+    return {"sha256": hashlib.sha256(data).hexdigest(), "lines": data.count(b"\n")}
+
+
 def save_checkpoint(out: Path, state: SimulationState) -> Path:
-    """Write the state after its round, atomically, and drop the older checkpoints."""
+    """Write the state after its round, atomically, and drop the older checkpoints.
+
+    ``manifest.json`` records the SHA-256 of every byte-stable file as written, so that
+    ``--resume`` refuses a checkpoint whose tables lost, gained or changed rows since (they
+    would otherwise resume quietly, or misaligned with the inputs).
+    """
     root = out / STATE_DIR
     root.mkdir(parents=True, exist_ok=True)
     name = f"round-{state.round:03d}"
@@ -183,6 +206,12 @@ def save_checkpoint(out: Path, state: SimulationState) -> Path:
     _write_csv(state.demands, tmp / "demands.csv")
     _write_csv(state.allocations, tmp / "allocations.csv")
     _write_csv(state.offers, tmp / "offers.csv")
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "round": state.round,
+        "files": {n: _file_record((tmp / n).read_bytes()) for n in CHECKED},
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     final = root / name
     if final.exists():
         shutil.rmtree(final)
@@ -212,6 +241,7 @@ def load_checkpoint(out: Path, fingerprint: str) -> SimulationState | None:
     if not pointer.exists():
         return None
     number, folder = _read_pointer(pointer)
+    _verify(folder, number)
     meta_path = folder / "state.json"
     meta = _read_meta(meta_path, number, pointer)
     if meta["fingerprint"] != fingerprint:
@@ -256,6 +286,61 @@ def _read_pointer(pointer: Path) -> tuple[int, Path]:
     if not folder.is_dir():
         raise _damaged(folder, f"the folder {pointer} names is missing")
     return number, folder
+
+
+def _verify(folder: Path, number: int) -> None:
+    """Every file the manifest lists is as it was written (same SHA-256), or its name is said.
+
+    The line count and, for a table, the first row that cannot be read say how it changed.
+    """
+    path = folder / MANIFEST
+    if not path.exists():
+        raise _damaged(
+            path, "the file is missing (a checkpoint of an earlier version of matching has none)"
+        )
+    manifest = _read_json(path)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != MANIFEST_FORMAT
+        or manifest.get("round") != number
+        or not isinstance(files, dict)
+        or set(files) != set(CHECKED)
+        or not all(
+            isinstance(r, dict) and isinstance(r.get("sha256"), str) and _whole(r.get("lines"))
+            for r in files.values()
+        )
+    ):
+        raise _damaged(
+            path,
+            f"expected format {MANIFEST_FORMAT}, round {number} and the SHA-256 of "
+            f"{', '.join(CHECKED)}",
+        )
+    for name in CHECKED:
+        file = folder / name
+        try:
+            data = file.read_bytes()
+        except FileNotFoundError:
+            raise _damaged(file, "the file is missing") from None
+        except OSError as exc:
+            raise _damaged(file, f"unreadable ({exc})") from None
+        if _file_record(data) == files[name]:
+            continue
+        how = _how_changed(file, data, files[name]["lines"])
+        raise _damaged(file, f"changed since the checkpoint was written ({how})")
+
+
+def _how_changed(file: Path, data: bytes, lines: int) -> str:
+    """How a file differs from the one written, as far as can be said without the original."""
+    schema = _LEDGERS.get(file.name)
+    problem = _csv_problem(file, schema) if schema is not None else None
+    if problem is not None:
+        return problem
+    now = data.count(b"\n")
+    if now != lines:  # a table's header is its first line
+        unit, drop = ("rows", 1) if schema is not None else ("lines", 0)
+        return f"{now - drop} {unit}, {lines - drop} written"
+    return f"its SHA-256 differs from the one in {MANIFEST}"
 
 
 _SUMMARY_KEYS: dict[str, type] = {"round": int, "date": str, "counts": dict, "rates": dict}
