@@ -258,3 +258,21 @@ def test_resume_refuses_a_checkpoint_without_its_manifest(copy: Path, text: str 
     else:
         path.write_text(text)
     assert str(path) in refused(copy)
+
+
+# --- No checkpoint ------------------------------------------------------------------------------
+
+
+def test_resume_without_a_checkpoint_is_refused(tmp_path: Path) -> None:
+    """``--resume`` on a folder with no checkpoint (a typo in --out): refused, nothing written.
+
+    It started a new year there, quietly, and removed the folder's ``rounds/``.
+    """
+    missing = tmp_path / "typo"
+    code, output = run("--out", str(missing), "--resume")
+    assert code == 2 and "no checkpoint" in output and str(missing) in output, output
+    assert not missing.exists()
+    other = tmp_path / "other"
+    (other / "rounds").mkdir(parents=True)
+    (other / "rounds" / "notes.txt").write_text("kept")
+    assert "no checkpoint" in refused(other)

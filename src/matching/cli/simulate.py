@@ -47,7 +47,11 @@ def _echo(summary: RoundSummary) -> None:
     required=True,
     help="Output folder: rounds/, the year's tables and KPIs, and state/ (checkpoints).",
 )
-@click.option("--resume", is_flag=True, help="Continue from the folder's last checkpoint.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue from the folder's last checkpoint (refused if the folder has none).",
+)
 @click.option(
     "--policy",
     "allocation_policy",

@@ -53,6 +53,7 @@ from matching.simulation.state import (
     ALLOCATION_LEDGER,
     DEMAND_LEDGER,
     OFFER_LEDGER,
+    POINTER,
     STATE_DIR,
     UNIT_LEDGER,
     CheckpointError,
@@ -164,8 +165,9 @@ def simulate(
     out
         Output folder: ``rounds/NN-DATE/`` per round, the year's tables and KPIs, ``state/``.
     resume
-        Continue from the folder's latest checkpoint (same inputs and settings only); without
-        it, earlier checkpoints in the folder are removed and the year starts over.
+        Continue from the folder's latest checkpoint (same inputs and settings only; a folder
+        without one is refused); without it, earlier checkpoints in the folder are removed and
+        the year starts over.
     allocator, shortlister
         The round's services; default: the settings' allocation policy and
         `matching.shortlist.shortlists` (`adapters`).
@@ -175,19 +177,26 @@ def simulate(
     Raises
     ------
     CheckpointError
-        ``resume`` and the folder's checkpoint belongs to another run, or is past the rounds
-        asked for (``settings.last_round``).
+        ``resume`` and the folder has no checkpoint, or one that is damaged, belongs to
+        another run, or is past the rounds asked for (``settings.last_round``).
     DataError
         ``out``, or its ``rounds/`` or ``state/`` folder, cannot be created (`make_folder`):
-        refused before the first round, not after it.
+        refused before the first round, not after it (and after the checks of ``resume``, so
+        that a refused resume creates nothing).
     CheckFailedError
         An accepted allocation breaks a rule other than a quota (a bug).
     """
-    make_folder(out)
     allocator = allocator or resolve_allocator(data.settings.allocation_policy)
     shortlister = shortlister or resolve_shortlister()
     periods = year_periods(data.year, data.settings.cadence)[: data.settings.last_round]
     state = load_checkpoint(out, data.fingerprint()) if resume else None
+    if resume and state is None:
+        # Starting over would hide a typo in the folder's name, and clear an unrelated folder's
+        # rounds/; a run killed before its first checkpoint is simply run again without it.
+        raise CheckpointError(
+            f"{out}: no checkpoint to resume ({STATE_DIR}/{POINTER} is missing); check the "
+            "--out folder, or run without --resume to start the year"
+        )
     if state is not None and state.round > len(periods):
         # The year end, the round count and the vacancy days are taken from the rounds asked
         # for: written from a checkpoint past them, they would be wrong (January's end date
@@ -197,6 +206,7 @@ def simulate(
             "round(s) asked for (--rounds, or the scenario's last_round); resume with "
             f"--rounds {state.round} or more, or run without --resume to start over"
         )
+    make_folder(out)
     if state is None:
         clear_checkpoints(out)
         shutil.rmtree(out / "rounds", ignore_errors=True)  # an earlier run's rounds
