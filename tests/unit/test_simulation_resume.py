@@ -9,6 +9,7 @@ demands, three monthly rounds) checkpointed after round 2 is shared by every tes
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -276,3 +277,32 @@ def test_resume_without_a_checkpoint_is_refused(tmp_path: Path) -> None:
     (other / "rounds").mkdir(parents=True)
     (other / "rounds" / "notes.txt").write_text("kept")
     assert "no checkpoint" in refused(other)
+
+
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        ("units.csv", _first_rows),
+        ("demands.csv", _first_rows),
+        ("units.csv", _rows_reversed),
+        ("units.csv", _replace(",allocated,", ",let,")),
+    ],
+)
+def test_resume_refuses_ledgers_edited_with_their_manifest(
+    copy: Path, name: str, damage: Callable[[str], str]
+) -> None:
+    """A ledger edited and the manifest rewritten to match: still refused, naming the ledger.
+
+    A units or demands table cut short was a traceback (exit 1) once past the manifest.
+    """
+    path = copy / CHECKPOINT / name
+    data = damage(path.read_text()).encode()
+    path.write_bytes(data)
+    manifest_path = copy / CHECKPOINT / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][name] = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "lines": data.count(b"\n"),
+    }
+    manifest_path.write_text(json.dumps(manifest))
+    assert str(path) in refused(copy)

@@ -58,6 +58,7 @@ from matching.simulation.state import (
     UNIT_LEDGER,
     CheckpointError,
     SimulationState,
+    check_ledgers,
     clear_checkpoints,
     empty,
     load_checkpoint,
@@ -197,6 +198,8 @@ def simulate(
             f"{out}: no checkpoint to resume ({STATE_DIR}/{POINTER} is missing); check the "
             "--out folder, or run without --resume to start the year"
         )
+    if state is not None:
+        check_ledgers(out, state, data.units["unit_id"], data.demands["demand_id"])
     if state is not None and state.round > len(periods):
         # The year end, the round count and the vacancy days are taken from the rounds asked
         # for: written from a checkpoint past them, they would be wrong (January's end date

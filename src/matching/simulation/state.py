@@ -266,6 +266,31 @@ def load_checkpoint(out: Path, fingerprint: str) -> SimulationState | None:
     )
 
 
+UNIT_STATUSES = ("not_released", "carried", "allocated")
+DEMAND_STATUSES = ("not_filed", "carried", "allocated", "lapsed")
+
+
+def check_ledgers(
+    out: Path, state: SimulationState, unit_ids: pd.Series, demand_ids: pd.Series
+) -> None:
+    """The checkpoint's ledgers list the year's units and demands, in order, with known statuses.
+
+    The manifest and the fingerprint already vouch for it; this guards the rounds against a
+    checkpoint whose manifest was rewritten by hand after an edit (a short ledger was a
+    traceback, an unknown status counted nowhere).
+    """
+    folder = out / STATE_DIR / f"round-{state.round:03d}"
+    for name, ledger, ids, key, statuses in (
+        ("units.csv", state.units, unit_ids, "unit_id", UNIT_STATUSES),
+        ("demands.csv", state.demands, demand_ids, "demand_id", DEMAND_STATUSES),
+    ):
+        if list(ledger[key]) != [str(i) for i in ids]:
+            raise _damaged(folder / name, f"its {key}s are not the year's, in their order")
+        unknown = sorted(set(ledger["status"]) - set(statuses))
+        if unknown:
+            raise _damaged(folder / name, f"unknown status {unknown[0]!r}")
+
+
 def _read_pointer(pointer: Path) -> tuple[int, Path]:
     """The round and folder ``latest.json`` names, as `save_checkpoint` writes them.
 
@@ -332,6 +357,8 @@ def _verify(folder: Path, number: int) -> None:
 
 def _how_changed(file: Path, data: bytes, lines: int) -> str:
     """How a file differs from the one written, as far as can be said without the original."""
+    if not data:
+        return "the file is empty"
     schema = _LEDGERS.get(file.name)
     problem = _csv_problem(file, schema) if schema is not None else None
     if problem is not None:
