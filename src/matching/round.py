@@ -151,13 +151,12 @@ def prepare_round(
     """
     policy, on, year_so_far = _arguments(policy, on, year_so_far)
     units_df = _frame(units, "units", on)
+    as_of = on
     if on is None:
-        on = (
-            pd.Timestamp(units_df["released_on"].max()).date()
-            if len(units_df)
-            else dt.date(policy.year, 1, 1)
-        )
-    demands_df = _frame(demands, "demands", on)
+        # no unit and no date: nothing to allocate, and no date to hold the demands to
+        as_of = pd.Timestamp(units_df["released_on"].max()).date() if len(units_df) else None
+        on = as_of or dt.date(policy.year, 1, 1)
+    demands_df = _frame(demands, "demands", as_of)
     if year_so_far is not None:  # as `read_year_so_far` does with the policy: a renamed rule
         # silently lost its tallies, an unknown réservataire made the round infeasible
         found = year_so_far.problems_with(policy)

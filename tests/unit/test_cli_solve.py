@@ -408,6 +408,8 @@ def test_prepare_round_refuses_what_is_after_the_round() -> None:
     with pytest.raises(DataError, match=r"field 'released_on'.*date in the future"):
         prepare_round(units, demands, policy, on=early)
     assert len(prepare_round(units, demands, policy).instance.units) == 8
+    # no unit and no date: nothing to allocate and no date to hold the demands to
+    assert len(prepare_round(units.iloc[0:0], late, policy).instance.demands) == 40
 
 
 def test_records_with_a_repeated_id_and_a_year_for_another_policy_are_refused() -> None:
