@@ -54,6 +54,7 @@ from matching.exceptions import DataError, Problems
 from matching.flux import YearSoFar
 from matching.frames import DEMAND_DTYPES, UNIT_DTYPES
 from matching.policy.fields import DERIVED_DEMAND_FIELDS
+from matching.policy.loader import DuplicateKey, UniqueKeyLoader
 from matching.policy.model import Policy
 
 if TYPE_CHECKING:
@@ -1136,7 +1137,10 @@ def read_year_so_far(path: PathLike, policy: Policy | None = None) -> YearSoFar:
     except OSError as exc:
         raise _file_error(path, f"cannot read ({exc.strerror or exc})") from None
     try:
-        data = yaml.safe_load(text)
+        # a key given twice is refused, as in policy and scenario files (the last one won)
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader
+    except DuplicateKey as exc:
+        raise _file_error(path, str(exc)) from None
     except yaml.YAMLError as exc:
         raise _file_error(path, f"not valid YAML or JSON: {exc}") from None
     if data is None:

@@ -63,6 +63,11 @@ def test_read_year_so_far_errors_name_file_and_key(tmp_path: Path) -> None:
     not_mapping.write_text("- 1\n")
     with pytest.raises(DataError, match="expected a mapping"):
         read_year_so_far(not_mapping)
+    # a key given twice: the last one won without a word, as in policy files before
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("flux_units: 10\noriented: {etat: 2}\nflux_units: 12\n")
+    with pytest.raises(DataError, match=r"flux_units: given twice \(lines 1 and 3\)"):
+        read_year_so_far(twice)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
 """Policy files shipped inside the package (a copy of the repository's ``models/``)."""
 
 
-class _DuplicateKey(yaml.YAMLError):
+class DuplicateKey(yaml.YAMLError):
     """A mapping of the file gives the same key twice."""
 
     def __init__(self, key: object, first_line: int, line: int) -> None:
@@ -30,7 +30,7 @@ class _DuplicateKey(yaml.YAMLError):
         super().__init__(f"{key}: given twice (lines {first_line} and {line})")
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key given twice in one mapping.
 
     Why: PyYAML keeps the last of two equal keys, so ``renewal_rate: 0.5`` followed later by
@@ -39,7 +39,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        """The mapping of ``node``, refusing a key given twice (`_DuplicateKey`)."""
+        """The mapping of ``node``, refusing a key given twice (`DuplicateKey`)."""
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -51,7 +51,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: SafeLoader refuses it itself
                 continue
             if first is not None:
-                raise _DuplicateKey(key, first, line)
+                raise DuplicateKey(key, first, line)
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -59,15 +59,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, with an error naming the file when it cannot be read or parsed.
 
-    A key given twice in a mapping is refused (`_UniqueKeyLoader`), naming it and its lines.
+    A key given twice in a mapping is refused (`UniqueKeyLoader`), naming it and its lines.
     """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read ({exc.strerror})") from exc
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
-    except _DuplicateKey as exc:
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader
+    except DuplicateKey as exc:
         raise PolicyError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
