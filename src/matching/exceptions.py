@@ -46,21 +46,24 @@ class RowProblem:
 class DataError(MatchingError):
     """Input data refused; lists every problem found, not only the first."""
 
-    def __init__(self, problems: list[RowProblem], max_shown: int = 50) -> None:
+    def __init__(
+        self, problems: list[RowProblem], max_shown: int = 50, where: str = "in the input data"
+    ) -> None:
         self.problems = problems
         self.max_shown = max_shown
+        self.where = where  # "with the output folder" for a folder that cannot be made
         shown = "\n".join(f"  - {p}" for p in problems[:max_shown])
         more = len(problems) - max_shown
         tail = f"\n  ... and {more} more problem(s)" if more > 0 else ""
-        super().__init__(f"{len(problems)} problem(s) in the input data:\n{shown}{tail}")
+        super().__init__(f"{len(problems)} problem(s) {where}:\n{shown}{tail}")
 
-    def __reduce__(self) -> tuple[type[DataError], tuple[list[RowProblem], int]]:
+    def __reduce__(self) -> tuple[type[DataError], tuple[list[RowProblem], int, str]]:
         """Rebuild it from its problems when pickled.
 
         A worker process of `matching compare` may raise it; the default would rebuild it from
         its message, as if the text were the list of problems.
         """
-        return (DataError, (self.problems, self.max_shown))
+        return (DataError, (self.problems, self.max_shown, self.where))
 
 
 class PolicyError(MatchingError):

@@ -50,7 +50,7 @@ from matching.domain import (
     Unit,
     category_problem,
 )
-from matching.exceptions import DataError, Problems
+from matching.exceptions import DataError, Problems, RowProblem
 from matching.flux import YearSoFar
 from matching.frames import DEMAND_DTYPES, UNIT_DTYPES
 from matching.policy.fields import DERIVED_DEMAND_FIELDS
@@ -1234,12 +1234,16 @@ def make_folder(out_dir: PathLike) -> Path:
         The folder cannot be created, or a file of that name is in the way.
     """
     folder = Path(out_dir)
+
+    def refused(reason: str) -> DataError:  # said of the output, not of "the input data"
+        return DataError([RowProblem(str(folder), None, "", "", reason)], where="with the output")
+
     if folder.exists() and not folder.is_dir():
-        raise _file_error(folder, "cannot create the folder: a file of that name is in the way")
+        raise refused("cannot create the folder: a file of that name is in the way")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _file_error(folder, f"cannot create the folder ({exc.strerror or exc})") from None
+        raise refused(f"cannot create the folder ({exc.strerror or exc})") from None
     return folder
 
 

@@ -96,7 +96,8 @@ def test_simulate_out_that_cannot_be_made(tmp_path: Path, case: str) -> None:
     if case not in outs:
         pytest.skip("no /proc")
     out, named = outs[case]
-    refused(run("simulate", TINY_YEAR, "--rounds", "1", "--out", out), named, "cannot create")
+    refused(run("simulate", TINY_YEAR, "--rounds", "1", "--out", out), named, "cannot create",
+            "problem(s) with the output:")  # fmt: skip
     assert not (out / "allocations.csv").exists()
 
 
