@@ -1111,6 +1111,36 @@ def write_demands(frame: pd.DataFrame, path: PathLike) -> None:
     _write_canonical(frame, path, DEMAND_DTYPES, "demands")
 
 
+def read_round_files(
+    units: PathLike, demands: PathLike, policy: Policy, on: dt.date | None
+) -> tuple[pd.DataFrame, pd.DataFrame, dt.date]:
+    """A round's units and demands files, and its date (by default the latest release).
+
+    Why one function: ``matching solve`` and ``matching check`` must read a round alike. A
+    unit released or a demand filed after the round's date is refused (without a date the
+    default is known before the demands are read: one filed after it was housed). A demands
+    file written by ``matching solve`` carries the score and derived facts: they are dropped
+    and recomputed, so nothing the solver wrote is trusted.
+
+    Raises
+    ------
+    DataError
+        A file cannot be read or holds bad values; no unit and no date.
+    """
+    unit_table = read_units(units, as_of=on)
+    if on is None:
+        if not len(unit_table):
+            raise DataError([RowProblem(str(units), None, "released_on", "", "no unit: pass --on")])
+        on = pd.Timestamp(unit_table["released_on"].max()).date()
+    demand_table = read_demands(
+        demands,
+        as_of=on,
+        reservataires=frozenset(policy.reservataire_ids()),
+        ignore_derived=True,
+    )
+    return unit_table, demand_table, on
+
+
 def read_year_so_far(path: PathLike, policy: Policy | None = None) -> YearSoFar:
     """Read what earlier rounds of the year did (`matching.flux.YearSoFar`) from YAML or JSON.
 
@@ -1147,20 +1177,39 @@ def read_year_so_far(path: PathLike, policy: Policy | None = None) -> YearSoFar:
         data = {}  # an empty file: the first round of the year
     if not isinstance(data, dict):
         raise _file_error(path, "expected a mapping (flux_units, oriented, tallies) at the top")
+    return year_so_far_of(data, str(path), policy)
+
+
+def year_so_far_of(
+    data: YearSoFar | Mapping[str, Any], source: str, policy: Policy | None = None
+) -> YearSoFar:
+    """A year so far from a mapping (or as given), checked against ``policy`` when given.
+
+    What `read_year_so_far` does once the file is read, for the library's callers too
+    (`matching.round.prepare_round`): each problem names ``source`` and the dotted key.
+
+    Raises
+    ------
+    DataError
+        One problem per bad key, and per réservataire or rule the policy does not have.
+    """
     problems = Problems()
-    try:
-        year = YearSoFar.model_validate(data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            value = cell_text(err.get("input", ""))
-            if not key:  # a check of the whole file names its key first, and its numbers
-                (key, _, msg), value = msg.partition(": "), ""
-            problems.add(str(path), None, key, value, msg)
-        raise DataError(problems.items) from None
+    if isinstance(data, YearSoFar):
+        year = data
+    else:
+        try:
+            year = YearSoFar.model_validate(dict(data))
+        except ValidationError as exc:
+            for err in exc.errors():
+                key = ".".join(str(p) for p in err["loc"])
+                msg = err["msg"].removeprefix("Value error, ")
+                value = cell_text(err.get("input", ""))
+                if not key:  # a check of the whole mapping names its key first, and numbers
+                    (key, _, msg), value = msg.partition(": "), ""
+                problems.add(source, None, key, value, msg)
+            raise DataError(problems.items) from None
     for key, value, reason in year.problems_with(policy) if policy is not None else []:
-        problems.add(str(path), None, key, value, reason)
+        problems.add(source, None, key, value, reason)
     problems.raise_if_any()
     return year
 

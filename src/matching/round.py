@@ -18,16 +18,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
 
 from matching import checker
 from matching.domain import Demand, Unit
 from matching.eligibility import PairTable, eligible_pairs
-from matching.exceptions import CheckFailedError, DataError, InfeasibleError, RowProblem
+from matching.exceptions import CheckFailedError, InfeasibleError
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
 from matching.frames import demands_frame, units_frame
-from matching.io import validate_demands, validate_units
+from matching.io import validate_demands, validate_units, year_so_far_of
 from matching.kpis import compute_kpis
 from matching.params import SolveParams
 from matching.policy.loader import load_policy
@@ -122,17 +121,11 @@ def _arguments(
         on = on.date()
     elif on is not None and not isinstance(on, dt.date):
         raise TypeError(f"on: a date or an ISO date string, not {type(on).__name__}")
-    if isinstance(year, Mapping):
-        try:
-            year = YearSoFar.model_validate(dict(year))
-        except ValidationError as exc:
-            problems = [
-                RowProblem("year_so_far", None, ".".join(map(str, e["loc"])), "", e["msg"])
-                for e in exc.errors()
-            ]
-            raise DataError(problems) from None
-    elif year is not None and not isinstance(year, YearSoFar):
+    if year is not None and not isinstance(year, YearSoFar | Mapping):
         raise TypeError(f"year_so_far: a YearSoFar or a mapping, not {type(year).__name__}")
+    # checked against the policy as `read_year_so_far` does: a renamed rule silently lost its
+    # tallies, an unknown réservataire made the round infeasible
+    year = year_so_far_of(year, "year_so_far", policy) if year is not None else None
     return policy, on, year
 
 
@@ -157,11 +150,6 @@ def prepare_round(
         as_of = pd.Timestamp(units_df["released_on"].max()).date() if len(units_df) else None
         on = as_of or dt.date(policy.year, 1, 1)
     demands_df = _frame(demands, "demands", as_of)
-    if year_so_far is not None:  # as `read_year_so_far` does with the policy: a renamed rule
-        # silently lost its tallies, an unknown réservataire made the round infeasible
-        found = year_so_far.problems_with(policy)
-        if found:
-            raise DataError([RowProblem("year_so_far", None, k, v, r) for k, v, r in found])
     facts = derive_facts(demands_df, policy, on)
     scores = score(facts, policy.cotation).total.to_numpy(dtype=np.int64)
     facts["score"] = scores

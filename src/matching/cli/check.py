@@ -23,9 +23,8 @@ from matching.checker import (
     normalise_table,
 )
 from matching.cli import short_help
-from matching.exceptions import DataError, RowProblem
 from matching.facts import derive_facts
-from matching.io import read_demands, read_table, read_units, read_year_so_far
+from matching.io import read_round_files, read_table, read_year_so_far
 from matching.kpis import compute_kpis, render_kpis_text
 from matching.policy.loader import load_policy
 from matching.types import QuotaMode
@@ -125,24 +124,10 @@ def check_command(
     ALLOCATION has columns unit_id, demand_id, reservataire ('' for a unit excluded from the
     flux); other columns are ignored. Exit code 0: valid; 1: violations; 2: unreadable input.
     """
+    # as strict as `solve`: the same files, dates and recomputed facts
     policy = load_policy(policy_name)
-    # As strict as `solve` on dates: a unit released or a demand filed after the round's date
-    # is not in the round, and the default date (the latest release) is known before the
-    # demands are read
-    unit_table = read_units(units, as_of=on.date() if on is not None else None)
-    if on is not None:
-        round_date = on.date()
-    elif len(unit_table):
-        round_date = unit_table["released_on"].max().date()
-    else:
-        raise DataError([RowProblem(str(units), None, "released_on", "", "no unit: pass --on")])
-    # A demands file written by `matching solve` carries the score and derived facts: they are
-    # dropped and recomputed, so the audit trusts nothing the solver wrote.
-    demand_table = read_demands(
-        demands,
-        as_of=round_date,
-        reservataires=frozenset(policy.reservataire_ids()),
-        ignore_derived=True,
+    unit_table, demand_table, round_date = read_round_files(
+        units, demands, policy, on.date() if on is not None else None
     )
     # the columns checked here too, so that a missing one names the file, not the table's role
     allocation_table = normalise_table(read_table(allocation), ALLOCATION_COLUMNS, str(allocation))

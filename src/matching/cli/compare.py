@@ -12,7 +12,8 @@ import click
 
 from matching.cli import short_help
 from matching.cli.simulate import progress_line
-from matching.limits import MAX_SEED
+from matching.exceptions import PolicyError
+from matching.limits import check_seeds
 from matching.scenario import load_scenario
 from matching.simulation.compare import compare_scenario
 from matching.simulation.config import SimulationSettings, last_round_problem
@@ -51,13 +52,10 @@ def compare_command(
 ) -> None:
     """Compare allocation policies over the scenario's simulated year."""
     sc = load_scenario(scenario)
-    last = sc.seed + seeds - 1
-    if last > MAX_SEED:  # refused now: the year of that seed crashed after the others had run
-        raise click.BadParameter(
-            f"seeds {sc.seed} (the scenario's) to {last}: {last} is above {MAX_SEED}, the "
-            f"largest seed; give at most {MAX_SEED - sc.seed + 1}",
-            param_hint="'--seeds'",
-        )
+    try:  # refused now, as an option: the year of that seed crashed after the others had run
+        check_seeds(sc.seed, seeds, f"seeds {sc.seed} (the scenario's) to {sc.seed + seeds - 1}")
+    except PolicyError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--seeds'") from None
     settings = sc.simulation or SimulationSettings()
     if rounds is not None:
         if problem := last_round_problem(rounds, settings.cadence):  # not the whole year silently

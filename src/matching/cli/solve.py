@@ -21,14 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-import pandas as pd
 
 from matching.cli import short_help
-from matching.exceptions import CheckFailedError, DataError, InfeasibleError, RowProblem
+from matching.exceptions import CheckFailedError, InfeasibleError
 from matching.flux import YearSoFar
 from matching.io import (
-    read_demands,
-    read_units,
+    read_round_files,
     read_year_so_far,
     write_round_inputs,
     write_round_result,
@@ -38,7 +36,6 @@ from matching.kpis import RoundKpis, render_kpis_text
 from matching.limits import MAX_SEED
 from matching.params import SolveParams
 from matching.policy.loader import load_policy
-from matching.policy.model import Policy
 from matching.scenario import load_round, load_scenario, merge_params
 
 FILE = click.Path(dir_okay=False, path_type=Path)
@@ -62,25 +59,6 @@ def _overrides(
         "prune": False if no_prune else None,
     }
     return {k: v for k, v in given.items() if v is not None}
-
-
-def _files_round(
-    units: Path, demands: Path, policy_name: str, on: dt.date | None
-) -> tuple[pd.DataFrame, pd.DataFrame, Policy, dt.date]:
-    """Read a round given as files; the round date defaults to the latest release."""
-    policy = load_policy(policy_name)
-    unit_table = read_units(units, as_of=on)
-    if on is None:  # before the demands are read: one filed after it is refused, as with --on
-        if not len(unit_table):
-            raise DataError([RowProblem(str(units), None, "released_on", "", "no unit: pass --on")])
-        on = pd.Timestamp(unit_table["released_on"].max()).date()
-    demand_table = read_demands(
-        demands,
-        as_of=on,
-        reservataires=frozenset(policy.reservataire_ids()),
-        ignore_derived=True,
-    )
-    return unit_table, demand_table, policy, on
 
 
 def _recheck_command(out: Path, on: dt.date, year: YearSoFar | None) -> str:
@@ -223,8 +201,9 @@ def solve_command(
     else:
         if units is None or demands is None:
             raise click.UsageError("give a SCENARIO file, or both --units and --demands")
-        unit_table, demand_table, policy, round_on = _files_round(
-            units, demands, policy_name or "default-2026", on.date() if on else None
+        policy = load_policy(policy_name or "default-2026")
+        unit_table, demand_table, round_on = read_round_files(
+            units, demands, policy, on.date() if on else None
         )
         year = None
         base_params = SolveParams()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -113,11 +114,15 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     frame.to_csv(path, index=False, lineterminator="\n")
 
 
-def _read_csv(path: Path, schema: dict[str, str]) -> pd.DataFrame:
-    """A ledger of the checkpoint; a `CheckpointError` names the file and, if it can, the row."""
+def _read_csv(path: Path, schema: dict[str, str], data: bytes | None = None) -> pd.DataFrame:
+    """A ledger of the checkpoint; a `CheckpointError` names the file and, if it can, the row.
+
+    ``data``: the file's bytes, when they were read already (`_verify`).
+    """
     dtypes = {c: (str if t == "str" else t) for c, t in schema.items()}
     try:
-        frame = pd.read_csv(path, dtype=dtypes, keep_default_na=False)
+        source = io.BytesIO(data) if data is not None else path
+        frame = pd.read_csv(source, dtype=dtypes, keep_default_na=False)
     except FileNotFoundError:
         raise _damaged(path, "the file is missing") from None
     except (OSError, ValueError) as exc:  # a parser error, bad UTF-8, a row cut short
@@ -161,9 +166,9 @@ def _damaged(path: Path, reason: str) -> CheckpointError:
     )
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, data: bytes | None = None) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(data.decode("utf-8") if data is not None else path.read_text("utf-8"))
     except FileNotFoundError:
         raise _damaged(path, "the file is missing") from None
     except (OSError, ValueError) as exc:  # bad UTF-8 and bad JSON are ValueErrors
@@ -241,9 +246,9 @@ def load_checkpoint(out: Path, fingerprint: str) -> SimulationState | None:
     if not pointer.exists():
         return None
     number, folder = _read_pointer(pointer)
-    _verify(folder, number)
+    files = _verify(folder, number)  # read once: checked, then parsed
     meta_path = folder / "state.json"
-    meta = _read_meta(meta_path, number, pointer)
+    meta = _read_meta(meta_path, number, pointer, files["state.json"])
     if meta["fingerprint"] != fingerprint:
         raise CheckpointError(
             f"{out}: the checkpoint was written by a run with other inputs or settings; "
@@ -257,10 +262,12 @@ def load_checkpoint(out: Path, fingerprint: str) -> SimulationState | None:
         round=number,
         fingerprint=meta["fingerprint"],
         year=year,
-        units=_read_csv(folder / "units.csv", UNIT_LEDGER),
-        demands=_read_csv(folder / "demands.csv", DEMAND_LEDGER),
-        allocations=_read_csv(folder / "allocations.csv", ALLOCATION_LEDGER),
-        offers=_read_csv(folder / "offers.csv", OFFER_LEDGER),
+        units=_read_csv(folder / "units.csv", UNIT_LEDGER, files["units.csv"]),
+        demands=_read_csv(folder / "demands.csv", DEMAND_LEDGER, files["demands.csv"]),
+        allocations=_read_csv(
+            folder / "allocations.csv", ALLOCATION_LEDGER, files["allocations.csv"]
+        ),
+        offers=_read_csv(folder / "offers.csv", OFFER_LEDGER, files["offers.csv"]),
         rounds=meta["rounds"],
         timings=_read_timings(folder / TIMINGS, number),
     )
@@ -313,10 +320,11 @@ def _read_pointer(pointer: Path) -> tuple[int, Path]:
     return number, folder
 
 
-def _verify(folder: Path, number: int) -> None:
+def _verify(folder: Path, number: int) -> dict[str, bytes]:
     """Every file the manifest lists is as it was written (same SHA-256), or its name is said.
 
     The line count and, for a table, the first row that cannot be read say how it changed.
+    Returns the files' bytes, so that they are parsed from what was checked, not read again.
     """
     path = folder / MANIFEST
     if not path.exists():
@@ -341,6 +349,7 @@ def _verify(folder: Path, number: int) -> None:
             f"expected format {MANIFEST_FORMAT}, round {number} and the SHA-256 of "
             f"{', '.join(CHECKED)}",
         )
+    checked: dict[str, bytes] = {}
     for name in CHECKED:
         file = folder / name
         try:
@@ -349,10 +358,11 @@ def _verify(folder: Path, number: int) -> None:
             raise _damaged(file, "the file is missing") from None
         except OSError as exc:
             raise _damaged(file, f"unreadable ({exc})") from None
-        if _file_record(data) == files[name]:
-            continue
-        how = _how_changed(file, data, files[name]["lines"])
-        raise _damaged(file, f"changed since the checkpoint was written ({how})")
+        if _file_record(data) != files[name]:
+            how = _how_changed(file, data, files[name]["lines"])
+            raise _damaged(file, f"changed since the checkpoint was written ({how})")
+        checked[name] = data
+    return checked
 
 
 def _how_changed(file: Path, data: bytes, lines: int) -> str:
@@ -374,9 +384,9 @@ _SUMMARY_KEYS: dict[str, type] = {"round": int, "date": str, "counts": dict, "ra
 """What a round's summary in ``state.json`` holds, at least (`play_round`, ``rounds.csv``)."""
 
 
-def _read_meta(path: Path, number: int, pointer: Path) -> dict[str, Any]:
-    """``state.json``: of round ``number``, with one summary per round so far."""
-    meta = _read_json(path)
+def _read_meta(path: Path, number: int, pointer: Path, data: bytes) -> dict[str, Any]:
+    """``state.json`` (its bytes ``data``): of round ``number``, one summary per round so far."""
+    meta = _read_json(path, data)
     if not isinstance(meta, dict):
         raise _damaged(path, f"expected an object, found {type(meta).__name__}")
     for key, kind in (("round", int), ("fingerprint", str), ("year_so_far", dict)):
