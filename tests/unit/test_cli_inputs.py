@@ -138,3 +138,12 @@ def test_rounds_past_the_year_is_a_usage_error(tmp_path: Path, command: str) -> 
     got = run(command, TINY_YEAR, "--rounds", "13", "--out", out)
     refused(got, "--rounds", "13", "a monthly year has 12 rounds")
     assert not out.exists()
+
+
+def test_compare_refuses_a_count_of_seeds_past_its_bound(tmp_path: Path) -> None:
+    """The count of seeds is bounded as an option too (two billion was killed for memory)."""
+    out = tmp_path / "out"
+    got = run("compare", TINY_YEAR, "--policies", "optimal", "--seeds", "2147483647",
+              "--rounds", "1", "--out", out)  # fmt: skip
+    refused(got, "--seeds", "1000")
+    assert not out.exists()

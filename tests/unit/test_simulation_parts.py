@@ -183,3 +183,14 @@ def test_rounds_per_year_are_the_periods_of_any_year() -> None:
     for year in (2024, 2025, 2026, 2028):
         for cadence, n in ROUNDS_PER_YEAR.items():
             assert len(year_periods(year, cadence)) == n  # type: ignore[arg-type]
+
+
+def test_compare_refuses_more_seeds_than_it_can_hold_before_building_them(tmp_path: Path) -> None:
+    """``--seeds 2147483647`` built two billion seeds and was killed for its memory."""
+    from matching.simulation.compare import compare_scenario
+
+    sc = load_scenario(SCENARIOS / "tiny-year.yaml")
+    for n in (0, 2**31 - 1):
+        with pytest.raises(PolicyError, match=f"seeds: {n} years asked for; from 1 to 1000"):
+            compare_scenario(sc, ["optimal"], n, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

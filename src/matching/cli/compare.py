@@ -13,7 +13,7 @@ import click
 from matching.cli import short_help
 from matching.cli.simulate import progress_line
 from matching.exceptions import PolicyError
-from matching.limits import check_seeds
+from matching.limits import MAX_SEEDS, check_seeds
 from matching.scenario import load_scenario
 from matching.simulation.compare import compare_scenario
 from matching.simulation.config import SimulationSettings, last_round_problem
@@ -35,7 +35,7 @@ def _progress(policy: str, seed: int) -> Progress:
     show_default=True,
     help="Comma-separated allocation policies.",
 )
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--seeds", type=click.IntRange(1, MAX_SEEDS), default=1, show_default=True,
               help="Number of seeds: the scenario's seed and the next ones.")  # fmt: skip
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), required=True,

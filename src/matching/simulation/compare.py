@@ -26,7 +26,7 @@ import pandas as pd
 
 from matching.exceptions import PolicyError
 from matching.io import make_folder, write_table
-from matching.limits import check_seeds
+from matching.limits import MAX_SEEDS, check_seeds
 from matching.scenario import Scenario
 from matching.simulation.adapters import Allocator, Shortlister, resolve_allocator
 from matching.simulation.config import SimulationSettings
@@ -220,6 +220,8 @@ def compare_scenario(
         A seed of the range is above `matching.limits.MAX_SEED`: refused before any year runs
         (the year of the last seed crashed CP-SAT after the others had run).
     """
+    if not 1 <= n_seeds <= MAX_SEEDS:  # two billion seeds were built, then killed for memory
+        raise PolicyError(f"seeds: {n_seeds} years asked for; from 1 to {MAX_SEEDS}")
     check_seeds(scenario.seed, n_seeds, "seeds")
     seeds = [scenario.seed + i for i in range(n_seeds)]
     return run_comparison(
