@@ -184,7 +184,7 @@ def solve_matching(
         # the best arcs of every node on both sides: a first LP that is feasible in practice
         np.union1d(_best_per_node(left, w, 8), _best_per_node(right, w, 8 + most)),
     )
-    cert = session.solve(time_limit_s=max(30.0, params.time_limit_s))
+    cert = session.solve(time_limit_s=max(30.0, budget.deadline - time.perf_counter()))
     stats: dict[str, float | int | str] = {
         "arcs": len(left),
         "lp_bound": sense * cert.upper_bound,
