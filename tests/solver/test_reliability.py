@@ -156,44 +156,6 @@ def test_a_time_limited_run_is_reproducible() -> None:
     assert_identical(first, second)
 
 
-def test_the_core_mip_stops_at_a_node_count_not_at_the_budgets_seconds(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The core MIPs of a soft round (shortfall last: no hard proof) are limited by nodes.
-
-    They stopped at the budget's seconds of wall time, so on a loaded machine they stopped
-    earlier and the allocation, status or proof changed with the load. Now their node limit
-    follows the budget (100 per second, at most 2,000) and the wall clock only stops them at
-    the budget's safety net (three times the budget plus 5 s). The result is checked and
-    equal to the full model's.
-    """
-    import matching.solver.solve as solve_module
-
-    calls: list[dict[str, object]] = []
-    real = solve_module.solve_small_mip
-
-    def spy(*args: object, **kwargs: object) -> object:
-        calls.append(kwargs)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(solve_module, "solve_small_mip", spy)
-    policy = soft(POLICY)
-    stages = (Stage.ALLOCATIONS, Stage.SCORE, Stage.SHORTFALL)
-    policy = policy.model_copy(
-        update={"objective": policy.objective.model_copy(update={"stages": stages})}
-    )
-    units, demands = territory(1, 40, 400)
-    on = pd.Timestamp(units["released_on"].max()).date()
-    params = PRUNED.model_copy(update={"time_limit_s": 4.0})
-    result = solve_checked(units, demands, policy, params, on=on)
-    core = [c for c in calls if c.get("hint") is not None]  # the core's (hinted) MIPs
-    assert core, "the round did not reach the core MIP"
-    for call in core:
-        assert call["node_limit"] == 400  # 4 s x 100 nodes
-        assert isinstance(call["time_limit_s"], float) and call["time_limit_s"] > 3 * 4.0
-    assert result.stage_values == solve_checked(units, demands, policy, FULL, on=on).stage_values
-
-
 def test_naming_a_conflict_spends_deterministic_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """The search for the conflicting rules is limited by CP-SAT's deterministic time.
 

@@ -66,22 +66,6 @@ in the measured rounds; on one of 96 generated monthly rounds (seed 8, April) Hi
 branching node's search beat in 0.03 s. With 20 nodes: 2.61 -> 2.02 s on that round, the same
 optimum and node counts on all 96 (`python -m benchmarks.months --seeds 1:9`)."""
 
-CORE_NODES_PER_SECOND = 100
-"""HiGHS nodes of the core MIP (`_solve_core`) per second of the budget left, at most
-`matching.solver.mip.NODE_LIMIT` (2,000: the scenarios' 20 s budgets keep their limit), at
-least `CORE_MIN_NODES`. Why a count: the core MIP stopped at the budget's seconds of wall
-time, so on a loaded machine it stopped earlier, and the allocation, the status or the
-proof changed with the load; the wall clock (the budget's deadline, three times the budget
-plus 5 s) is now only a safety net."""
-
-CORE_MIN_NODES = 50
-
-
-def core_node_limit(seconds_left: float) -> int:
-    """The core MIP's node limit for what is left of the budget (`CORE_NODES_PER_SECOND`)."""
-    return max(CORE_MIN_NODES, min(NODE_LIMIT, int(CORE_NODES_PER_SECOND * seconds_left)))
-
-
 RINS_SECONDS = 10.0
 """Wall-clock safety limit of one LP-guided neighbourhood search (`matching.solver.mip`); its
 node limit, not the clock, is what normally ends a long search (so runs reproduce)."""
@@ -557,8 +541,12 @@ def _solve_core(
         inst, triples.subset(core_index), np.zeros(len(core_index), dtype=bool),
         hint=hint.chosen if hint is not None else None,
         hint_orientation=hint.orientation if hint is not None else None,
-        time_limit_s=max(1.0, budget.deadline - time.perf_counter()),
-        node_limit=core_node_limit(budget.left),
+        # seconds, not only nodes: HiGHS counts no other work, and its root node alone can
+        # take seconds (a 4,218-triple soft core: 3.9 s, 3.3 s of them in 49 nested sub-MIP
+        # heuristics). Nodes per second of the budget with the budget's safety net (3x + 5 s)
+        # as the only clock made a 1 s budget run 4 s, and 2 of 40 varied rounds changed
+        # beside three busy processes (none with this limit): docs/solver.md, "Determinism"
+        time_limit_s=max(1.0, min(budget.left, budget.deadline - time.perf_counter())),
     )  # fmt: skip
     if found.status == "INFEASIBLE":
         return _StagedOutcome("INFEASIBLE", found.chosen, {}, [], {}, {})
