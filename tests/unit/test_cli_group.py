@@ -7,10 +7,12 @@ scipy) made ``matching --help`` take 1.0-1.7 s; the command list now comes from
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -72,3 +74,33 @@ def test_an_unknown_command_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["solvee"])
     assert result.exit_code == 2
     assert "No such command 'solvee'" in result.output
+
+
+@pytest.mark.parametrize("name", ["state.json", "round.json"])
+def test_a_full_disk_mid_run_is_exit_code_2_naming_the_output_folder(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the simulation cannot write (a full disk): a message and exit code 2.
+
+    The year's checkpoint (``state.json``) and round summary (``round.json``) are written
+    outside `matching.io`, whose writers name the file; the OSError went up as a traceback
+    with exit code 1, which scripts read as "no solution in time".
+    """
+    import matching.cli.commands  # noqa: F401  (registers the commands)
+
+    real = Path.write_text
+
+    def full_disk(self: Path, *args: object, **kwargs: object) -> int:
+        if self.name == name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    out = tmp_path / "year"
+    tiny = Path(__file__).resolve().parents[2] / "scenarios" / "tiny-year.yaml"
+    got = CliRunner().invoke(cli, ["simulate", str(tiny), "--out", str(out), "--rounds", "1"])
+    assert isinstance(got.exception, SystemExit), got.exception  # no traceback
+    assert got.exit_code == 2
+    assert f"error: cannot write a file in the output folder {out} (No space left on device)" in (
+        got.output
+    )

@@ -23,7 +23,8 @@ EXIT_CODES: dict[int, str] = {
     1: "matching check: the allocation has violations; matching solve: no solution was found "
     "within the time limit",
     2: "bad input: unreadable or invalid data, policy or scenario file, an output folder that "
-    "cannot be created, or bad command-line usage",
+    "cannot be created or a file that cannot be written (a full disk), or bad command-line "
+    "usage",
     3: "infeasible: the hard quotas cannot all hold in this round (the conflicting rules and the "
     "soft-mode diagnosis are printed)",
     4: "internal error: the independent checker rejected the solver's result (a bug: please "
@@ -131,6 +132,10 @@ class MatchingGroup(click.Group):
         The library's warnings (logger ``matching``: a policy valid but rarely meant, an LP
         unfinished in time) are printed on stderr as ``warning: ...`` while it runs.
         """
+        # the command line, read before click hands it to the command (for `_os_problem`);
+        # `_protected_args` since click 8.2, `protected_args` before
+        protected = getattr(ctx, "_protected_args", None)
+        args = [*(ctx.protected_args if protected is None else protected), *ctx.args]
         echo = _EchoWarnings(logging.WARNING)
         library = logging.getLogger("matching")
         library.addHandler(echo)
@@ -150,8 +155,33 @@ class MatchingGroup(click.Group):
         except MatchingError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except BrokenPipeError:
+            raise  # the reader went away (``| head``): not a problem with the files
+        except OSError as exc:
+            # a file that cannot be written or read mid-run (a full disk, a quota, a folder
+            # removed meanwhile): the readers and `io` writers name the file themselves; the
+            # simulation's checkpoints and summaries reach here, with the folder of `--out`
+            click.echo(f"error: {_os_problem(exc, args)}", err=True)
+            sys.exit(2)
         finally:
             library.removeHandler(echo)
+
+
+def _os_problem(exc: OSError, args: list[str]) -> str:
+    """What an OSError says, with the file it names or else the command's ``--out`` folder."""
+    reason = exc.strerror or str(exc)
+    if exc.filename:
+        return f"cannot read or write {exc.filename} ({reason})"
+    out = next(
+        (
+            nxt if arg == "--out" else arg.removeprefix("--out=")
+            for arg, nxt in zip(args, [*args[1:], ""], strict=True)
+            if arg == "--out" or arg.startswith("--out=")
+        ),
+        None,
+    )
+    where = f" in the output folder {out}" if out else ""
+    return f"cannot write a file{where} ({reason})"
 
 
 class _EchoWarnings(logging.Handler):
