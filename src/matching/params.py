@@ -10,6 +10,9 @@ output sorting, the same inputs give the same files.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from matching.limits import MAX_SEED
@@ -49,3 +52,16 @@ class SolveParams(BaseModel):
         description="Use the LP-certified core only above this many triples (measured: a "
         "25 x 300 round, 1,915 triples, is proven in 4.6 s this way, unproven after 56 s without)",
     )
+
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> SolveParams:
+        """A copy with ``update`` applied, validated as the constructor validates.
+
+        Why: pydantic's ``model_copy`` does not validate, so ``model_copy(update={"seed": -1})``
+        or ``{"num_workers": "2"}`` made settings the constructor refuses, which failed deep in
+        CP-SAT (or not at all). An unknown name is refused too.
+        """
+        if not update:
+            return super().model_copy(deep=deep)
+        return type(self).model_validate({**self.model_dump(), **update})

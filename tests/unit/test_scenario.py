@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 from tests.factories import demand, demands_of, unit, units_of
 
 from matching.exceptions import DataError, PolicyError
@@ -264,6 +265,20 @@ def test_merge_params() -> None:
     assert merge_params(base, SolveParams()) == SolveParams()
     with pytest.raises(PolicyError, match="solver settings: workers: Extra inputs"):
         merge_params(base, {"workers": 1})
+
+
+@pytest.mark.parametrize(
+    ("update", "field"),
+    [({"seed": -1}, "seed"), ({"num_workers": "2"}, "num_workers"),
+     ({"time_limit_s": 0}, "time_limit_s"), ({"workers": 1}, "workers")],
+)  # fmt: skip
+def test_a_copy_of_the_settings_is_validated(update: dict, field: str) -> None:
+    """``SolveParams.model_copy`` refuses what the constructor refuses (pydantic's does not)."""
+    base = SolveParams(seed=5)
+    with pytest.raises(ValidationError, match=field):
+        base.model_copy(update=update)
+    copy = base.model_copy(update={"time_limit_s": 2.5})
+    assert (copy.seed, copy.time_limit_s) == (5, 2.5) and base.time_limit_s == 60.0
 
 
 def test_run_scenario_solves_the_round() -> None:
