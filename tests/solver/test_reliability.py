@@ -40,6 +40,7 @@ from tests.solver.support import (
     NO_QUOTAS,
     POLICY,
     PRUNED,
+    default_rule,
     rows_of,
     rule,
     soft,
@@ -156,14 +157,43 @@ def test_a_time_limited_run_is_reproducible() -> None:
     assert_identical(first, second)
 
 
+def test_a_conflict_cp_sat_cannot_name_is_named_by_the_deletion_filter() -> None:
+    """A Q1 floor outside QPV against a Q1 ceiling per landlord, on a 14-unit round.
+
+    Both can hold alone; together they cannot, by integer rounding on a few units. CP-SAT's
+    assumption cores named nothing after 30 s of deterministic time (16 s); HiGHS's deletion
+    filter names the two rules, on the full model (466 triples) as on the LP path, each needed:
+    without either, the round is solved.
+    """
+    floor = default_rule("mixity_outside_qpv").model_copy(update={"target": 0.52})
+    ceiling = rule(
+        "q1_ceiling_per_landlord", "ceiling", "share", 0.33,
+        [{"field": "demand.q1", "op": "eq", "value": True}], scope="unit.bailleur",
+    )  # fmt: skip
+    year = YearSoFar(tallies={"mixity_outside_qpv": {"": Tally(base=2, counted=1)}})
+    units, demands = territory(59, 14, 120)
+    on = pd.Timestamp(units["released_on"].max()).date()
+    for params in (SolveParams(num_workers=1, time_limit_s=30.0), PRUNED):
+        with pytest.raises(InfeasibleError) as raised:
+            solve_checked(units, demands, with_rules(POLICY, floor, ceiling), params, year, on)
+        assert raised.value.rule_ids == ["mixity_outside_qpv", "q1_ceiling_per_landlord"]
+    for alone, tallies in ((floor, year), (ceiling, None)):  # each needed: the other holds
+        result = solve_checked(units, demands, with_rules(POLICY, alone), FULL, tallies, on)
+        assert result.status == "OPTIMAL"
+
+
 def test_naming_a_conflict_spends_deterministic_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The search for the conflicting rules is limited by CP-SAT's deterministic time.
+    """CP-SAT's search for the conflicting rules is limited by its deterministic time.
 
     It had only a wall-clock limit (the budget left, in seconds): beside a busy process it
     could stop before finding the rules, or find others. Now the budget left (at least 1 s) is
-    deterministic time, charged to the budget, with the wall clock only as a safety net.
+    deterministic time, charged to the budget, with the wall clock only as a safety net. (It
+    is the fallback of HiGHS's deletion filter, made to find nothing here.)
     """
     import matching.solver.infeasibility as infeasibility
+    import matching.solver.solve as solve_module
+
+    monkeypatch.setattr(solve_module, "minimal_conflict", lambda *args, **kwargs: None)
 
     limits: list[tuple[float, float, int]] = []
     real = infeasibility.run
@@ -439,8 +469,18 @@ def test_every_floor_out_of_reach_is_named_at_once() -> None:
     assert pruned.value.soft_result is not None
     short = pruned.value.soft_result.shortfalls
     assert short["mixity_outside_qpv"] > 0 and short["priority_floor_collectivite"] > 0
-    with pytest.raises(InfeasibleError):
+    with pytest.raises(InfeasibleError) as full:  # the full model names both conflicts too
         solve_checked(units, demands, POLICY, FULL, year=year, on=on)
+    # (without its band: 14 priority households are needed, more than the round's 12 units)
+    assert full.value.rule_ids == ["mixity_outside_qpv", "priority_floor_collectivite"]
+    # and with the rules named left out, the round is solved
+    named = set(full.value.rule_ids)
+    rest = with_rules(POLICY, *(r for r in POLICY.quotas.rules if r.id not in named))
+    kept = {k: v for k, v in year.tallies.items() if k not in named}
+    result = solve_checked(
+        units, demands, rest, FULL, year.model_copy(update={"tallies": kept}), on
+    )
+    assert result.status == "OPTIMAL"
 
 
 def test_the_soft_re_solve_of_an_infeasible_round_reuses_its_preparation(

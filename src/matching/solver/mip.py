@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
+from matching.flux import FluxBand
 from matching.solver.instance import RoundInstance, Triples
 from matching.solver.lp import RoundLayout, _quiet_highs
 from matching.solver.objective import StageTerms, combined_weights, stage_terms
-from matching.solver.rows import quota_rows
+from matching.solver.rows import QuotaRow, quota_rows
 from matching.types import QuotaMode, Stage
 
 _logger = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ def solve_small_mip(
     time_limit_s: float = 10.0,
     node_limit: int = NODE_LIMIT,
     better_than: dict[Stage, int] | None = None,
+    rows: list[QuotaRow] | None = None,
+    bands: dict[str, FluxBand] | None = None,
+    feasibility: bool = False,
 ) -> MipOutcome:
     """Optimise the round's folded objective over ``triples`` with the ``fixed`` ones set to 1.
 
@@ -62,17 +66,19 @@ def solve_small_mip(
     a row, ``fold >= cutoff + 1`` (`_folded_cutoff`), so the LP prunes every node that cannot
     beat it, and the status is INFEASIBLE when none does (the two searches at the January
     round's first branching node, which find nothing better: 0.12 s each instead of
-    0.18-0.22 s).
+    0.18-0.22 s). ``rows`` and ``bands`` replace the round's quota rows and flux bands (some
+    rules left out, to name a conflict: `matching.solver.infeasibility`); with
+    ``feasibility`` any solution will do (no objective).
     """
     soft = inst.policy.quotas.mode == QuotaMode.SOFT
-    rows = quota_rows(inst, triples)
+    rows = quota_rows(inst, triples) if rows is None else rows
     terms = stage_terms(
         inst.policy.objective.stages, triples, rows, inst.policy.quotas.mode, len(inst.units)
     )
     wx, ws, multipliers = combined_weights(terms)
-    if not terms:
+    if not terms or feasibility:
         wx, ws = np.zeros(len(triples)), np.zeros(len(rows))
-    lay = RoundLayout(inst, triples, rows, inst.bands(), soft)
+    lay = RoundLayout(inst, triples, rows, inst.bands() if bands is None else bands, soft)
     n = lay.n_x + lay.n_o + lay.n_s
     matrix = lay.columns(np.arange(n)).tocsr()
     n_ub = len(lay.b_ub)
@@ -105,7 +111,7 @@ def solve_small_mip(
             mat.shape[0], low, up, mat.nnz, mat.indptr[:-1].astype(np.int32),
             mat.indices.astype(np.int32), mat.data.astype(np.float64),
         )  # fmt: skip
-    if better_than is not None and terms:
+    if better_than is not None and terms and not feasibility:
         # the objective as a row: a better solution folds to at least the cutoff + 1 (integer)
         nonzero = np.flatnonzero(cost != 0.0)
         cutoff = _folded_cutoff(terms, multipliers, better_than)

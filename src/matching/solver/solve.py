@@ -31,7 +31,7 @@ from matching.solver.build import BuiltModel, build_model
 from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
 from matching.solver.cuts import least_shortfalls, unreachable_rules
 from matching.solver.dominance import MIN_DROPPED, undominated, undominated_pairs
-from matching.solver.infeasibility import conflicting_rules
+from matching.solver.infeasibility import conflicting_rules, minimal_conflict
 from matching.solver.instance import (
     RoundInstance,
     Triples,
@@ -739,6 +739,12 @@ def _infeasible(
     if len(keep) > FULL_MODEL_LIMIT:  # the guarded CP-SAT model would not even build in time
         _logger.warning("infeasible round too large (%d triples) to name its conflict", len(keep))
         return _unsolved("INFEASIBLE", stats)
-    built = build_model(inst, triples.subset(keep), diagnose=True)
+    reduced = triples.subset(keep)
+    named = minimal_conflict(inst, reduced, quota_rows(inst, reduced), budget.deadline)
+    if named is not None:
+        stats["conflict"] = "deletion_filter"
+        return _unsolved("INFEASIBLE", stats, named)
+    built = build_model(inst, reduced, diagnose=True)
     conflicts = conflicting_rules(built, params, budget)
+    stats["conflict"] = "cp_sat_core"
     return _unsolved("INFEASIBLE", stats, conflicts)
