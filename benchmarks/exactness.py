@@ -168,9 +168,9 @@ def verdict(lp_path: dict[str, Any], full: dict[str, Any]) -> str:
     """How the LP path's result compares with the full model's.
 
     ``equal``; ``within`` (the full model unproven, the LP path proven, at least as good and
-    inside its bound); ``other conflict`` (both infeasible, naming different rules: `run`
-    then checks with `is_conflict` that the LP path's rules alone cannot hold); or
-    ``DIFFERENT``.
+    inside its bound); ``other conflict`` (both infeasible, naming different rules); or
+    ``DIFFERENT``. When both are infeasible, `run` then checks with `is_conflict` that each
+    path's rules alone cannot hold (``DIFFERENT`` otherwise).
     """
     if full["status"] == lp_path["status"] == "INFEASIBLE" and set(full["conflicts"]) != set(
         lp_path["conflicts"]
@@ -240,10 +240,11 @@ def run(
                 lp_path = outcome(units, demands, pol, lp_params, year)
                 full = outcome(units, demands, pol, full_params, year)
                 judged = verdict(lp_path, full)
-                if judged == "other conflict" and not is_conflict(
-                    units, demands, pol, full_params, year, lp_path["conflicts"]
-                ):
-                    judged = "DIFFERENT"  # the LP path named rules that can all hold
+                if lp_path["status"] == full["status"] == "INFEASIBLE":
+                    # each path's rules, alone, cannot all hold (the full model decides)
+                    for named in dict.fromkeys((lp_path["conflicts"], full["conflicts"])):
+                        if named and not is_conflict(units, demands, pol, full_params, year, named):
+                            judged = "DIFFERENT"  # a path named rules that can all hold
             except Exception as exc:  # a crash is a finding: reported as such
                 failed = {"status": "ERROR", "values": (), "bounds": (), "conflicts": (),
                           "seconds": 0.0}  # fmt: skip
@@ -279,9 +280,10 @@ def render(records: list[dict], command: str) -> str:
         "",
         "`equal`: the same status and stage values; `within`: the full model stopped at its "
         "time limit unproven, and the LP path is proven optimal, at least as good and within "
-        "the full model's bound; `other conflict`: both infeasible, naming different rules, "
-        "and the full model confirms the LP path's rules alone cannot all hold (several were "
-        "out of reach); `ERROR`: a path raised. Every "
+        "the full model's bound; `other conflict`: both infeasible, naming different rules "
+        "(several conflicts at once); when both are infeasible, the full model confirms each "
+        "path's rules alone cannot all hold (`DIFFERENT` otherwise); `ERROR`: a path raised. "
+        "Every "
         "result was checked by the independent checker. `mode`: hard or soft, or the seed's "
         "drawn policy.",
         "",
