@@ -101,8 +101,9 @@ def conflicting_rules(built: BuiltModel, params: SolveParams, budget: Budget) ->
     sufficient for infeasibility. Returns an empty list when the model is feasible or when the
     search ran out of its budget: what is left of ``budget``, at least 1 s, in CP-SAT's
     deterministic time (its wall-clock limit, three times that plus 5 s, is only a safety net).
-    Why not wall-clock seconds: the names found, or found at all, then depended on the machine's
-    load, and the same round named different rules beside a busy process.
+    Why not wall-clock seconds: whether the rules were found, and which, then depended on the
+    machine's load (a search cut by the clock stops at a different point beside a busy
+    process).
     """
     assert built.guards is not None, "build the model with diagnose=True"
     literals = built.guards.literals
