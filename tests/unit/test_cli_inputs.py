@@ -89,13 +89,18 @@ def _blocked_outs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     return outs
 
 
-@pytest.mark.parametrize("case", ["under-a-file", "file-rounds", "file-state", "proc"])
-def test_simulate_out_that_cannot_be_made(tmp_path: Path, case: str) -> None:
-    """Was a FileNotFoundError or NotADirectoryError traceback (exit 1), after the year's data."""
+def _blocked_out(tmp_path: Path, case: str) -> tuple[Path, str]:
+    """One of `_blocked_outs`: the ``--out`` folder and the path the refusal names (or skip)."""
     outs = _blocked_outs(tmp_path)
     if case not in outs:
         pytest.skip("no /proc")
-    out, named = outs[case]
+    return outs[case]
+
+
+@pytest.mark.parametrize("case", ["under-a-file", "file-rounds", "file-state", "proc"])
+def test_simulate_out_that_cannot_be_made(tmp_path: Path, case: str) -> None:
+    """Was a FileNotFoundError or NotADirectoryError traceback (exit 1), after the year's data."""
+    out, named = _blocked_out(tmp_path, case)
     refused(run("simulate", TINY_YEAR, "--rounds", "1", "--out", out), named, "cannot create",
             "problem(s) with the output:")  # fmt: skip
     assert not (out / "allocations.csv").exists()
@@ -104,10 +109,7 @@ def test_simulate_out_that_cannot_be_made(tmp_path: Path, case: str) -> None:
 @pytest.mark.parametrize("case", ["under-a-file", "file-runs", "file-rounds", "proc"])
 def test_compare_out_that_cannot_be_made(tmp_path: Path, case: str) -> None:
     """Refused before any year runs: no run folder is left, whichever folder is in the way."""
-    outs = _blocked_outs(tmp_path)
-    if case not in outs:
-        pytest.skip("no /proc")
-    out, named = outs[case]
+    out, named = _blocked_out(tmp_path, case)
     if case == "file-rounds":  # the first run's rounds folder is a file
         out = tmp_path / "cmp"
         first = out / "runs" / "seniority" / "seed-1"

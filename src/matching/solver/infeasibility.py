@@ -80,11 +80,12 @@ def minimal_conflict(
         )  # fmt: skip
         return found.status == "INFEASIBLE"
 
-    rest = set(band_names) | set(rule_names)
+    order = [*sorted(band_names), *rule_names]  # the bands left out first
+    rest = set(order)
     named: set[str] = set()
     while infeasible(rest):  # one more conflict among the rules not named yet
         kept = set(rest)
-        for name in [*sorted(band_names), *rule_names]:
+        for name in order:
             if name in kept and infeasible(kept - {name}):
                 kept.discard(name)
         if not kept:  # infeasible with no rule at all: not a conflict of rules

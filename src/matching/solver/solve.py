@@ -729,17 +729,15 @@ def _infeasible(
     stats: dict[str, float | int | str],
 ) -> RoundSolution:
     """Name the conflicting rules on a feasibility-preserving reduction of the round."""
-    rows = quota_rows(inst, triples)
-    n_keep = int(inst.flux_units.sum()) + len(inst.units) + 1
-    keep = (
-        top_per_group(triples, rows, n_keep)
-        if len(triples) > params.prune_above_triples
-        else np.arange(len(triples))
-    )
-    if len(keep) > FULL_MODEL_LIMIT:  # the guarded CP-SAT model would not even build in time
-        _logger.warning("infeasible round too large (%d triples) to name its conflict", len(keep))
+    reduced = triples
+    if len(triples) > params.prune_above_triples:
+        n_keep = int(inst.flux_units.sum()) + len(inst.units) + 1
+        reduced = triples.subset(top_per_group(triples, quota_rows(inst, triples), n_keep))
+    if len(reduced) > FULL_MODEL_LIMIT:  # the guarded CP-SAT model would not even build in time
+        _logger.warning(
+            "infeasible round too large (%d triples) to name its conflict", len(reduced)
+        )
         return _unsolved("INFEASIBLE", stats)
-    reduced = triples.subset(keep)
     named = minimal_conflict(inst, reduced, quota_rows(inst, reduced), budget.deadline)
     if named is not None:
         stats["conflict"] = "deletion_filter"
