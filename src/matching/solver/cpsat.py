@@ -19,17 +19,21 @@ class Budget:
     CP-SAT reports a deterministic time (a work count, close to seconds on this kind of
     machine) that does not depend on the machine's load; limiting the search by it, with the
     interleaved parallel search, makes a cut-off run give the same solution every time. The
-    wall-clock deadline (three times the budget) is only a safety net.
+    wall-clock deadline (three times the budget plus 5 s) is only a safety net. ``end`` is
+    when the budget's seconds have passed on the wall clock: what stops the one search that
+    counts no work (the LP path's core MIP, `matching.solver.solve._solve_core`).
     """
 
     def __init__(self, seconds: float) -> None:
         self.left = seconds
-        self.deadline = time.perf_counter() + 3 * seconds + 5
+        now = time.perf_counter()
+        self.end = now + seconds
+        self.deadline = now + 3 * seconds + 5
 
     def share(self, fraction: float) -> Budget:
         """A sub-budget of ``fraction`` of what is left (spent from this one as it is used)."""
         sub = Budget(self.left * fraction)
-        sub.deadline = self.deadline
+        sub.end, sub.deadline = self.end, self.deadline
         sub.parent = self  # type: ignore[attr-defined]
         return sub
 

@@ -41,6 +41,7 @@ class MipOutcome:
     orientation: dict[int, int]  # flux unit position -> réservataire index
     shortfall: list[int]  # per quota row of these triples (soft mode)
     terms: list[StageTerms]  # the stages on these triples, to value the solution
+    out_of_time: bool = False  # stopped by its time limit (not by its node limit or a proof)
 
 
 def solve_small_mip(
@@ -136,10 +137,11 @@ def solve_small_mip(
     highs.run()
     status = highs.getModelStatus()
     info = highs.getInfo()
+    out_of_time = status == highspy.HighsModelStatus.kTimeLimit
     if status == highspy.HighsModelStatus.kInfeasible:
         return MipOutcome("INFEASIBLE", np.zeros(0, np.int64), {}, [], terms)
     if info.primal_solution_status != 2:  # no feasible solution found
-        return MipOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], terms)
+        return MipOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], terms, out_of_time)
     values = np.asarray(highs.getSolution().col_value)
     chosen = np.flatnonzero(values[: lay.n_x] > 0.5)
     orientation = lay.orientation(values)
@@ -149,7 +151,9 @@ def solve_small_mip(
         "small MIP: %d triples, %d fixed, %s, %d nodes",
         len(triples), int(np.count_nonzero(fixed)), status, info.mip_node_count,
     )  # fmt: skip
-    return MipOutcome("OPTIMAL" if proven else "FEASIBLE", chosen, orientation, shortfall, terms)
+    return MipOutcome(
+        "OPTIMAL" if proven else "FEASIBLE", chosen, orientation, shortfall, terms, out_of_time
+    )
 
 
 def _folded_cutoff(

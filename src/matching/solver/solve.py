@@ -491,7 +491,7 @@ def _solve_with_core(
                     "HINT", np.array(moved, dtype=np.int64),
                     old_outcome.orientation, old_outcome.shortfall, {}, {},
                 )  # fmt: skip
-        outcome = _solve_core(inst, triples, core_index, params, budget, hint, caps)
+        outcome = _solve_core(inst, triples, core_index, params, budget, hint, caps, stats)
         stats.update(core_triples=len(core_index), core_iterations=iteration)
         if outcome.status == "INFEASIBLE":
             if len(core_index) == len(triples):
@@ -529,14 +529,21 @@ def _solve_core(
     budget: Budget,
     hint: _StagedOutcome | None,
     caps: StageCaps,
+    stats: dict[str, float | int | str],
 ) -> _StagedOutcome:
     """The optimum of the round restricted to the core triples (step 3 of the module docstring).
 
     HiGHS's MIP (`matching.solver.mip`) first: measured on the soft-mode re-solves of the
     simulated year (5 to 11 carried units, 16,000-37,000 core triples), where staged CP-SAT took
     1.9-3.8 s each. If it does not prove the core optimum within its node limit, staged CP-SAT
-    takes over from its solution (or the hint).
+    takes over from its solution (or the hint). If its time limit stops it with a solution,
+    the budget is spent and that solution is the answer: CP-SAT had the whole budget again
+    after it and improved on it in none of the three rounds measured (January with a Q1 floor
+    against a Q1 ceiling per landlord, soft: 20 s more, hard: 20 s more; a varied 30-unit
+    round at a 1 s budget), so a 20 s budget ran 46-54 s for nothing (docs/solver.md).
+    ``stats["core_search"]`` says which ended it: ``highs``, ``highs_time_limit``, ``cp_sat``.
     """
+    now = time.perf_counter()
     found = solve_small_mip(
         inst, triples.subset(core_index), np.zeros(len(core_index), dtype=bool),
         hint=hint.chosen if hint is not None else None,
@@ -545,9 +552,12 @@ def _solve_core(
         # take seconds (a 4,218-triple soft core: 3.9 s, 3.3 s of them in 49 nested sub-MIP
         # heuristics). Nodes per second of the budget with the budget's safety net (3x + 5 s)
         # as the only clock made a 1 s budget run 4 s, and 2 of 40 varied rounds changed
-        # beside three busy processes (none with this limit): docs/solver.md, "Determinism"
-        time_limit_s=max(1.0, min(budget.left, budget.deadline - time.perf_counter())),
+        # beside three busy processes (none with this limit): docs/solver.md, "Determinism".
+        # Until the budget's seconds since the solve began have passed, at least 1 s: the
+        # steps before it (LP, branching) count no seconds of the budget
+        time_limit_s=max(1.0, min(budget.left, budget.end - now, budget.deadline - now)),
     )  # fmt: skip
+    stats["core_search"] = "highs"
     if found.status == "INFEASIBLE":
         return _StagedOutcome("INFEASIBLE", found.chosen, {}, [], {}, {})
     values, bounds = _valued(found.terms, found.chosen, found.shortfall, caps)
@@ -555,8 +565,15 @@ def _solve_core(
         return _StagedOutcome(
             "OPTIMAL", found.chosen, found.orientation, found.shortfall, values, bounds
         )
+    if found.status == "FEASIBLE" and found.out_of_time:  # (from the hint, if any: as good)
+        budget.spend(budget.left)
+        stats["core_search"] = "highs_time_limit"
+        return _StagedOutcome(
+            "FEASIBLE", found.chosen, found.orientation, found.shortfall, values, bounds
+        )
     if found.status == "FEASIBLE":
         hint = _StagedOutcome("HINT", found.chosen, found.orientation, found.shortfall, {}, {})
+    stats["core_search"] = "cp_sat"
     built = build_model(inst, triples.subset(core_index))
     return solve_stages(built, params, budget, hint, caps)
 
