@@ -104,3 +104,31 @@ def test_a_full_disk_mid_run_is_exit_code_2_naming_the_output_folder(
     assert f"error: cannot write a file in the output folder {out} (No space left on device)" in (
         got.output
     )
+
+
+@pytest.mark.parametrize("command", [["--help"], ["solve", "tiny.yaml", "--out", "OUT"]])
+def test_a_closed_output_pipe_exits_141_quietly(command: list[str], tmp_path: Path) -> None:
+    """``matching solve … | head``: exit code 141 (SIGPIPE's), no traceback, the folder written.
+
+    click's own handling exited with code 1, which scripts read as "no solution in time".
+    The pipe is closed before the command prints anything, so its first line meets it.
+    """
+    scenarios = Path(__file__).resolve().parents[2] / "scenarios"
+    out = tmp_path / "out"
+    args = [str(scenarios / a) if a == "tiny.yaml" else str(out) if a == "OUT" else a
+            for a in command]  # fmt: skip
+    code = (
+        "import sys\nfrom matching.cli import main\nsys.argv = ['matching', *sys.argv[1:]]\nmain()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader goes away at once
+    errors = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert errors == ""
+    if "solve" in command:  # written before the summary is printed
+        assert (out / "allocations.csv").is_file() and (out / "result.json").is_file()

@@ -8,10 +8,14 @@ listed here (`COMMANDS`); a command's module is imported only when that command 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
+import signal
 import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import click
 
@@ -29,8 +33,13 @@ EXIT_CODES: dict[int, str] = {
     "soft-mode diagnosis are printed)",
     4: "internal error: the independent checker rejected the solver's result (a bug: please "
     "report it)",
+    141: "the reader of the output went away (``| head``): the command stopped at its next "
+    "line, as one stopped by SIGPIPE (128 + 13); `solve` prints after writing its folder",
 }
 """Exit codes of every command."""
+
+READER_GONE = 128 + signal.SIGPIPE
+"""The exit code of a command whose output pipe was closed: the shells' code for SIGPIPE."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +165,7 @@ class MatchingGroup(click.Group):
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except BrokenPipeError:
-            raise  # the reader went away (``| head``): not a problem with the files
+            _reader_gone()  # not a problem with the files (``| head``)
         except OSError as exc:
             # a file that cannot be written or read mid-run (a full disk, a quota, a folder
             # removed meanwhile): the readers and `io` writers name the file themselves; the
@@ -165,6 +174,32 @@ class MatchingGroup(click.Group):
             sys.exit(2)
         finally:
             library.removeHandler(echo)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: object,
+    ) -> click.Context:
+        """The group's context; ``matching --help | head`` exits as a closed pipe (141) too."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:
+            _reader_gone()
+
+
+def _reader_gone() -> NoReturn:
+    """Exit with `READER_GONE`, silently: the output's reader went away (``| head``).
+
+    click's own handling exits with code 1, which reads as "no solution in time" (`EXIT_CODES`).
+    What is left in stdout's buffer goes to /dev/null, so that Python's flush at exit does not
+    print a second BrokenPipeError.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(READER_GONE)
 
 
 def _os_problem(exc: OSError, args: list[str]) -> str:
@@ -195,7 +230,8 @@ class _EchoWarnings(logging.Handler):
     cls=MatchingGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Exit codes: 0 success; 1 check found violations, or solve found no solution in "
-    "time; 2 bad input or usage; 3 infeasible hard quotas; 4 internal error (please report).",
+    "time; 2 bad input or usage; 3 infeasible hard quotas; 4 internal error (please report); "
+    "141 the output's reader went away (| head).",
 )
 @click.version_option(__version__, prog_name="matching")
 def cli() -> None:
