@@ -32,7 +32,10 @@ from matching.params import SolveParams
 from matching.policy.model import Policy, QuotaRule
 from matching.policy.quotas import Tally
 from matching.result import Result
-from matching.round import solve
+from matching.round import prepare_round, solve
+from matching.solver.cuts import unreachable_conflicts
+from matching.solver.instance import build_triples
+from matching.solver.rows import quota_rows
 from matching.types import Stage
 from tests.factories import ROUND_DATE, demand, demands_of, unit, units_of
 from tests.solver.support import (
@@ -460,14 +463,15 @@ def test_a_floor_the_year_left_out_of_reach_is_named_from_the_count_ranges() -> 
     The year so far gave the collectivité 40 allocations and no priority household: its 25 %
     floor needs 4 C - B >= 40 this round, at least 14 priority households, but its band lets it
     take at most 3 of the 12 units. The LP path proves it from the count ranges alone and
-    names the floor with the band its range used; the full CP-SAT model agrees it is infeasible.
-    The soft re-solve is proven through the hard path with the floor shifted by its least
-    shortfall, and equals the full soft model's optimum.
+    names the floor alone: even without the band, 14 is more than the round's 12 units (it
+    named the band too, which the full model does not). The full CP-SAT model agrees it is
+    infeasible. The soft re-solve is proven through the hard path with the floor shifted by
+    its least shortfall, and equals the full soft model's optimum.
     """
     units, demands, year, on = _collectivite_floor_out_of_reach()
     with pytest.raises(InfeasibleError) as pruned:
         solve_checked(units, demands, POLICY, PRUNED, year=year, on=on)
-    assert pruned.value.rule_ids == ["flux_band[collectivite]", "priority_floor_collectivite"]
+    assert pruned.value.rule_ids == ["priority_floor_collectivite"]
     assert pruned.value.soft_result is not None
     soft_result = pruned.value.soft_result
     verify(soft_result, units, demands, soft(POLICY), year, on)
@@ -483,7 +487,7 @@ def test_a_floor_the_year_left_out_of_reach_is_named_from_the_count_ranges() -> 
 
 
 def test_every_floor_out_of_reach_is_named_at_once() -> None:
-    """Two floors the year left out of reach: both are named, each with the band it used.
+    """Two floors the year left out of reach: both are named, as the full model names them.
 
     The count ranges named the first out of reach only; the planner learnt of the second after
     fixing the first. The full model agrees the round is infeasible, and the soft re-solve is
@@ -494,16 +498,13 @@ def test_every_floor_out_of_reach_is_named_at_once() -> None:
     year = year.model_copy(update={"tallies": tallies})
     with pytest.raises(InfeasibleError) as pruned:
         solve_checked(units, demands, POLICY, PRUNED, year=year, on=on)
-    assert pruned.value.rule_ids == [
-        "flux_band[collectivite]", "mixity_outside_qpv", "priority_floor_collectivite"
-    ]  # fmt: skip
+    assert pruned.value.rule_ids == ["mixity_outside_qpv", "priority_floor_collectivite"]
     assert pruned.value.soft_result is not None
     short = pruned.value.soft_result.shortfalls
     assert short["mixity_outside_qpv"] > 0 and short["priority_floor_collectivite"] > 0
     with pytest.raises(InfeasibleError) as full:  # the full model names both conflicts too
         solve_checked(units, demands, POLICY, FULL, year=year, on=on)
-    # (without its band: 14 priority households are needed, more than the round's 12 units)
-    assert full.value.rule_ids == ["mixity_outside_qpv", "priority_floor_collectivite"]
+    assert full.value.rule_ids == pruned.value.rule_ids
     # and with the rules named left out, the round is solved
     named = set(full.value.rule_ids)
     rest = with_rules(POLICY, *(r for r in POLICY.quotas.rules if r.id not in named))
@@ -512,6 +513,75 @@ def test_every_floor_out_of_reach_is_named_at_once() -> None:
         units, demands, rest, FULL, year.model_copy(update={"tallies": kept}), on
     )
     assert result.status == "OPTIMAL"
+
+
+@pytest.mark.parametrize(
+    ("base", "named", "by_ranges"),
+    [
+        (
+            20,
+            ["flux_band[collectivite]", "priority_floor_collectivite"],
+            ["flux_band[collectivite]"],
+        ),
+        (28, ["priority_floor_collectivite"], ["flux_band[collectivite]"]),
+        (40, ["priority_floor_collectivite"], []),
+    ],
+)
+def test_a_floor_out_of_reach_is_named_with_the_bands_its_conflict_needs(
+    base: int, named: list[str], by_ranges: list[str]
+) -> None:
+    """The collectivité's floor, short by more or less: its band is named only when needed.
+
+    ``base`` allocations so far, none to a priority household: the floor needs
+    ``4 C - B >= base`` this round, and the band lets the collectivité take at most 3 units.
+    At 20, the floor could hold without the band (7 of the 12 units): the band is named. At
+    40, even 12 units cannot: the count ranges themselves need no band (they named it). At 28
+    (at least 10 of 12 units) the count ranges need the band, and HiGHS proves the floor cannot
+    hold without it either (`fewest_bands`). Each time, the full model's deletion filter names
+    the same rules.
+    """
+    units, demands, year, on = _collectivite_floor_out_of_reach()
+    year = year.model_copy(
+        update={"tallies": {"priority_floor_collectivite": {"": Tally(base=base, counted=0)}}}
+    )
+    inst = prepare_round(units, demands, POLICY, on=on, year_so_far=year).instance
+    triples = build_triples(inst)
+    ranges = unreachable_conflicts(inst, triples, quota_rows(inst, triples))
+    assert ranges == [("priority_floor_collectivite", by_ranges)]
+    for params in (PRUNED, FULL):
+        result = solve(
+            units, demands, POLICY, params, year_so_far=year, on=on, raise_on_infeasible=False
+        )
+        assert result.status == "INFEASIBLE"
+        assert result.conflicts == named, params
+
+
+def test_a_conflict_the_count_ranges_cannot_see_is_named_with_theirs() -> None:
+    """A floor out of reach by its count ranges, and a conflict they cannot see: both named.
+
+    The round (a varied policy of the exactness sweep, seed 111: a count floor of priority
+    households in the flux, a DALO ceiling, a year so far) has the inside-QPV mix out of
+    reach, which the count ranges prove, and a count floor of priority households that cannot
+    hold either. The LP path named the mix alone; the planner learnt of the count floor after
+    fixing it. Now the deletion filter looks among the rules the count ranges did not name,
+    and both paths name the same rules.
+    """
+    from benchmarks.exactness import varied_policy
+
+    units, demands = territory(111, 8, 60)
+    policy, year, _ = varied_policy(POLICY, 111)
+    on = pd.Timestamp(units["released_on"].max()).date()
+    inst = prepare_round(units, demands, policy, on=on, year_so_far=year).instance
+    triples = build_triples(inst)
+    assert unreachable_conflicts(inst, triples, quota_rows(inst, triples)) == [
+        ("mixity_inside_qpv", [])
+    ]
+    for params in (PRUNED, FULL):
+        result = solve(
+            units, demands, policy, params, year_so_far=year, on=on, raise_on_infeasible=False
+        )
+        assert result.status == "INFEASIBLE"
+        assert result.conflicts == ["mixity_inside_qpv", "priority_count_in_flux"], params
 
 
 def test_the_soft_re_solve_of_an_infeasible_round_reuses_its_preparation(
@@ -582,7 +652,7 @@ def test_an_infeasible_lp_is_proven_by_farkas_pricing_without_pricing_every_trip
         added.append(len(idx) if len(idx) < self.lay.n_x else -1)  # -1: every triple
         original(self, idx)
 
-    monkeypatch.setattr(solve_module, "unreachable_rules", lambda *args: None)
+    monkeypatch.setattr(solve_module, "unreachable_conflicts", lambda *args: [])
     monkeypatch.setattr(LPSession, "add_triples", spy)
     units, demands, year, on = _collectivite_floor_out_of_reach()
     with pytest.raises(InfeasibleError):

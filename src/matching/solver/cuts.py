@@ -30,8 +30,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from matching.flux import FluxBand
 from matching.solver.instance import (
-    NONE,
     RoundInstance,
     Triples,
     compact_int,
@@ -82,14 +82,17 @@ class ShareRow:
         return dense[base]
 
 
-def label_ranges(inst: RoundInstance) -> list[tuple[int, int]]:
+def label_ranges(
+    inst: RoundInstance, bands: dict[str, FluxBand] | None = None
+) -> list[tuple[int, int]]:
     """Admissible number of this round's flux units oriented to each réservataire (A4).
 
     Réservataires with a share have their band; the landlord takes the rest, so its range is
     what the others leave; a réservataire with neither is free in ``[0, flux units]``.
+    ``bands``: these instead of the round's (some left out, to name a conflict).
     """
     n_flux = int(inst.flux_units.sum())
-    bands = inst.bands()
+    bands = inst.bands() if bands is None else bands
     landlord = inst.policy.flux.landlord
     ranges: list[tuple[int, int]] = []
     banded_low = sum(b.low for b in bands.values())
@@ -226,7 +229,7 @@ def share_rows(inst: RoundInstance, triples: Triples, rows: list[QuotaRow]) -> l
     """The hard share rows as aggregate pairs with their ranges in every solution.
 
     `aggregates` without a floor on the allocations and without the réservataires' aggregates
-    (five passes over the triples that `unreachable_rules` and `least_shortfalls` never read).
+    (five passes over the triples that `unreachable_conflicts` and `least_shortfalls` never read).
     """
     ranges = label_ranges(inst)
     coverage = _Coverage.of(len(inst.units), len(inst.reservataires), triples)
@@ -334,34 +337,58 @@ def hull_cuts(
     return cuts
 
 
-def unreachable_rules(
+def unreachable_conflicts(
     inst: RoundInstance, triples: Triples, rows: list[QuotaRow]
-) -> list[str] | None:
-    """The rules out of reach in this round, read off the share rows' count ranges, or None.
+) -> list[tuple[str, list[str]]]:
+    """The rules out of reach in this round, read off the share rows' count ranges.
+
+    Each as (rule id, the names ``flux_band[r]`` of the bands its proof needs), by rule id.
 
     Why: when the year so far has left a share quota short (a floor that needs more counted
     allocations than this round can give), the LP relaxation restricted to its first columns is
     infeasible and proving it over a million triples takes long. The ranges of a row's base and
     counted aggregates (`aggregates`, valid for every solution) already show it when the
     staircase `hull_cuts` has no integer point in them. Each such rule is named with the flux
-    bands its ranges used (those of the réservataires of its base, when the base holds only
-    flux units): together they are sufficient for infeasibility, as a CP-SAT core would say.
+    bands its proof needs: every band of the round, then each left out (in name order) while
+    the ranges without it still put the rule out of reach, so that the rule and the bands
+    named are enough for infeasibility, as a CP-SAT core would say, and no named band can be
+    left out of that proof. Before, the bands of the base's réservataires were named whether
+    the proof needed them or not (a floor that needs 14 priority households of a 12-unit
+    round was named with the collectivité's band; the full model names the floor alone).
     Every rule out of reach is named, not the first: a planner then sees them all at once (a
     round with two floors out of reach named one, and the other only after the first was
     fixed).
     """
-    shares = share_rows(inst, triples, rows)
+    shares = [s for s in share_rows(inst, triples, rows) if not _reachable(s, 0)]
+    if not shares:
+        return []
     bands = inst.bands()
-    names: set[str] = set()
+    coverage = _Coverage.of(len(inst.units), len(inst.reservataires), triples)
+    empty = len(inst.units)  # as in `share_rows`: no floor on the allocations
+    conflicts: dict[str, set[str]] = {}
     for share in shares:
-        if _reachable(share, 0):
-            continue
-        names.add(share.row.rule.id)
-        res = triples.res[share.base.idx]
-        if len(res) and not (res == NONE).any():
-            ids = inst.reservataires
-            names |= {f"flux_band[{ids[int(r)]}]" for r in np.unique(res) if ids[int(r)] in bands}
-    return sorted(names) if names else None
+        needed = dict(bands)
+        for band in sorted(bands):
+            without = {k: v for k, v in needed.items() if k != band}
+            if not _reachable_in(share, triples, coverage, empty, label_ranges(inst, without)):
+                needed = without
+        named = conflicts.setdefault(share.row.rule.id, set())  # a rule's rows: one conflict
+        named |= {f"flux_band[{k}]" for k in needed}
+    return [(rule, sorted(conflicts[rule])) for rule in sorted(conflicts)]
+
+
+def _reachable_in(
+    share: ShareRow,
+    triples: Triples,
+    coverage: _Coverage,
+    empty: int,
+    ranges: list[tuple[int, int]],
+) -> bool:
+    """`_reachable` (no shortfall) with the row's count ranges made from these label ranges."""
+    row = share.row
+    b = _units_range(triples, coverage, share.base.idx, empty, ranges)
+    c_hi = min(b[1], _units_range(triples, coverage, share.counted.idx, empty, ranges)[1])
+    return bool(_staircase(row.rhs, row.sense == ">=", share.p, share.q, b, (0, c_hi)))
 
 
 def least_shortfalls(inst: RoundInstance, triples: Triples, rows: list[QuotaRow]) -> dict[str, int]:

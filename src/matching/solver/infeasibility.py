@@ -2,7 +2,8 @@
 
 `minimal_conflict` first: each rule (quota rule, flux band) is left out in turn, and kept out
 when HiGHS proves the round still infeasible without it; what remains is a conflict in which
-every rule is needed. `conflicting_rules` (CP-SAT with one assumption literal per rule) is the
+every rule is needed. `fewest_bands` does the same with the bands of conflicts the count ranges
+proved. `conflicting_rules` (CP-SAT with one assumption literal per rule) is the
 fallback when a HiGHS proof does not come within its node limit.
 """
 
@@ -32,6 +33,7 @@ def minimal_conflict(
     rows: list[QuotaRow],
     deadline: float,
     node_limit: int = CONFLICT_NODES,
+    known: frozenset[str] = frozenset(),
 ) -> list[str] | None:
     """Rules that cannot all hold in the round, each conflict irreducible; None if not proven.
 
@@ -57,42 +59,87 @@ def minimal_conflict(
     Each check stops at ``node_limit`` nodes (a count: the same names on a loaded machine);
     ``deadline`` (`time.perf_counter` seconds, the solve's safety net) is only a wall-clock net.
     A check not proven keeps its rule, so the set named is always a proven conflict, if not an
-    irreducible one.
+    irreducible one. ``known``: the names of conflicts already proven (by the count ranges),
+    left out from the start; only the conflicts among the other rules are looked for and
+    named.
     """
-    all_bands = inst.bands()
-    n_flux = int(inst.flux_units.sum())
-    loose = {
-        r: FluxBand(reservataire=r, target=b.target, low=0, high=n_flux)
-        for r, b in all_bands.items()
-    }
-    band_names = {f"flux_band[{r}]": r for r in all_bands}
-    rule_names = sorted({row.rule.id for row in rows})
-    none = np.zeros(len(triples), dtype=bool)
-
-    def infeasible(names: set[str]) -> bool:
-        found = solve_small_mip(
-            inst, triples, none,
-            rows=[row for row in rows if row.rule.id in names],
-            bands={r: all_bands[r] if n in names else loose[r] for n, r in band_names.items()},
-            feasibility=True,
-            node_limit=node_limit,
-            time_limit_s=max(1.0, deadline - time.perf_counter()),
-        )  # fmt: skip
-        return found.status == "INFEASIBLE"
-
-    order = [*sorted(band_names), *rule_names]  # the bands left out first
+    band_names = [f"flux_band[{r}]" for r in inst.bands()]
+    order = [*sorted(band_names), *sorted({row.rule.id for row in rows})]  # bands left out first
+    order = [name for name in order if name not in known]
     rest = set(order)
     named: set[str] = set()
-    while infeasible(rest):  # one more conflict among the rules not named yet
+    while proven_conflict(inst, triples, rows, rest, deadline, node_limit):  # one more conflict
         kept = set(rest)
         for name in order:
-            if name in kept and infeasible(kept - {name}):
+            if name in kept and proven_conflict(
+                inst, triples, rows, kept - {name}, deadline, node_limit
+            ):
                 kept.discard(name)
         if not kept:  # infeasible with no rule at all: not a conflict of rules
             break
         named |= kept
         rest -= kept
     return sorted(named) if named else None
+
+
+def fewest_bands(
+    inst: RoundInstance,
+    triples: Triples,
+    rows: list[QuotaRow],
+    conflicts: list[tuple[str, list[str]]],
+    deadline: float,
+    node_limit: int = CONFLICT_NODES,
+) -> list[str]:
+    """The names of proven conflicts (rule, bands), each band left out if the rule fails without.
+
+    Each band is left out in name order when HiGHS proves the rule still cannot hold without
+    it. Why: the count ranges (`matching.solver.cuts.unreachable_conflicts`) name a rule with the
+    bands their proof used, and a finer proof can need fewer: a floor the year left out of
+    reach, named with the collectivité's band, which the full model named alone (exactness
+    seed 94). Each rule's bands are tried with that rule alone, the other rules left out, so
+    the bands another rule out of reach needs stay named with it. The rules are all kept:
+    each is a conflict on its own. ``triples``, ``deadline`` and ``node_limit`` as in
+    `minimal_conflict`; a check not proven keeps its band.
+    """
+    names: set[str] = set()
+    for rule, bands in conflicts:
+        kept = {rule, *bands}
+        for band in sorted(bands):
+            if proven_conflict(inst, triples, rows, kept - {band}, deadline, node_limit):
+                kept.discard(band)
+        names |= kept
+    return sorted(names)
+
+
+def proven_conflict(
+    inst: RoundInstance,
+    triples: Triples,
+    rows: list[QuotaRow],
+    names: set[str],
+    deadline: float,
+    node_limit: int = CONFLICT_NODES,
+) -> bool:
+    """Whether HiGHS proves, within ``node_limit`` nodes, that ``names`` cannot all hold.
+
+    ``names``: quota rule ids and ``flux_band[r]``; every other rule is left out. A band left
+    out lets the round orient 0 to all of its flux units to that réservataire.
+    """
+    n_flux = int(inst.flux_units.sum())
+    bands = {
+        r: b if f"flux_band[{r}]" in names else FluxBand(
+            reservataire=r, target=b.target, low=0, high=n_flux
+        )
+        for r, b in inst.bands().items()
+    }  # fmt: skip
+    found = solve_small_mip(
+        inst, triples, np.zeros(len(triples), dtype=bool),
+        rows=[row for row in rows if row.rule.id in names],
+        bands=bands,
+        feasibility=True,
+        node_limit=node_limit,
+        time_limit_s=max(1.0, deadline - time.perf_counter()),
+    )  # fmt: skip
+    return found.status == "INFEASIBLE"
 
 
 def conflicting_rules(built: BuiltModel, params: SolveParams, budget: Budget) -> list[str]:

@@ -29,9 +29,9 @@ from matching.policy.quotas import Tally
 from matching.solver.branch import branch_and_bound
 from matching.solver.build import BuiltModel, build_model
 from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
-from matching.solver.cuts import least_shortfalls, unreachable_rules
+from matching.solver.cuts import least_shortfalls, unreachable_conflicts
 from matching.solver.dominance import MIN_DROPPED, undominated, undominated_pairs
-from matching.solver.infeasibility import conflicting_rules, minimal_conflict
+from matching.solver.infeasibility import conflicting_rules, fewest_bands, minimal_conflict
 from matching.solver.instance import (
     RoundInstance,
     Triples,
@@ -52,6 +52,9 @@ FULL_MODEL_LIMIT = 500_000
 
 NEIGHBOURHOOD_LIMIT = 20_000
 """Triples above which an LP-guided neighbourhood is thinned (January: 1,500; July: 4,700)."""
+
+TRIM_LIMIT = 20_000
+"""Triples (of the reduced round) above which the count ranges' bands are named untrimmed."""
 
 NEIGHBOURHOOD_PER_GROUP = 40
 """Households kept per free (unit, réservataire) in a thinned neighbourhood, best ranks first."""
@@ -360,10 +363,13 @@ def _solve_round(
             wx, ws, multipliers = combined_weights(terms)
             core_index = np.arange(len(triples))
     if prunable and not soft:  # on the kept triples: infeasible there iff in the whole round
-        unreachable = unreachable_rules(inst, triples, rows)
-        if unreachable is not None:  # proven from the quota counts' ranges, no LP needed
+        unreachable = unreachable_conflicts(inst, triples, rows)
+        if unreachable:  # proven from the quota counts' ranges, no LP needed
             stats["method"] = "count_ranges"
-            return _unsolved("INFEASIBLE", stats, unreachable if diagnose else None)
+            if not diagnose:
+                return _unsolved("INFEASIBLE", stats)
+            named = _named(inst, triples, unreachable, params, budget, stats)
+            return _unsolved("INFEASIBLE", stats, named)
     if prunable:
         session = LPSession.for_round(
             inst, triples, rows, inst.bands(), wx, ws, soft, classes=classes
@@ -738,6 +744,46 @@ def _unsolved(
     return RoundSolution(status, empty, empty, empty, {}, conflicts=conflicts or [], stats=stats)
 
 
+def _named(
+    inst: RoundInstance,
+    triples: Triples,
+    conflicts: list[tuple[str, list[str]]],
+    params: SolveParams,
+    budget: Budget,
+    stats: dict[str, float | int | str],
+) -> list[str]:
+    """The names of the conflicts the count ranges proved, and of the others, in HiGHS.
+
+    On a reduction of the round of at most `TRIM_LIMIT` triples, the count ranges' bands are
+    trimmed (`fewest_bands`) and the conflicts among the rules not named are named too
+    (`minimal_conflict` with the names ``known``), as the full model names every disjoint
+    conflict; on a larger one, the count ranges' names as they are. ``stats["conflict"]``
+    says which.
+    """
+    names = sorted({name for rule, bands in conflicts for name in (rule, *bands)})
+    stats["conflict"] = "count_ranges"
+    reduced = _reduced(inst, triples, params)
+    if len(reduced) > TRIM_LIMIT:
+        return names
+    stats["conflict"] = "count_ranges_and_deletion_filter"
+    rows = quota_rows(inst, reduced)
+    names = fewest_bands(inst, reduced, rows, conflicts, budget.deadline)
+    more = minimal_conflict(inst, reduced, rows, budget.deadline, known=frozenset(names))
+    return sorted({*names, *(more or [])})
+
+
+def _reduced(inst: RoundInstance, triples: Triples, params: SolveParams) -> Triples:
+    """A reduction of the round that keeps its feasibility under any subset of its rules.
+
+    The best ``flux units + units + 1`` triples of each class (`top_per_group`): a dropped
+    triple has a kept twin with the same coefficient in every row.
+    """
+    if len(triples) <= params.prune_above_triples:
+        return triples
+    n_keep = int(inst.flux_units.sum()) + len(inst.units) + 1
+    return triples.subset(top_per_group(triples, quota_rows(inst, triples), n_keep))
+
+
 def _infeasible(
     inst: RoundInstance,
     triples: Triples,
@@ -746,10 +792,7 @@ def _infeasible(
     stats: dict[str, float | int | str],
 ) -> RoundSolution:
     """Name the conflicting rules on a feasibility-preserving reduction of the round."""
-    reduced = triples
-    if len(triples) > params.prune_above_triples:
-        n_keep = int(inst.flux_units.sum()) + len(inst.units) + 1
-        reduced = triples.subset(top_per_group(triples, quota_rows(inst, triples), n_keep))
+    reduced = _reduced(inst, triples, params)
     if len(reduced) > FULL_MODEL_LIMIT:  # the guarded CP-SAT model would not even build in time
         _logger.warning(
             "infeasible round too large (%d triples) to name its conflict", len(reduced)
