@@ -80,10 +80,12 @@ def variant(tmp_path: Path, old: str, new: str) -> Path:
         ("share: 0.20", "share: 0.60", "reservataires: shares sum to 1.1500 > 1"),
         # 1e15 overflowed CP-SAT's objective: "FEASIBLE" at a third of the optimum
         ("      points: 50\n", "      points: 1000000000000000\n",
-         "cotation.criteria.2.points: Input should be less than or equal to 10000"),
-        ("mode: hard", "mode: hardd", "quotas.mode: Input should be 'hard' or 'soft'"),
+         "cotation.criteria.2.points: Input should be less than or equal to 10000 "
+         "(got 1000000000000000)"),
+        ("mode: hard", "mode: hardd",
+         "quotas.mode: Input should be 'hard' or 'soft' (got \"hardd\")"),
         ("zone: autres_regions", "zone: autres_regions\n  zones: x",
-         "income_ceilings.zones: Extra inputs are not permitted"),
+         "income_ceilings.zones: Extra inputs are not permitted (got \"x\")"),
     ],
 )  # fmt: skip
 def test_a_bad_policy_is_refused_naming_file_and_key(

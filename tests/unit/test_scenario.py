@@ -399,6 +399,42 @@ def test_wrong_types_are_refused_not_coerced(tmp_path: Path, old: str, new: str,
     assert f"{path}: {key}: Input should be a valid" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("new", "message"),
+    [
+        ("seed: true\n", "seed: Input should be a valid integer (got true)"),
+        ("seed: 1.0\n", "seed: Input should be a valid integer (got 1.0)"),
+        ("simulation: {renewal_rate: '0.5'}\n",
+         'simulation.renewal_rate: Input should be a valid number (got "0.5")'),
+    ],
+)  # fmt: skip
+def test_a_refused_value_is_repeated_as_the_file_gave_it(
+    tmp_path: Path, new: str, message: str
+) -> None:
+    """The value is repeated: "should be a valid number" alone left the reader to guess which."""
+    old = "seed: 4\n" if new.startswith("seed") else ""
+    path = write(tmp_path, MINIMAL.replace(old, new) if old else MINIMAL + new)
+    with pytest.raises(PolicyError) as info:
+        load_scenario(path)
+    assert f"{path}: {message}" in str(info.value).splitlines()
+
+
+def test_numbers_in_exponent_form_are_numbers(tmp_path: Path) -> None:
+    """``1e3`` and ``2.5e-1`` are floats, as YAML 1.2 reads them (PyYAML's 1.1 read text).
+
+    The strict settings then refused them as "not a number"; quoted, they stay text.
+    """
+    path = write(
+        tmp_path, MINIMAL + "solver: {time_limit_s: 1e3}\nsimulation: {renewal_rate: 2.5e-1}\n"
+    )
+    scenario = load_scenario(path)
+    assert scenario.solver.time_limit_s == 1000.0
+    assert scenario.simulation.renewal_rate == 0.25
+    quoted = write(tmp_path, MINIMAL + "solver: {time_limit_s: '1e3'}\n")
+    with pytest.raises(PolicyError, match=r"solver.time_limit_s: Input should be a valid number"):
+        load_scenario(quoted)
+
+
 def test_integers_are_still_numbers(tmp_path: Path) -> None:
     """An integer where a real number is expected is fine (1 is a rate, 5 seconds a budget)."""
     extra = "solver: {time_limit_s: 5, relative_gap: 0}\nsimulation: {renewal_rate: 1, " \

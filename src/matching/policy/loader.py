@@ -6,7 +6,9 @@ Errors name the file and the dotted key that is wrong, e.g.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,16 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.1 (PyYAML) reads a number in exponent form as a float only with a dot and a signed
+# exponent (``1.0e+3``): ``1e3``, ``2.5e-1`` and ``1E6`` were text, which the strict settings
+# refused as "not a number". YAML 1.2 reads them as floats, as a planner writing them means.
+UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, with an error naming the file when it cannot be read or parsed.
 
@@ -80,14 +92,25 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
     """Render a pydantic error as one line per problem, each naming the dotted key.
 
     A check of the whole policy (shares, the landlord, rules naming réservataires) names its
-    key in its message already, so nothing is put before it.
+    key in its message already, so nothing is put before it. A wrong value is repeated as the
+    file gave it (``(got true)``, ``(got "0.5")``): "Input should be a valid number" alone
+    left the reader to find which of its forms was refused. Policy and scenario files hold no
+    household data.
     """
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = err["msg"].removeprefix("Value error, ") + _given(err.get("input"))
         lines.append(f"{source}: {key}: {msg}" if key else f"{source}: {msg}")
     return "\n".join(lines)
+
+
+def _given(value: object) -> str:
+    """`` (got <value>)`` for a scalar as YAML or JSON writes it, if short; else nothing."""
+    if value is None or not isinstance(value, str | int | float | bool):
+        return ""  # a mapping or list (a missing key, a whole section): the key says enough
+    text = json.dumps(value, ensure_ascii=False)
+    return f" (got {text})" if len(text) <= 40 else ""
 
 
 def policy_from_dict(data: dict[str, Any], source: str = "<policy>") -> Policy:
