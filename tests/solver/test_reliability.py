@@ -311,6 +311,45 @@ def test_a_core_mip_stopped_by_its_time_limit_ends_the_solve(
         assert result.stage_bounds[stage] >= value
 
 
+def test_a_core_search_that_finds_nothing_keeps_the_solution_in_hand(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The core's MIP and CP-SAT both out of time with nothing: the LP-guided solution stays.
+
+    The round said UNKNOWN with nothing allocated (``matching solve`` exit code 1, "no
+    solution in time") although the LP-guided search had found a feasible allocation before.
+    Here the branching proves nothing and both core searches come back empty-handed, as they
+    can when the budget is spent: the result is that allocation, FEASIBLE, checked, with the
+    LP's caps as bounds.
+    """
+    import matching.solver.solve as solve_module
+    from matching.solver.mip import MipOutcome
+
+    real_mip = solve_module.solve_small_mip
+
+    def core_mip_finds_nothing(
+        inst: object, triples: object, fixed: np.ndarray, **kw: object
+    ) -> MipOutcome:
+        if fixed.any():  # an LP-guided search (it fixes the LP's ones): the real one
+            return real_mip(inst, triples, fixed, **kw)  # type: ignore[arg-type]
+        return MipOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], [], out_of_time=True)
+
+    def unknown(built: object, params: object, budget: object, *args: object) -> object:
+        return solve_module._StagedOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], {}, {})
+
+    monkeypatch.setattr(solve_module, "_prove_by_branching", lambda *args, **kw: (False, args[3]))
+    monkeypatch.setattr(solve_module, "solve_small_mip", core_mip_finds_nothing)
+    monkeypatch.setattr(solve_module, "solve_stages", unknown)
+    units, demands = territory(1, 40, 400)
+    result = solve(units, demands, POLICY, PRUNED)
+    assert result.stats["hint"] == "lp_rounding"
+    assert result.status == "FEASIBLE"
+    assert len(result.allocation) > 0
+    verify(result, units, demands, POLICY, on=result.round_date)
+    for stage, value in result.stage_values.items():
+        assert result.stage_bounds[stage] >= value
+
+
 def test_an_unfinished_lp_on_a_huge_round_gives_up_instead_of_building_the_full_model(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -121,6 +121,13 @@ class StageCaps:
         rest -= sum(mj * lj for mj, lj in zip(m[k + 1 :], self.lows[k + 1 :], strict=True))
         return int(np.floor(rest / m[k] + 1e-9 * max(1.0, abs(rest) / m[k])))
 
+    def bounds(self, stages: list[Stage], values: dict[Stage, int]) -> dict[Stage, float]:
+        """Each stage's cap given a solution's values of the stages before it."""
+        out: dict[Stage, float] = {}
+        for k, stage in enumerate(stages):
+            out[stage] = float(self.cap(k, [values[s] for s in stages[:k]]))
+        return out
+
 
 def solve_stages(
     built: BuiltModel,
@@ -515,6 +522,16 @@ def _solve_with_core(
                         old_outcome.shortfall, old_outcome.values, outcome.bounds,
                     )  # fmt: skip
                     return kept, old_index
+            if previous is not None and outcome.status != "FEASIBLE":
+                # nothing found in what was left of the budget: the solution in hand, not
+                # "no solution" (it is feasible for the round; the LP's caps bound it)
+                old_outcome, old_index = previous
+                kept = _StagedOutcome(
+                    "FEASIBLE", old_outcome.chosen, old_outcome.orientation,
+                    old_outcome.shortfall, old_outcome.values,
+                    caps.bounds(stages, old_outcome.values),
+                )  # fmt: skip
+                return kept, old_index
             return outcome, core_index
         z = _combined_value(outcome.values, stages, multipliers)
         needed = upper - z
@@ -588,14 +605,8 @@ def _valued(
     terms: list[StageTerms], chosen: np.ndarray, shortfall: list[int], caps: StageCaps
 ) -> tuple[dict[Stage, int], dict[Stage, float]]:
     """Each stage's value for a solution, and its global cap from the LP bound."""
-    values: dict[Stage, int] = {}
-    bounds: dict[Stage, float] = {}
-    earlier: list[int] = []
-    for k, term in enumerate(terms):
-        values[term.stage] = _stage_value(term, chosen, shortfall)
-        bounds[term.stage] = float(caps.cap(k, earlier))
-        earlier.append(values[term.stage])
-    return values, bounds
+    values = {term.stage: _stage_value(term, chosen, shortfall) for term in terms}
+    return values, caps.bounds([term.stage for term in terms], values)
 
 
 def _prove_by_branching(
