@@ -375,7 +375,7 @@ def _solve_round(
             stats["method"] = "count_ranges"
             if not diagnose:
                 return _unsolved("INFEASIBLE", stats)
-            named = _named(inst, triples, unreachable, params, budget, stats)
+            named = _named(inst, triples, rows, unreachable, params, budget, stats)
             return _unsolved("INFEASIBLE", stats, named)
     if prunable:
         session = LPSession.for_round(
@@ -588,7 +588,7 @@ def _solve_core(
         return _StagedOutcome(
             "OPTIMAL", found.chosen, found.orientation, found.shortfall, values, bounds
         )
-    if found.status == "FEASIBLE" and found.out_of_time:  # (from the hint, if any: as good)
+    if found.status == "FEASIBLE" and found.out_of_time:  # from the hint, if any: as good
         budget.spend(budget.left)
         stats["core_search"] = "highs_time_limit"
         return _StagedOutcome(
@@ -758,6 +758,7 @@ def _unsolved(
 def _named(
     inst: RoundInstance,
     triples: Triples,
+    rows: list[QuotaRow],
     conflicts: list[tuple[str, list[str]]],
     params: SolveParams,
     budget: Budget,
@@ -773,26 +774,33 @@ def _named(
     """
     names = sorted({name for rule, bands in conflicts for name in (rule, *bands)})
     stats["conflict"] = "count_ranges"
-    reduced = _reduced(inst, triples, params)
+    reduced = _reduced(inst, triples, params, rows)
     if len(reduced) > TRIM_LIMIT:
         return names
     stats["conflict"] = "count_ranges_and_deletion_filter"
-    rows = quota_rows(inst, reduced)
+    rows = rows if reduced is triples else quota_rows(inst, reduced)
     names = fewest_bands(inst, reduced, rows, conflicts, budget.deadline)
     more = minimal_conflict(inst, reduced, rows, budget.deadline, known=frozenset(names))
     return sorted({*names, *(more or [])})
 
 
-def _reduced(inst: RoundInstance, triples: Triples, params: SolveParams) -> Triples:
+def _reduced(
+    inst: RoundInstance,
+    triples: Triples,
+    params: SolveParams,
+    rows: list[QuotaRow] | None = None,
+) -> Triples:
     """A reduction of the round that keeps its feasibility under any subset of its rules.
 
     The best ``flux units + units + 1`` triples of each class (`top_per_group`): a dropped
-    triple has a kept twin with the same coefficient in every row.
+    triple has a kept twin with the same coefficient in every row. ``rows``: the quota rows of
+    ``triples``, when the caller has them.
     """
     if len(triples) <= params.prune_above_triples:
         return triples
+    rows = quota_rows(inst, triples) if rows is None else rows
     n_keep = int(inst.flux_units.sum()) + len(inst.units) + 1
-    return triples.subset(top_per_group(triples, quota_rows(inst, triples), n_keep))
+    return triples.subset(top_per_group(triples, rows, n_keep))
 
 
 def _infeasible(
