@@ -602,6 +602,35 @@ def test_a_floor_out_of_reach_is_named_with_the_bands_its_conflict_needs(
         assert result.conflicts == named, params
 
 
+def test_a_huge_round_out_of_reach_is_named_by_its_count_ranges_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above FULL_MODEL_LIMIT triples, the count ranges' names as they are, nothing reduced.
+
+    Reducing a Paris-sized round (70 million triples) to trim its bands would cost seconds,
+    and on a January round (754,000 triples kept) the reduction keeps them all and the band
+    checks took 47-67 s for the same names.
+    """
+    import matching.solver.solve as solve_module
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a round this large is not reduced")
+
+    monkeypatch.setattr(solve_module, "FULL_MODEL_LIMIT", 0)  # this round counts as huge
+    monkeypatch.setattr(solve_module, "_reduced", never)
+    units, demands, year, on = _collectivite_floor_out_of_reach()
+    year = year.model_copy(
+        update={"tallies": {"priority_floor_collectivite": {"": Tally(base=28, counted=0)}}}
+    )
+    result = solve(
+        units, demands, POLICY, PRUNED, year_so_far=year, on=on, raise_on_infeasible=False
+    )
+    assert result.status == "INFEASIBLE"
+    assert result.stats["conflict"] == "count_ranges"
+    # the band the count ranges need, which HiGHS proves the floor does not (the test above)
+    assert result.conflicts == ["flux_band[collectivite]", "priority_floor_collectivite"]
+
+
 def test_a_conflict_the_count_ranges_cannot_see_is_named_with_theirs() -> None:
     """A floor out of reach by its count ranges, and a conflict they cannot see: both named.
 
