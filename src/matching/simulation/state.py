@@ -126,28 +126,32 @@ def _read_csv(path: Path, schema: dict[str, str], data: bytes | None = None) -> 
     except FileNotFoundError:
         raise _damaged(path, "the file is missing") from None
     except (OSError, ValueError) as exc:  # a parser error, bad UTF-8, a row cut short
-        raise _damaged(path, _csv_problem(path, schema) or f"unreadable ({exc})") from None
+        try:
+            problem = _csv_problem(data if data is not None else path.read_bytes(), schema)
+        except OSError:
+            problem = None
+        raise _damaged(path, problem or f"unreadable ({exc})") from None
     if list(frame.columns) != list(schema):
         raise _damaged(path, f"columns {list(frame.columns)}, expected {list(schema)}")
     return typed(frame, schema)
 
 
-def _csv_problem(path: Path, schema: dict[str, str]) -> str | None:
-    """The first row of a ledger pandas could not read, in words (row 1: the first data row).
+def _csv_problem(data: bytes, schema: dict[str, str]) -> str | None:
+    """The first row of a ledger's bytes that pandas could not read, in words.
 
-    pandas says "invalid literal for int()" with neither row nor column; this says which.
+    Row 1 is the first data row. pandas says "invalid literal for int()" with neither row nor
+    column; this says which.
     """
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            rows = csv.reader(handle)
-            header = next(rows, [])
-            for number, row in enumerate(rows, start=1):
-                if len(row) != len(header):
-                    return f"row {number} has {len(row)} fields, the header {len(header)}"
-                for name, value in zip(header, row, strict=True):
-                    if schema.get(name, "str") != "str" and not _is_int(value):
-                        return f"row {number}, column '{name}': {value!r} is not a whole number"
-    except (OSError, ValueError, csv.Error):
+        rows = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+        header = next(rows, [])
+        for number, row in enumerate(rows, start=1):
+            if len(row) != len(header):
+                return f"row {number} has {len(row)} fields, the header {len(header)}"
+            for name, value in zip(header, row, strict=True):
+                if schema.get(name, "str") != "str" and not _is_int(value):
+                    return f"row {number}, column '{name}': {value!r} is not a whole number"
+    except (ValueError, csv.Error):  # bad UTF-8 is a ValueError
         return None
     return None
 
@@ -370,7 +374,7 @@ def _how_changed(file: Path, data: bytes, lines: int) -> str:
     if not data:
         return "the file is empty"
     schema = _LEDGERS.get(file.name)
-    problem = _csv_problem(file, schema) if schema is not None else None
+    problem = _csv_problem(data, schema) if schema is not None else None
     if problem is not None:
         return problem
     now = data.count(b"\n")

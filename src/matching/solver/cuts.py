@@ -247,15 +247,30 @@ def _row_aggregates(
     shares: list[ShareRow] = []
     every: list[Aggregate] = []
     for row in rows:
-        b_lo, b_hi = _units_range(triples, coverage, row.base_idx, empty, ranges)
+        (b_lo, b_hi), (_, c_hi) = _count_ranges(
+            triples, coverage, row.base_idx, row.counted_idx, empty, ranges
+        )
         base = Aggregate(f"B:{row.name}", row.base_idx, b_lo, b_hi)
-        c_hi = min(b_hi, _units_range(triples, coverage, row.counted_idx, empty, ranges)[1])
         counted = Aggregate(f"C:{row.name}", row.counted_idx, 0, c_hi)
         every += [base, counted]
         if row.rule.measure == Measure.SHARE:
             frac = row.rule.target_fraction()
             shares.append(ShareRow(row, base, counted, frac.numerator, frac.denominator))
     return shares, every
+
+
+def _count_ranges(
+    triples: Triples,
+    coverage: _Coverage,
+    base_idx: np.ndarray,
+    counted_idx: np.ndarray,
+    empty: int,
+    ranges: list[tuple[int, int]],
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The ranges of a row's base and counted aggregates (the counted ones are base triples)."""
+    b_lo, b_hi = _units_range(triples, coverage, base_idx, empty, ranges)
+    c_hi = min(b_hi, _units_range(triples, coverage, counted_idx, empty, ranges)[1])
+    return (b_lo, b_hi), (0, c_hi)
 
 
 def _lower_hull(points: list[tuple[int, int]]) -> list[tuple[Fraction, Fraction]]:
@@ -359,36 +374,25 @@ def unreachable_conflicts(
     round with two floors out of reach named one, and the other only after the first was
     fixed).
     """
-    shares = [s for s in share_rows(inst, triples, rows) if not _reachable(s, 0)]
-    if not shares:
-        return []
-    bands = inst.bands()
     coverage = _Coverage.of(len(inst.units), len(inst.reservataires), triples)
     empty = len(inst.units)  # as in `share_rows`: no floor on the allocations
+    shares, _ = _row_aggregates(triples, rows, coverage, empty, label_ranges(inst))
+    bands = inst.bands()
     conflicts: dict[str, set[str]] = {}
-    for share in shares:
+    for share in (s for s in shares if not _reachable(s, 0)):
         needed = dict(bands)
         for band in sorted(bands):
             without = {k: v for k, v in needed.items() if k != band}
-            if not _reachable_in(share, triples, coverage, empty, label_ranges(inst, without)):
+            b, c = _count_ranges(
+                triples, coverage, share.base.idx, share.counted.idx, empty,
+                label_ranges(inst, without),
+            )  # fmt: skip
+            row = share.row
+            if not _staircase(row.rhs, row.sense == ">=", share.p, share.q, b, c):
                 needed = without
         named = conflicts.setdefault(share.row.rule.id, set())  # a rule's rows: one conflict
         named |= {f"flux_band[{k}]" for k in needed}
     return [(rule, sorted(conflicts[rule])) for rule in sorted(conflicts)]
-
-
-def _reachable_in(
-    share: ShareRow,
-    triples: Triples,
-    coverage: _Coverage,
-    empty: int,
-    ranges: list[tuple[int, int]],
-) -> bool:
-    """`_reachable` (no shortfall) with the row's count ranges made from these label ranges."""
-    row = share.row
-    b = _units_range(triples, coverage, share.base.idx, empty, ranges)
-    c_hi = min(b[1], _units_range(triples, coverage, share.counted.idx, empty, ranges)[1])
-    return bool(_staircase(row.rhs, row.sense == ">=", share.p, share.q, b, (0, c_hi)))
 
 
 def least_shortfalls(inst: RoundInstance, triples: Triples, rows: list[QuotaRow]) -> dict[str, int]:

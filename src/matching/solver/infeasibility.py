@@ -10,6 +10,7 @@ fallback when a HiGHS proof does not come within its node limit.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from ortools.sat.python import cp_model
@@ -68,13 +69,12 @@ def minimal_conflict(
     order = [name for name in order if name not in known]
     rest = set(order)
     named: set[str] = set()
-    while proven_conflict(inst, triples, rows, rest, deadline, node_limit):  # one more conflict
-        kept = set(rest)
-        for name in order:
-            if name in kept and proven_conflict(
-                inst, triples, rows, kept - {name}, deadline, node_limit
-            ):
-                kept.discard(name)
+
+    def holds_not(names: set[str]) -> bool:
+        return proven_conflict(inst, triples, rows, names, deadline, node_limit)
+
+    while holds_not(rest):  # one more conflict among the rules not named yet
+        kept = _deleted(rest, [name for name in order if name in rest], holds_not)
         if not kept:  # infeasible with no rule at all: not a conflict of rules
             break
         named |= kept
@@ -101,14 +101,28 @@ def fewest_bands(
     each is a conflict on its own. ``triples``, ``deadline`` and ``node_limit`` as in
     `minimal_conflict`; a check not proven keeps its band.
     """
+
+    def holds_not(names: set[str]) -> bool:
+        return proven_conflict(inst, triples, rows, names, deadline, node_limit)
+
     names: set[str] = set()
     for rule, bands in conflicts:
-        kept = {rule, *bands}
-        for band in sorted(bands):
-            if proven_conflict(inst, triples, rows, kept - {band}, deadline, node_limit):
-                kept.discard(band)
-        names |= kept
+        names |= _deleted({rule, *bands}, sorted(bands), holds_not)
     return sorted(names)
+
+
+def _deleted(
+    conflict: set[str], candidates: list[str], holds_not: Callable[[set[str]], bool]
+) -> set[str]:
+    """A deletion filter: each candidate, in order, left out of the conflict if it still holds.
+
+    ``holds_not(names)``: whether those rules are proven unable to all hold.
+    """
+    kept = set(conflict)
+    for name in candidates:
+        if holds_not(kept - {name}):
+            kept.discard(name)
+    return kept
 
 
 def proven_conflict(
