@@ -31,7 +31,8 @@ class SolveParams(BaseModel):
     time_limit_s: StrictFloat = Field(
         default=60.0,
         gt=0,
-        description="Budget of CP-SAT deterministic time (about seconds); wall time may be 2-3x",
+        description="Budget of work in about seconds (CP-SAT's deterministic time, the "
+        "branching's estimated LP work); wall time may be 2-3x",
     )
     num_workers: StrictInt = Field(default=2, ge=1, le=64, description="CP-SAT worker threads")
     seed: StrictInt = Field(

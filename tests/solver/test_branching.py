@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,6 +33,7 @@ from matching.types import QuotaMode, Stage
 from tests.solver.support import (
     POLICY,
     binding_policy,
+    default_rule,
     generated_round,
     rule,
     soft,
@@ -298,3 +300,56 @@ def test_a_short_scope_group_of_units_outside_the_flux_keeps_its_name() -> None:
         result = solve_checked(units, demands, policy, PRUNED, on=on)
         names |= {name for name, short in result.shortfalls.items() if short}
     assert "priority_per_reservataire[reservataire=]" in names, names
+
+
+def _conflicting_round() -> tuple[pd.DataFrame, pd.DataFrame, dt.date, Policy]:
+    """40 x 800 with a Q1 floor of 0.55 outside QPV against a Q1 ceiling of 0.2 per landlord.
+
+    Its proof takes 19 branching nodes (about 0.12 s of node LPs): the floor and the ceilings
+    leave a gap that only the branching on their counts closes.
+    """
+    rules = [r for r in POLICY.quotas.rules if r.id != "mixity_outside_qpv"]
+    rules.append(default_rule("mixity_outside_qpv").model_copy(update={"target": 0.55}))
+    q1 = [{"field": "demand.q1", "op": "eq", "value": True}]
+    rules.append(
+        rule("q1_ceiling_per_landlord", "ceiling", "share", 0.2, q1, scope="unit.bailleur")
+    )
+    policy = with_rules(POLICY, *rules)
+    units, demands, on, _ = generated_round(2, 40, 800, policy)
+    return units, demands, on, policy
+
+
+def test_the_branching_stops_when_its_work_reaches_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A budget spent by the node LPs stops the branching, at the same node every run.
+
+    Without the floor of `MIN_BRANCH_WORK`, a 0.05 s budget lets the branching solve a few
+    node LPs (their estimated work is a count, not the clock), and the round comes back
+    FEASIBLE from the core search with a valid bound, checked; with the floor (the default),
+    the same budget proves it as a 20 s budget does.
+    """
+    from matching.solver import solve as solve_module
+
+    units, demands, on, policy = _conflicting_round()
+    params = SolveParams(num_workers=1, time_limit_s=0.05, prune_above_triples=0)
+    proven = solve_checked(units, demands, policy, params, on=on)
+    assert proven.status == "OPTIMAL", proven.stats
+    assert proven.stats["proof"] == "aggregate_branching"
+    full_nodes = proven.stats["branch_nodes"]
+    assert proven.stats["branch_work"] < solve_module.MIN_BRANCH_WORK
+    generous = solve_checked(
+        units, demands, policy, params.model_copy(update={"time_limit_s": 20.0}), on=on
+    )
+    assert generous.stage_values == proven.stage_values
+
+    monkeypatch.setattr(solve_module, "MIN_BRANCH_WORK", 0.0)
+    cut = [solve_checked(units, demands, policy, params, on=on) for _ in range(2)]
+    nodes = [r.stats["branch_nodes"] for r in cut]
+    assert nodes[0] == nodes[1] and 1 <= nodes[0] < full_nodes, (nodes, full_nodes)
+    assert cut[0].stats["branch_work"] == cut[1].stats["branch_work"] >= 0.05
+    for result in cut:
+        assert result.status in {"OPTIMAL", "FEASIBLE"}
+        for stage, value in proven.stage_values.items():
+            assert result.stage_values[stage] <= value  # never above the optimum
+            assert result.stage_bounds[stage] >= value  # and its bound holds

@@ -124,7 +124,8 @@ def _recheck_command(out: Path, on: dt.date, year: YearSoFar | None) -> str:
     "--time-limit",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Budget of CP-SAT deterministic time, about seconds (wall time may be 2-3x) "
+    help="Budget of work, about seconds: CP-SAT's deterministic time and the branching's "
+    "estimated LP work (wall time may be 2-3x) "
     "[default: the scenario's, else 60].",
 )
 @click.option(

@@ -65,6 +65,7 @@ class BranchOutcome:
     nodes: int
     cuts: int  # staircase cuts added at the root
     open_bounds: list[float] = field(default_factory=list)
+    work: float = 0.0  # estimated seconds of the node LPs (`matching.solver.lp.lp_work`)
 
 
 @dataclass
@@ -170,6 +171,7 @@ def branch_and_bound(
     min_allocations: int,
     improve: Improve,
     max_nodes: int = 64,
+    work_limit: float = math.inf,
     deadline: float = math.inf,
 ) -> BranchOutcome:
     """Best-first search over aggregate ranges until no node can beat the incumbent.
@@ -177,8 +179,13 @@ def branch_and_bound(
     ``incumbent`` is the folded objective value of the best known solution (which has
     ``min_allocations`` allocations); ``improve`` is called on nodes whose aggregates are all
     integral but whose bound still beats the incumbent, to look for a better solution there.
-    The search stops at ``max_nodes`` LPs (a fixed count, so that runs reproduce) or at the
-    wall-clock ``deadline``; the open nodes' bounds then bound the optimum.
+    The search stops at ``max_nodes`` LPs, or once its node LPs' estimated seconds reach
+    ``work_limit`` (both counts, so that runs reproduce), or at the wall-clock ``deadline``;
+    the open nodes' bounds then bound the optimum.
+
+    Why a work limit besides the nodes: a node LP takes 0.01 s on a small round and 0.1-0.8 s
+    on January's with conflicting quotas, so 64 nodes took 10 s of a 2 s budget there; a
+    node count scaled by the budget instead lost a small round's proof (docs/solver.md).
     """
     shares, aggs = aggregates(inst, triples, rows, min_allocations)
     floor_rows = [
@@ -199,6 +206,7 @@ def branch_and_bound(
     made = _Made()
     nodes = 0
     root_cuts = 0
+    work = 0.0
 
     def closed(bound: float) -> bool:
         return bound < z + 1 - bound_slack(bound)
@@ -215,8 +223,8 @@ def branch_and_bound(
             parent = -neg_parent
             if closed(parent):
                 continue
-            if nodes >= max_nodes or time.perf_counter() > deadline:
-                # out of nodes or time: the open nodes' bounds bound the optimum
+            if nodes >= max_nodes or work >= work_limit or time.perf_counter() > deadline:
+                # out of nodes, work or time: the open nodes' bounds bound the optimum
                 open_bounds.append(parent)
                 exhausted = True
                 break
@@ -230,7 +238,10 @@ def branch_and_bound(
         if len(batch) > 1 and not twin:
             twin.append(session.twin())
         certs: list[Certificate] = []  # the previous nodes' reduced costs and LP values go first
-        certs = _solve_nodes([session, *twin], [item[3] for item in batch])
+        sessions = [session, *twin]
+        before = sum(s.work for s in sessions)
+        certs = _solve_nodes(sessions, [item[3] for item in batch])
+        work += sum(s.work for s in sessions) - before  # the work of both cores
         for (parent, neg_depth, ranges, _, node), cert in zip(batch, certs, strict=True):
             if cert.status == "infeasible":
                 continue
@@ -284,4 +295,4 @@ def branch_and_bound(
             break
     still_open = [b for b in open_bounds if not closed(b)]
     bound = max([float(z), *still_open])
-    return BranchOutcome(not still_open, z, bound, nodes, root_cuts, still_open)
+    return BranchOutcome(not still_open, z, bound, nodes, root_cuts, still_open, work)

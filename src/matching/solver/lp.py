@@ -97,6 +97,28 @@ their LP ends, so they take the same path as before.
 VIOLATION_COST = 1000.0
 """Price of violating an extra row by one unit, in multiples of the largest triple weight."""
 
+ITERATION_WORK = 3e-9
+"""Estimated seconds of one simplex iteration per row and column of the LP (`LPSession.work`)."""
+
+PRICING_WORK = 4e-8
+"""Estimated seconds of pricing one triple in a column-generation round (`LPSession.work`)."""
+
+ROUND_WORK = 0.005
+"""Estimated seconds of a column-generation round besides its iterations and pricing."""
+
+
+def lp_work(iterations: int, rows: int, columns: int, triples: int) -> float:
+    """A deterministic estimate of one column-generation round's seconds (a work count).
+
+    Why: the branching's node LPs must stop when the solve's budget is spent, and the budget is
+    a work count (CP-SAT's deterministic time), so that a run cut by it reproduces whatever the
+    machine's load; HiGHS counts its simplex iterations, not its work. The three constants were
+    fitted on the node LPs of the ladder's rounds (100 x 2,000 to the Paris-sized round) and of
+    January with conflicting quotas: the estimate is 0.3-2.0 times each LP's measured seconds on
+    this kind of machine.
+    """
+    return ITERATION_WORK * iterations * (rows + columns) + PRICING_WORK * triples + ROUND_WORK
+
 
 @dataclass(frozen=True)
 class LPValues:
@@ -690,6 +712,7 @@ class LPSession:
         self.columns_per_round = COLUMNS_PER_ROUND
         self.rows_changed = True  # the next solve starts from a primal-infeasible basis
         self.cols_at_solve = 0  # HiGHS's columns at the last solve
+        self.work = 0.0  # estimated seconds of every solve so far (`lp_work`): a work count
         # duals (<= rows, = rows) to bound the first solve with before any simplex iteration
         self.first_duals: tuple[np.ndarray, np.ndarray] | None = None
         self._add_columns(np.arange(lay.n_x, self.n_base))
@@ -984,6 +1007,10 @@ class LPSession:
             self.rows_changed = False
             self.cols_at_solve = self.highs.getNumCol()
             self.highs.run()
+            self.work += lp_work(
+                self.highs.getInfo().simplex_iteration_count,
+                self.highs.getNumRow(), self.highs.getNumCol(), lay.n_x,
+            )  # fmt: skip
             self.solved = True
             status = self.highs.getModelStatus()
             if status == highspy.HighsModelStatus.kInfeasible:
