@@ -321,12 +321,18 @@ def _same_round(
     on: dt.date,
     year_so_far: YearSoFar | None,
 ) -> bool:
-    """Whether the result's own prepared round is this round (same tables, policy, date, year)."""
+    """Whether the result's own prepared round is this round (same tables, policy, date, year).
+
+    The quotas' mode may differ: a round solved in soft mode because its hard quotas conflict
+    (`matching.allocation.optimal`) is shortlisted with the hard policy, and neither the
+    preparation nor a shortlist reads the mode (a substitution never grows a line's shortfall,
+    whatever the mode). It was prepared again: 5 times in the simulated Caen la Mer year.
+    """
     if prepared is None:
         return False
     inst = prepared.instance
     return (
-        (inst.policy is policy or inst.policy == policy)  # e.g. a soft copy made elsewhere
+        _same_but_mode(inst.policy, policy)
         and prepared.on == on
         and inst.year_so_far == (year_so_far or YearSoFar())
         and len(inst.units) == len(units)
@@ -334,3 +340,13 @@ def _same_round(
         and inst.units["unit_id"].equals(pd.Series(units["unit_id"]).reset_index(drop=True))
         and inst.demands["demand_id"].equals(pd.Series(demands["demand_id"]).reset_index(drop=True))
     )
+
+
+def _same_but_mode(a: Policy, b: Policy) -> bool:
+    """The same policy, or the same but for its quotas' mode."""
+    if a is b or a == b:
+        return True
+    if a.quotas.mode == b.quotas.mode:
+        return False
+    same_mode = a.quotas.model_copy(update={"mode": b.quotas.mode})
+    return a.model_copy(update={"quotas": same_mode}) == b

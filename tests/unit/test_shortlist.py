@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,7 @@ from matching.io import read_table, write_demands, write_shortlists, write_units
 from matching.policy.model import Policy
 from matching.policy.quotas import Tally
 from matching.result import Result
+from matching.round import prepare_round
 from matching.scenario import in_round, round_date
 from matching.shortlist import (
     NO_OTHER_ELIGIBLE,
@@ -354,7 +356,6 @@ def test_only_the_allocated_blocks_are_built_and_they_are_whole() -> None:
     Each allocated unit through its réservataire (a unit excluded from the flux: all of its
     triples), in the same order as the whole round's triples.
     """
-    from matching.round import prepare_round
     from matching.shortlist import _allocated_blocks, _positions
     from matching.solver.instance import build_triples
 
@@ -404,3 +405,42 @@ def test_a_soft_copy_of_the_policy_reuses_the_results_preparation(
     table = shortlists(units, demands, copy, result, year_so_far=None, on=ROUND_DATE)
     pd.testing.assert_frame_equal(table, expected)
     assert set(table["demand_id"]) >= {"N1", "P"}
+
+
+def test_a_soft_fallback_is_shortlisted_with_the_hard_policy_without_preparing_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A round solved in soft mode is shortlisted with the hard policy from its own preparation.
+
+    That is what the simulation does when a round's hard quotas conflict (the allocation
+    policy falls back to soft mode and the shortlist keeps the hard policy): the mode changes
+    neither the preparation nor the shortlist, so the list is the one a fresh preparation with
+    the hard policy gives. A policy that differs otherwise is prepared again.
+    """
+    import matching.shortlist as module
+
+    units = units_of(unit("U1"), unit("U2"))
+    demands = demands_of(
+        demand("N1", filed_on=filed(60)), demand("N2", filed_on=filed(50)),
+        demand("P", filed_on=filed(1), priority_categories=("sans_logement",)),
+    )  # fmt: skip
+    result = solve_checked(units, demands, soft(LANDLORD_FLOOR))
+    assert result.prepared is not None
+    fresh = prepare_round(units, demands, LANDLORD_FLOOR, on=ROUND_DATE)
+    expected = shortlists(
+        units, demands, LANDLORD_FLOOR, result, year_so_far=None, on=ROUND_DATE, prepared=fresh
+    )
+    calls: list[Policy] = []
+    original = module.prepare_round
+
+    def counted(units: pd.DataFrame, demands: pd.DataFrame, policy: Policy, **kw: Any) -> Any:
+        calls.append(policy)
+        return original(units, demands, policy, **kw)
+
+    monkeypatch.setattr(module, "prepare_round", counted)
+    table = shortlists(units, demands, LANDLORD_FLOOR, result, year_so_far=None, on=ROUND_DATE)
+    pd.testing.assert_frame_equal(table, expected)
+    assert calls == []
+    other = with_rules(LANDLORD_FLOOR)  # no quota at all: another round
+    shortlists(units, demands, other, result, year_so_far=None, on=ROUND_DATE)
+    assert calls == [other]
