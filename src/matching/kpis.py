@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
+from numbers import Integral
 from typing import Any, get_args, get_origin, get_type_hints
 
 import numpy as np
@@ -536,6 +537,8 @@ def _cell(value: object) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) >= 1 or value == 0 else f"{value:.4f}"
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        return f"{value:,}"  # 17,000 as the solve summary writes it, not 17000
     return str(value)
 
 
@@ -561,10 +564,10 @@ def render_kpis_text(kpis: RoundKpis) -> str:
     """Render the KPIs as aligned text tables for the command line."""
     u, d, s = kpis.units, kpis.demands, kpis.score
     out = [
-        f"Units: {u.total} ({u.flux} in the flux, {u.excluded} excluded); "
-        f"filled {u.allocated} ({_pct(u.fill_rate)}), vacant {u.unallocated}",
-        f"Demands: {d.total}; housed {d.allocated} ({_pct(d.rate)}); priority housed "
-        f"{d.priority_allocated} of {d.priority_total} ({_pct(d.priority_rate)})",
+        f"Units: {u.total:,} ({u.flux:,} in the flux, {u.excluded:,} excluded); "
+        f"filled {u.allocated:,} ({_pct(u.fill_rate)}), vacant {u.unallocated:,}",
+        f"Demands: {d.total:,}; housed {d.allocated:,} ({_pct(d.rate)}); priority housed "
+        f"{d.priority_allocated:,} of {d.priority_total:,} ({_pct(d.priority_rate)})",
         "",
         "Réservataires:",
     ]
@@ -576,15 +579,14 @@ def render_kpis_text(kpis: RoundKpis) -> str:
             f"[{r.band_low}, {r.band_high}]" if r.band_low is not None else "-",
             _cell(r.oriented),
             _cell(r.oriented_year),
-            str(r.allocated),
-            str(r.priority_allocated),
+            _cell(r.allocated),
+            _cell(r.priority_allocated),
             _pct(r.priority_rate),
         ]
         for r in kpis.reservataires
     ]
-    rows.append(
-        ["(excluded units)", "-", "-", "-", "-", "-", str(kpis.no_reservataire_allocated), "-", "-"]
-    )
+    excluded = _cell(kpis.no_reservataire_allocated)
+    rows.append(["(excluded units)", "-", "-", "-", "-", "-", excluded, "-", "-"])
     out += _table(
         ["réservataire", "share", "target", "band", "oriented", "year", "allocated", "priority",
          "priority %"],
@@ -598,9 +600,9 @@ def render_kpis_text(kpis: RoundKpis) -> str:
         mix_rows.append(
             [
                 name,
-                f"{m.counted}/{m.base}",
+                f"{_cell(m.counted)}/{_cell(m.base)}",
                 _pct(m.rate),
-                f"{m.counted_year}/{m.base_year}",
+                f"{_cell(m.counted_year)}/{_cell(m.base_year)}",
                 _pct(m.rate_year),
                 _pct(m.target),
             ]
@@ -609,9 +611,9 @@ def render_kpis_text(kpis: RoundKpis) -> str:
     out.append("")
     if s.count:
         out.append(
-            f"Scores of the {s.count} allocated household(s): mean {_cell(s.mean)}, min {s.min}, "
-            f"quartiles {_cell(s.q1)} / {_cell(s.median)} / {_cell(s.q3)}, max {s.max}, "
-            f"total {s.total}"
+            f"Scores of the {s.count:,} allocated household(s): mean {_cell(s.mean)}, "
+            f"min {_cell(s.min)}, quartiles {_cell(s.q1)} / {_cell(s.median)} / {_cell(s.q3)}, "
+            f"max {_cell(s.max)}, total {_cell(s.total)}"
         )
     else:
         out.append("Scores: no allocation")
@@ -622,9 +624,10 @@ def render_kpis_text(kpis: RoundKpis) -> str:
          "rate"],
         [
             [
-                b.bailleur, str(b.units), str(b.flux_units), str(b.allocated), _pct(b.fill_rate),
-                f"{b.q1_or_anru_outside_qpv}/{b.outside_qpv}", _pct(b.q1_rate_outside_qpv),
-                f"{b.non_q1_inside_qpv}/{b.inside_qpv}", _pct(b.non_q1_rate_inside_qpv),
+                b.bailleur, _cell(b.units), _cell(b.flux_units), _cell(b.allocated),
+                _pct(b.fill_rate), f"{_cell(b.q1_or_anru_outside_qpv)}/{_cell(b.outside_qpv)}",
+                _pct(b.q1_rate_outside_qpv), f"{_cell(b.non_q1_inside_qpv)}/{_cell(b.inside_qpv)}",
+                _pct(b.non_q1_rate_inside_qpv),
             ]
             for b in kpis.landlords
         ],
@@ -636,9 +639,9 @@ def render_kpis_text(kpis: RoundKpis) -> str:
         [
             [
                 q.rule_id, q.scope or "-",
-                f"{q.counted + q.prior_counted}/{q.base + q.prior_base}", _pct(q.rate),
-                _pct(q.target) if q.measure == "share" else str(int(q.target)),
-                f"{'>=' if q.bound == 'floor' else '<='} {q.limit}", str(q.shortfall),
+                f"{_cell(q.counted + q.prior_counted)}/{_cell(q.base + q.prior_base)}",
+                _pct(q.rate), _pct(q.target) if q.measure == "share" else _cell(int(q.target)),
+                f"{'>=' if q.bound == 'floor' else '<='} {_cell(q.limit)}", _cell(q.shortfall),
             ]
             for q in kpis.quotas
         ],

@@ -254,3 +254,18 @@ def test_render_text_table(kpis: RoundKpis) -> None:
     assert len(etat) == len(header)
     assert "mixity_outside_qpv" in text and "3/12" in text and "25.0 %" in text
     assert "mean 56.8, min 12, quartiles 52 / 62 / 62, max 96, total 284" in text
+
+
+def test_render_text_writes_large_counts_with_thousands_separators(kpis: RoundKpis) -> None:
+    """17,000 demands and a score total of 48,070 read as the solve summary writes them."""
+    data = kpis.to_dict()
+    data["demands"]["total"] = 17_000
+    data["demands"]["priority_total"] = 3_744
+    data["score"]["total"] = 48_070
+    data["landlords"][0]["units"] = 1_020
+    text = render_kpis_text(RoundKpis.from_dict(data))
+    assert "Demands: 17,000; housed" in text and "of 3,744 (" in text
+    assert "total 48,070" in text
+    landlord = next(line for line in text.splitlines() if "1,020" in line)
+    assert landlord.strip().startswith(data["landlords"][0]["bailleur"])
+    assert "17000" not in text and "48070" not in text
