@@ -825,31 +825,35 @@ def render_diagnostics(diag: EligibilityDiagnostics, policy: Policy, max_units: 
     per_unit = diag.per_unit
     ids = list(policy.reservataire_ids())
     lines = [
-        f"{len(per_unit)} units, {diag.n_pairs} eligible pairs, "
-        f"{diag.n_demands_with_pair} demands in at least one pair, "
-        f"{diag.n_no_pool} eligible pairs in no pool",
+        f"{len(per_unit):,} units, {diag.n_pairs:,} eligible pairs, "
+        f"{diag.n_demands_with_pair:,} demands in at least one pair, "
+        f"{diag.n_no_pool:,} eligible pairs in no pool",
         "",
         "Eligible demands per unit and pool (" + ", ".join(["any", *ids]) + "):",
     ]
     any_col = per_unit["any"].to_numpy()
     if len(per_unit):
         lines.append(
-            f"  min {any_col.min()}, median {np.median(any_col):g}, max {any_col.max()} per unit"
+            f"  min {any_col.min():,}, median {np.median(any_col):,g}, max {any_col.max():,} "
+            "per unit"
         )
     table = per_unit[["unit_id", "flux_excluded", "any", *ids, "no_pool"]]
-    shown = table.head(max_units).to_string(index=False)
+    counts = [c for c in table.columns if c not in ("unit_id", "flux_excluded")]
+    shown = table.head(max_units).to_string(
+        index=False, formatters={c: "{:,}".format for c in counts}
+    )
     lines += ["  " + line for line in shown.splitlines()]
     if len(table) > max_units:
-        lines.append(f"  ... {len(table) - max_units} more units")
+        lines.append(f"  ... {len(table) - max_units:,} more units")
     lines.append("")
     if diag.blocked.empty:
         lines.append("Every unit has at least one eligible demand in a pool.")
     else:
-        lines.append(f"{len(diag.blocked)} unit(s) with no eligible demand in any pool:")
+        lines.append(f"{len(diag.blocked):,} unit(s) with no eligible demand in any pool:")
         rules = [c for c in diag.blocked.columns[2:] if not c.startswith("only_")]
         for data in diag.blocked.head(max_units).to_dict(orient="records"):
-            counts = ", ".join(f"{r} {data[r]} (only {data['only_' + r]})" for r in rules)
+            excluded = ", ".join(f"{r} {data[r]:,} (only {data['only_' + r]:,})" for r in rules)
             lines.append(
-                f"  {data['unit_id']}: binding {data['binding'] or '-'}; excluded by {counts}"
+                f"  {data['unit_id']}: binding {data['binding'] or '-'}; excluded by {excluded}"
             )
     return "\n".join(lines)

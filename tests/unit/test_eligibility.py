@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -476,3 +477,16 @@ def test_diagnostics_pool_binding(policy: Policy) -> None:
     diag = diagnostics(units, demands, policy, eligible_pairs(units, demands, policy))
     assert diag.per_unit["no_pool"].tolist() == [1]
     assert diag.blocked["binding"].tolist() == [POOL]
+
+
+def test_diagnostics_text_separates_thousands(policy: Policy) -> None:
+    """Large counts read as the solve summary writes them: 528,359 eligible pairs."""
+    units = units_of(unit("U1"))
+    demands = derive_facts(demands_of(demand("D1")), policy, ROUND_DATE)
+    diag = diagnostics(units, demands, policy, eligible_pairs(units, demands, policy))
+    per_unit = diag.per_unit.assign(any=1_311)
+    big = dataclasses.replace(diag, n_pairs=528_359, n_demands_with_pair=13_958, per_unit=per_unit)
+    text = render_diagnostics(big, policy)
+    assert text.startswith("1 units, 528,359 eligible pairs, 13,958 demands in at least one pair")
+    assert "min 1,311, median 1,311, max 1,311 per unit" in text
+    assert "528359" not in text and " 1311" not in text

@@ -58,19 +58,19 @@ def _report(result: Audit) -> list[str]:
         for q in soft:
             group = f" [{q.scope}]" if q.scope else ""
             lines.append(
-                f"  {q.rule_id}{group}: {q.total.counted} counted of {q.total.base}, "
-                f"needs {q.limit}; shortfall {q.shortfall} x weight {q.weight}"
+                f"  {q.rule_id}{group}: {q.total.counted:,} counted of {q.total.base:,}, "
+                f"needs {q.limit:,}; shortfall {q.shortfall:,} x weight {q.weight:,}"
             )
-    stages = ", ".join(f"{stage.value} {value}" for stage, value in result.stages.items())
+    stages = ", ".join(f"{stage.value} {value:,}" for stage, value in result.stages.items())
     lines.append(f"Objective: {stages}")
     n_rows = result.counts["allocations"]
     if result.ok:
-        lines.append(f"OK: no violation in {n_rows} allocation(s)")
+        lines.append(f"OK: no violation in {n_rows:,} allocation(s)")
     else:
         kinds = len({v.rule_id for v in result.violations})
         lines.append(
-            f"FAIL: {len(result.violations)} violation(s) of {kinds} rule(s) "
-            f"in {n_rows} allocation(s)"
+            f"FAIL: {len(result.violations):,} violation(s) of {kinds} rule(s) "
+            f"in {n_rows:,} allocation(s)"
         )
     return lines
 
@@ -149,8 +149,8 @@ def check_command(
     )
     counts = result.counts
     click.echo(
-        f"Checking {counts['allocations']} allocation(s) of {counts['units']} unit(s) "
-        f"({counts['flux_units']} in the flux) to {counts['demands']} demand(s); "
+        f"Checking {counts['allocations']:,} allocation(s) of {counts['units']:,} unit(s) "
+        f"({counts['flux_units']:,} in the flux) to {counts['demands']:,} demand(s); "
         f"policy {policy.id} ({policy.quotas.mode.value} quotas), round date {round_date}"
     )
     if kpis:
