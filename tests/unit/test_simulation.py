@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import os
@@ -15,7 +16,7 @@ from tests.factories import demand, demands_of, unit, units_of
 
 from matching import checker
 from matching.eligibility import demand_pools
-from matching.exceptions import InfeasibleError
+from matching.exceptions import DataError, InfeasibleError
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
 from matching.params import SolveParams
@@ -441,3 +442,63 @@ def test_a_run_stopped_after_two_rounds_resumes_to_the_end(tmp_path: Path) -> No
     simulate(busy_year(last_round=2), cut, allocator=RoundSolve(), shortlister=stub_shortlists)
     simulate(busy_year(), cut, resume=True, allocator=RoundSolve(), shortlister=stub_shortlists)
     assert _outputs(cut) == _outputs(whole)
+
+
+def test_the_years_tables_are_validated_once_and_a_bad_row_is_refused_before_any_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The year's tables are validated before the first round; its solves do not again.
+
+    The rounds' tables are cut from the validated year's (`simulation.inputs.canonical`), and
+    `matching.round.canonical_tables` lets their solves and shortlists take them as they are:
+    demands validated once for a year of four rounds, where every solve validated them again.
+    A bad row of a year built by a caller is refused up front, naming its row, with no round
+    written.
+    """
+    import matching.io as io
+    import matching.round as round_module
+    import matching.simulation.inputs as inputs
+
+    calls: list[str] = []
+    original = io.validate_demands
+
+    def counted(frame: pd.DataFrame, source: str, **kw: Any) -> pd.DataFrame:
+        calls.append(source)
+        return original(frame, source, **kw)
+
+    monkeypatch.setattr(inputs, "validate_demands", counted)
+    monkeypatch.setattr(round_module, "validate_demands", counted)
+    data = busy_year()
+    done = simulate(data, tmp_path / "ok", shortlister=stub_shortlists)
+    assert done.state.round == 4 and calls == ["demands"]
+
+    bad = data.demands.copy()
+    bad.loc[5, "household_size"] = 0
+    with pytest.raises(DataError) as refused:
+        simulate(dataclasses.replace(data, demands=bad), tmp_path / "bad")
+    assert "demands: row 6, field 'household_size'" in str(refused.value)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_canonical_tables_skip_validation_only_for_those_frames_inside_the_block() -> None:
+    """Inside the block the vouched frames are taken as they are; outside, validated again."""
+    from matching.round import canonical_tables, prepare_round
+
+    data = busy_year()
+    units, demands = data.units.iloc[:2].reset_index(drop=True), data.demands
+    on = dt.date(2026, 1, 31)
+    policy = data.policy
+    validated = prepare_round(units, demands, policy, on=on)
+    with canonical_tables(units, demands):
+        trusted = prepare_round(units, demands, policy, on=on)
+        other = demands.copy()  # another frame (an edited copy): validated
+        other.loc[0, "adults"] = 9
+        with pytest.raises(DataError):
+            prepare_round(units, other, policy, on=on)
+    pd.testing.assert_frame_equal(trusted.instance.demands, validated.instance.demands)
+    pd.testing.assert_frame_equal(trusted.instance.units, validated.instance.units)
+    assert np.array_equal(trusted.instance.pair_demand, validated.instance.pair_demand)
+    assert trusted.instance.units is not units  # the caller's frame stays its own
+    late = units.assign(released_on=pd.Timestamp("2026-03-01"))
+    with pytest.raises(DataError, match="released_on"):  # outside the block: the date again
+        prepare_round(late, demands, policy, on=on)

@@ -44,7 +44,7 @@ from matching.simulation.adapters import (
     resolve_allocator,
     resolve_shortlister,
 )
-from matching.simulation.inputs import YearData, year_data
+from matching.simulation.inputs import YearData, canonical, year_data
 from matching.simulation.outcomes import year_kpis
 from matching.simulation.outputs import write_outputs, write_round
 from matching.simulation.periods import year_periods
@@ -187,6 +187,7 @@ def simulate(
     CheckFailedError
         An accepted allocation breaks a rule other than a quota (a bug).
     """
+    data = canonical(data)  # validated once; the rounds' solves take it as validated
     allocator = allocator or resolve_allocator(data.settings.allocation_policy)
     shortlister = shortlister or resolve_shortlister()
     periods = year_periods(data.year, data.settings.cadence)[: data.settings.last_round]

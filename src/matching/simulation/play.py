@@ -24,6 +24,7 @@ from matching.flux import YearSoFar
 from matching.params import SolveParams
 from matching.policy.model import Policy
 from matching.result import Result
+from matching.round import canonical_tables
 from matching.simulation import accounts
 from matching.simulation.adapters import (
     Allocator,
@@ -220,9 +221,11 @@ class _Round:
         demands = self.demands_now()
         year = st.year if counts_flux else accounts.pinned_year(st.year)
         clock = time.perf_counter()
-        result, used, softened = _allocate(
-            self.allocator, units, demands, policy, data.params, year, self.on
-        )
+        # both tables are cut from the year's, validated once (`simulation.inputs.canonical`)
+        with canonical_tables(units, demands):
+            result, used, softened = _allocate(
+                self.allocator, units, demands, policy, data.params, year, self.on
+            )
         record: dict[str, Any] = {
             "solve": name, "status": result.status, "soft": softened,
             "quota_mode": str(result.stats.get("quota_mode", policy.quotas.mode.value)),
@@ -245,9 +248,10 @@ class _Round:
         size = data.settings.shortlist_size
         self.seconds["allocate"] += time.perf_counter() - clock
         clock = time.perf_counter()
-        shortlist = self.shortlister(
-            units, demands, used, result, year_so_far=year, on=self.on, size=size
-        )
+        with canonical_tables(units, demands):
+            shortlist = self.shortlister(
+                units, demands, used, result, year_so_far=year, on=self.on, size=size
+            )
         p = refusal_probability(units, data.settings.refusals)
         draws = refusal_draws(data.seed, self.period.index, units["unit_id"], size)
         unit_ids = units["unit_id"].astype(str).tolist()
