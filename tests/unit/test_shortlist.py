@@ -379,18 +379,23 @@ def test_only_the_allocated_blocks_are_built_and_they_are_whole() -> None:
         assert np.array_equal(getattr(kept, name), getattr(full, name)[wanted]), name
 
 
+def _soft_round() -> tuple[pd.DataFrame, pd.DataFrame, Result]:
+    """Two landlord units, two ordinary households and a priority one, solved in soft mode."""
+    units = units_of(unit("U1"), unit("U2"))
+    demands = demands_of(
+        demand("N1", filed_on=filed(60)), demand("N2", filed_on=filed(50)),
+        demand("P", filed_on=filed(1), priority_categories=("sans_logement",)),
+    )  # fmt: skip
+    return units, demands, solve_checked(units, demands, soft(LANDLORD_FLOOR))
+
+
 def test_a_soft_copy_of_the_policy_reuses_the_results_preparation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An equal policy object (a soft copy made by the caller) does not prepare the round again."""
     import matching.shortlist as module
 
-    units = units_of(unit("U1"), unit("U2"))
-    demands = demands_of(
-        demand("N1", filed_on=filed(60)), demand("N2", filed_on=filed(50)),
-        demand("P", filed_on=filed(1), priority_categories=("sans_logement",)),
-    )  # fmt: skip
-    result = solve_checked(units, demands, soft(LANDLORD_FLOOR))
+    units, demands, result = _soft_round()
     assert result.prepared is not None and len(result.allocation) == 2
     expected = shortlists(
         units, demands, soft(LANDLORD_FLOOR), result, year_so_far=None, on=ROUND_DATE
@@ -419,12 +424,7 @@ def test_a_soft_fallback_is_shortlisted_with_the_hard_policy_without_preparing_a
     """
     import matching.shortlist as module
 
-    units = units_of(unit("U1"), unit("U2"))
-    demands = demands_of(
-        demand("N1", filed_on=filed(60)), demand("N2", filed_on=filed(50)),
-        demand("P", filed_on=filed(1), priority_categories=("sans_logement",)),
-    )  # fmt: skip
-    result = solve_checked(units, demands, soft(LANDLORD_FLOOR))
+    units, demands, result = _soft_round()
     assert result.prepared is not None
     fresh = prepare_round(units, demands, LANDLORD_FLOOR, on=ROUND_DATE)
     expected = shortlists(
