@@ -21,9 +21,9 @@ class Budget:
     interleaved parallel search, makes a cut-off run give the same solution every time. The
     branching's node LPs are charged an estimate of their seconds from their simplex
     iterations (`matching.solver.lp.lp_work`), a count too. The wall-clock deadline (three
-    times the budget plus 5 s) is only a safety net. ``end`` is
-    when the budget's seconds have passed on the wall clock: what stops the one search that
-    counts no work (the LP path's core MIP, `matching.solver.solve._solve_core`).
+    times the budget plus 5 s) is only a safety net. ``end`` is when the budget's seconds have
+    passed on the wall clock: what stops the one search that counts no work (the LP path's
+    core MIP, `matching.solver.solve._solve_core`).
     """
 
     def __init__(self, seconds: float) -> None:

@@ -381,16 +381,16 @@ def unreachable_conflicts(
     conflicts: dict[str, set[str]] = {}
     for share in (s for s in shares if not _reachable(s, 0)):
         needed = dict(bands)
+        row = share.row
         for band in sorted(bands):
             without = {k: v for k, v in needed.items() if k != band}
             b, c = _count_ranges(
                 triples, coverage, share.base.idx, share.counted.idx, empty,
                 label_ranges(inst, without),
             )  # fmt: skip
-            row = share.row
             if not _staircase(row.rhs, row.sense == ">=", share.p, share.q, b, c):
                 needed = without
-        named = conflicts.setdefault(share.row.rule.id, set())  # a rule's rows: one conflict
+        named = conflicts.setdefault(row.rule.id, set())  # a rule's rows: one conflict
         named |= {f"flux_band[{k}]" for k in needed}
     return [(rule, sorted(conflicts[rule])) for rule in sorted(conflicts)]
 

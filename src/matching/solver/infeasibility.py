@@ -69,10 +69,7 @@ def minimal_conflict(
     order = [name for name in order if name not in known]
     rest = set(order)
     named: set[str] = set()
-
-    def holds_not(names: set[str]) -> bool:
-        return proven_conflict(inst, triples, rows, names, deadline, node_limit)
-
+    holds_not = _prover(inst, triples, rows, deadline, node_limit)
     while holds_not(rest):  # one more conflict among the rules not named yet
         kept = _deleted(rest, [name for name in order if name in rest], holds_not)
         if not kept:  # infeasible with no rule at all: not a conflict of rules
@@ -101,14 +98,18 @@ def fewest_bands(
     each is a conflict on its own. ``triples``, ``deadline`` and ``node_limit`` as in
     `minimal_conflict`; a check not proven keeps its band.
     """
-
-    def holds_not(names: set[str]) -> bool:
-        return proven_conflict(inst, triples, rows, names, deadline, node_limit)
-
+    holds_not = _prover(inst, triples, rows, deadline, node_limit)
     names: set[str] = set()
     for rule, bands in conflicts:
         names |= _deleted({rule, *bands}, sorted(bands), holds_not)
     return sorted(names)
+
+
+def _prover(
+    inst: RoundInstance, triples: Triples, rows: list[QuotaRow], deadline: float, node_limit: int
+) -> Callable[[set[str]], bool]:
+    """`proven_conflict` on this round, as a function of the names that must all hold."""
+    return lambda names: proven_conflict(inst, triples, rows, names, deadline, node_limit)
 
 
 def _deleted(

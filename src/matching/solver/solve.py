@@ -500,10 +500,7 @@ def _solve_with_core(
             if previous is None:
                 return None, np.arange(len(triples))
             kept, kept_index = previous
-            values, bounds = kept.values, {k: float(v) for k, v in kept.bounds.items()}
-            return _StagedOutcome(
-                "FEASIBLE", kept.chosen, kept.orientation, kept.shortfall, values, bounds
-            ), kept_index
+            return _feasible(kept, {k: float(v) for k, v in kept.bounds.items()}), kept_index
         hint = None
         if previous is not None:
             old_outcome, old_index = previous
@@ -522,26 +519,17 @@ def _solve_with_core(
             delta = 4 * delta + (multipliers[0] if multipliers else 1.0)
             continue
         if outcome.status != "OPTIMAL":  # out of time: the best found, with its bound
-            if previous is not None and outcome.status == "FEASIBLE":
+            if previous is not None:
                 old_outcome, old_index = previous
+                if outcome.status != "FEASIBLE":
+                    # nothing found in what was left of the budget: the solution in hand, not
+                    # "no solution" (it is feasible for the round; the LP's caps bound it)
+                    caps_now = caps.bounds(stages, old_outcome.values)
+                    return _feasible(old_outcome, caps_now), old_index
                 if _combined_value(old_outcome.values, stages, multipliers) > _combined_value(
                     outcome.values, stages, multipliers
                 ):
-                    kept = _StagedOutcome(
-                        "FEASIBLE", old_outcome.chosen, old_outcome.orientation,
-                        old_outcome.shortfall, old_outcome.values, outcome.bounds,
-                    )  # fmt: skip
-                    return kept, old_index
-            if previous is not None and outcome.status != "FEASIBLE":
-                # nothing found in what was left of the budget: the solution in hand, not
-                # "no solution" (it is feasible for the round; the LP's caps bound it)
-                old_outcome, old_index = previous
-                kept = _StagedOutcome(
-                    "FEASIBLE", old_outcome.chosen, old_outcome.orientation,
-                    old_outcome.shortfall, old_outcome.values,
-                    caps.bounds(stages, old_outcome.values),
-                )  # fmt: skip
-                return kept, old_index
+                    return _feasible(old_outcome, outcome.bounds), old_index
             return outcome, core_index
         z = _combined_value(outcome.values, stages, multipliers)
         needed = upper - z
@@ -694,6 +682,13 @@ def _prove_by_branching(
         stats["certificate_gap"] = 0.0
         return True, (_proven(best[0]), best[1])
     return False, best
+
+
+def _feasible(outcome: _StagedOutcome, bounds: dict[Stage, float]) -> _StagedOutcome:
+    """The same solution, feasible, with these bounds (kept when a later search fell short)."""
+    return _StagedOutcome(
+        "FEASIBLE", outcome.chosen, outcome.orientation, outcome.shortfall, outcome.values, bounds
+    )
 
 
 def _proven(outcome: _StagedOutcome) -> _StagedOutcome:
