@@ -124,6 +124,20 @@ def _frame(
     return validate_demands(data, "demands", as_of=on)
 
 
+def _in_id_order(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The table with its rows in the order of their ids (as it is, when they already are).
+
+    Why: the solver's search meets the optima of a round in the order of its rows, and a
+    round has many of equal value; the same units and demands listed in another order (rows
+    from a database without ORDER BY) housed other households. In the ids' order, the same
+    round gives the same result, byte for byte, however its rows come.
+    """
+    ids = frame[column]
+    if ids.is_monotonic_increasing:
+        return frame
+    return frame.iloc[np.argsort(ids.to_numpy(dtype=object), kind="stable")].reset_index(drop=True)
+
+
 def _arguments(
     policy: Policy | str | Path,
     on: dt.date | str | None,
@@ -176,7 +190,8 @@ def prepare_round(
         # no unit and no date: nothing to allocate, and no date to hold the demands to
         as_of = pd.Timestamp(units_df["released_on"].max()).date() if len(units_df) else None
         on = as_of or dt.date(policy.year, 1, 1)
-    demands_df = _frame(demands, "demands", as_of)
+    demands_df = _in_id_order(_frame(demands, "demands", as_of), "demand_id")
+    units_df = _in_id_order(units_df, "unit_id")
     facts = derive_facts(demands_df, policy, on)
     scores = score(facts, policy.cotation).total.to_numpy(dtype=np.int64)
     facts["score"] = scores

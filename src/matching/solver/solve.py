@@ -43,6 +43,7 @@ from matching.solver.lp import Certificate, LPSession, LPValues, bound_slack, to
 from matching.solver.mip import NODE_LIMIT, solve_small_mip
 from matching.solver.objective import StageTerms, combined_weights, stage_terms
 from matching.solver.rows import QuotaRow, quota_rows, row_classes, rows_on
+from matching.solver.ties import prefer_tie_break
 from matching.types import QuotaMode, Stage
 
 _logger = logging.getLogger(__name__)
@@ -285,9 +286,22 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
             attempt.stage_bounds = {Stage.SHORTFALL: float(weighted), **attempt.stage_bounds}
             attempt.shortfalls = {name: s for name, (_rule, s) in shifts.items()}
             attempt.stats["soft_solved_as_hard"] = 1
-            return attempt
-        return _solve_round(inst, params, triples=triples, rows=rows)
-    return _solve_round(inst, params)
+            return _tie_broken(inst, attempt)
+        return _tie_broken(inst, _solve_round(inst, params, triples=triples, rows=rows))
+    return _tie_broken(inst, _solve_round(inst, params))
+
+
+def _tie_broken(inst: RoundInstance, solution: RoundSolution) -> RoundSolution:
+    """The solution with the policy's tie-break among households of equal standing (`ties`).
+
+    The swaps keep every stage value, quota count and orientation, so the status and the
+    bounds stand as the search proved them.
+    """
+    if solution.status not in {"OPTIMAL", "FEASIBLE"}:
+        return solution
+    solution.demand, swaps = prefer_tie_break(inst, solution.unit, solution.demand, solution.res)
+    solution.stats["tie_break_swaps"] = swaps
+    return solution
 
 
 def _hard_with_least_shortfalls(
