@@ -67,7 +67,9 @@ class Result:
 
     @property
     def gap(self) -> float:
-        """Relative gap of the last stage (0 when proven optimal)."""
+        """Relative gap of the last stage (0 when proven optimal, 1 with no solution at all)."""
+        if self.status == "UNKNOWN":
+            return 1.0
         if not self.stage_values:
             return 0.0
         stage = list(self.stage_values)[-1]

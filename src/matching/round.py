@@ -50,6 +50,9 @@ UNALLOCATED_REASONS = {
     ),
     "round_infeasible": "the hard quotas cannot all hold in this round: nothing was allocated",
     "no_solution_in_time": "no allocation was found within the time limit",
+    "not_proven_in_time": (
+        "the search stopped at its time limit before proving whether this unit could be let"
+    ),
 }
 
 
@@ -307,9 +310,13 @@ def _unallocated(prepared: PreparedRound, solution: RoundSolution) -> pd.DataFra
     ok |= ~flux[inst.pair_unit]
     in_oriented_pool[inst.pair_unit[ok]] = True
     no_pool = prepared.pairs.no_pool > 0
-    with_pair = np.where(
-        in_oriented_pool, "candidates_taken_or_quota_bound", "no_candidate_in_oriented_pool"
+    # a solution not proven optimal does not show that its candidates went elsewhere or that a
+    # quota bound: the search may just have stopped (0 of 21 units let at a 0.01 s budget, each
+    # said "candidates_taken_or_quota_bound")
+    taken = (
+        "candidates_taken_or_quota_bound" if solution.status == "OPTIMAL" else "not_proven_in_time"
     )
+    with_pair = np.where(in_oriented_pool, taken, "no_candidate_in_oriented_pool")
     if solution.status in {"INFEASIBLE", "UNKNOWN"}:  # no orientation: no pool to blame
         with_pair = np.full(n, "round_infeasible" if solution.status == "INFEASIBLE"
                             else "no_solution_in_time", dtype=object)  # fmt: skip
