@@ -105,6 +105,23 @@ def test_category_bump_single_parent(policy: Policy) -> None:
     assert failed(policy, unit(), demand(annual_income_eur=37585.0, **parent)) == ["income_ceiling"]
 
 
+def test_category_bump_single_parent_of_a_teenager(policy: Policy) -> None:
+    """One person + 1 dependant is category 3 whatever the dependant's age (arrêté of 1987).
+
+    A lone parent of a 16-year-old counts two persons aged 14 or more (``adults`` 2) and was
+    category 2: refused on a PLUS ceiling of 31,254 that its category 3 (37,584) meets. A couple
+    with the same dependant stays a three-person household, category 3, with no bump.
+    """
+    parent = dict(household_size=2, adults=2, children_under_14=0, dependants=1)
+    assert failed(policy, unit(), demand(annual_income_eur=37584.0, **parent)) == []
+    got = messages(policy, unit(), demand(annual_income_eur=37585.0, **parent))
+    assert got == ["income_ceiling: 37,585 > 37,584 (PLUS, cat. 3)"]
+    couple = dict(household_size=3, adults=3, children_under_14=0, dependants=1)
+    assert failed(policy, unit(rooms=3), demand(annual_income_eur=37584.0, **couple)) == []
+    got = messages(policy, unit(rooms=3), demand(annual_income_eur=37585.0, **couple))
+    assert got == ["income_ceiling: 37,585 > 37,584 (PLUS, cat. 3)"]
+
+
 def test_category_bump_disability(policy: Policy) -> None:
     """A person alone with a disability is category 2: PLUS 31,254."""
     assert failed(policy, unit(), demand(disabled_member=True, annual_income_eur=31254.0)) == []
