@@ -108,6 +108,10 @@ def test_get_policy_knows_the_four_names() -> None:
         assert get_policy(name).name == name
     with pytest.raises(PolicyError, match="optimal, greedy_score, seniority, bands"):
         get_policy("lottery")
+    # `solve --policy` takes a policy file, `simulate --policy` an allocation policy: say where
+    # the file goes
+    with pytest.raises(PolicyError, match="a policy file goes in the scenario's `policy:` key"):
+        get_policy("models/default-2026.yaml")
 
 
 @pytest.mark.parametrize("name", POLICY_NAMES)

@@ -478,3 +478,12 @@ def test_last_round_past_the_year_is_refused(tmp_path: Path, cadence: str, round
     assert f"a {cadence} year has {rounds - 1} rounds" in str(info.value)
     ok = MINIMAL + f"simulation: {{cadence: {cadence}, last_round: {rounds - 1}}}\n"
     assert load_scenario(write(tmp_path, ok, "ok.yaml")).simulation.last_round == rounds - 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("rooms", [0, -3, 8])
+def test_refusals_by_rooms_names_a_real_number_of_rooms(tmp_path: Path, rooms: int) -> None:
+    """A unit has 1 to 7 rooms: ``by_rooms: {0: 0.5}`` silently applied to no unit at all."""
+    path = write(tmp_path, MINIMAL + f"simulation: {{refusals: {{by_rooms: {{{rooms}: 0.5}}}}}}\n")
+    with pytest.raises(PolicyError) as info:
+        load_scenario(path)
+    assert f"by_rooms.{rooms}: a number of rooms lies in 1-7 (T1 = 1)" in str(info.value)

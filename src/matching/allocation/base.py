@@ -93,5 +93,10 @@ def get_policy(name: str) -> AllocationPolicy:
         "bands": BANDS,
     }
     if name not in known:
-        raise PolicyError(f"unknown allocation policy '{name}'; known: {', '.join(POLICY_NAMES)}")
+        hint = ""
+        if name.endswith((".yaml", ".yml")):  # `solve --policy` takes a file, `simulate` does not
+            hint = " (a policy file goes in the scenario's `policy:` key)"
+        raise PolicyError(
+            f"unknown allocation policy '{name}'; known: {', '.join(POLICY_NAMES)}{hint}"
+        )
     return known[name]

@@ -29,7 +29,8 @@ from matching.limits import MAX_ROWS, MAX_SEED
     type=click.IntRange(2000, 2100),  # as a scenario's year
     default=2026,
     show_default=True,
-    help="Year generated: units released in it, demands pending on its 1 January.",
+    help="Year generated: units released in it, demands pending on its 1 January; a year "
+    "whose Q1 threshold is bundled for the territory (Caen la Mer: 2024-2026).",
 )
 @click.option(
     "--seed",

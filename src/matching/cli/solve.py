@@ -125,7 +125,8 @@ def _recheck_command(out: Path, on: dt.date, year: YearSoFar | None) -> str:
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Budget of work, about seconds: CP-SAT's deterministic time and the branching's "
-    "estimated LP work (wall time may be 2-3x) "
+    "estimated LP work (wall time may be 2-3x; more under a few seconds, where the LP and "
+    "the searches have floors, and with --no-prune on a large round) "
     "[default: the scenario's, else 60].",
 )
 @click.option(

@@ -77,6 +77,8 @@ class RefusalSettings(_Frozen):
     @model_validator(mode="after")
     def _probabilities(self) -> RefusalSettings:
         for rooms, p in self.by_rooms.items():
+            if not 1 <= rooms <= 7:  # a unit's rooms (T1 to T7): another key silently did nothing
+                raise ValueError(f"by_rooms.{rooms}: a number of rooms lies in 1-7 (T1 = 1)")
             if not 0 <= p <= 1:
                 raise ValueError(f"by_rooms.{rooms}: a probability must lie in [0, 1]")
         return self
