@@ -377,6 +377,27 @@ def test_compare_writes_one_tidy_table(tmp_path: Path) -> None:
     assert len(comparison.timings) == 4
 
 
+def test_compare_again_in_the_same_folder_keeps_only_its_own_runs(tmp_path: Path) -> None:
+    """Policies a and b, then a alone: ``runs/b`` went on lying beside a table without b."""
+    from matching.simulation.compare import run_comparison
+
+    def compare(policies: list[str]) -> None:
+        run_comparison(
+            lambda seed: busy_year(seed=seed, last_round=1),
+            policies,
+            [1],
+            tmp_path,
+            allocators={"a": RoundSolve(), "b": RoundSolve()},
+            shortlister=stub_shortlists,
+        )
+
+    compare(["a", "b"])
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a", "b"]
+    compare(["a"])
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a"]
+    assert set(pd.read_csv(tmp_path / "kpis.csv")["policy"]) == {"a"}
+
+
 def test_compare_refuses_an_unknown_policy_before_running_any(tmp_path: Path) -> None:
     """A misspelt, missing or repeated policy is a PolicyError at once, before any year."""
     from matching.exceptions import PolicyError

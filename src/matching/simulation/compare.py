@@ -15,6 +15,7 @@ order), ``timings.csv`` aside (wall times measured side by side).
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -130,6 +131,9 @@ def run_comparison(
         if name not in (allocators or {}):
             resolve_allocator(name)
     make_folder(out)
+    # an earlier comparison's runs: a policy or seed not compared now kept its folder beside
+    # the new ones (as `simulate` clears an earlier run's rounds)
+    shutil.rmtree(out / "runs", ignore_errors=True)
     for seed in seeds:  # every run's folders now, not when its turn comes after other years
         for name in policies:
             for folder in RUN_FOLDERS:
