@@ -28,6 +28,8 @@ from matching.kpis import RoundKpis, render_kpis_text
 from matching.policy import load_policy
 from matching.policy.fields import DERIVED_DEMAND_FIELDS
 from matching.policy.loader import BUNDLED_MODELS
+from matching.policy.model import Policy
+from matching.types import Bound
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 TINY = SCENARIOS / "tiny.yaml"
@@ -360,6 +362,35 @@ def test_a_policy_valid_but_rarely_meant_is_warned_about(
         f"quotas.rules.1.weight: 0 with soft quotas, so the allocation ignores rule "
         f"'{second.id}' and only reports how short it is",
     )
+
+
+def test_a_share_floor_above_a_ceiling_on_the_same_base_is_warned_about() -> None:
+    """A Q1 floor of 25 % and a Q1 ceiling of 10 % outside QPV: only an empty base meets both.
+
+    Hard quotas then left 15 of 21 units vacant, OPTIMAL, with no conflict named and no word.
+    A ceiling at or above the floor, or on another base, says nothing.
+    """
+    policy = load_policy("default-2026")
+    floor = next(r for r in policy.quotas.rules if r.id == "mixity_outside_qpv")
+    k = policy.quotas.rules.index(floor)
+
+    def with_ceiling(target: float, **changes: object) -> Policy:
+        ceiling = floor.model_copy(
+            update={"id": "q1_ceiling", "bound": Bound.CEILING, "target": target, **changes}
+        )
+        rules = (*policy.quotas.rules, ceiling)
+        return policy.model_copy(
+            update={"quotas": policy.quotas.model_copy(update={"rules": rules})}
+        )
+
+    n = len(policy.quotas.rules)
+    assert with_ceiling(0.10).warnings() == (
+        f"quotas.rules.{k}.target: the floor 0.25 of 'mixity_outside_qpv' is above the ceiling "
+        f"0.1 of 'q1_ceiling' (quotas.rules.{n}) on the same base and count: only a group with "
+        "nothing allocated in that base meets both, so its units stay vacant",
+    )
+    assert with_ceiling(0.25).warnings() == ()
+    assert with_ceiling(0.10, base=()).warnings() == ()  # the ceiling counts every allocation
 
 
 def test_the_cli_prints_the_policys_warnings_and_still_solves(tmp_path: Path) -> None:

@@ -409,25 +409,60 @@ class Policy(Frozen):
         quotas from the allocation without a word: the round is solved, the shortfalls are
         reported, and nothing says that nothing tried to avoid them.
         """
+        crossing = self._crossing_shares()
         if self.quotas.mode == QuotaMode.HARD and self.objective.stages == (Stage.SHORTFALL,):
             return (
                 "objective.stages: hard quotas have no shortfall, so no stage applies: any "
                 "allocation that keeps the rules is optimal, an empty one too",
+                *crossing,
             )
         if self.quotas.mode != QuotaMode.SOFT or not self.quotas.rules:
-            return ()
+            return crossing
         if Stage.SHORTFALL not in self.objective.stages:
             return (
                 "objective.stages: the quotas are soft and no stage minimises their shortfall, "
                 "so the allocation ignores them and only reports how short it is (DOMAIN A5 "
                 "puts 'shortfall' first)",
+                *crossing,
             )
-        return tuple(
-            f"quotas.rules.{k}.weight: 0 with soft quotas, so the allocation ignores rule "
-            f"'{rule.id}' and only reports how short it is"
-            for k, rule in enumerate(self.quotas.rules)
-            if rule.weight == 0
+        return (
+            tuple(
+                f"quotas.rules.{k}.weight: 0 with soft quotas, so the allocation ignores rule "
+                f"'{rule.id}' and only reports how short it is"
+                for k, rule in enumerate(self.quotas.rules)
+                if rule.weight == 0
+            )
+            + crossing
         )
+
+    def _crossing_shares(self) -> tuple[str, ...]:
+        """A share floor above a share ceiling on the same base, count and scope.
+
+        Why: both hold only where the base is empty, so hard quotas leave every unit of that
+        base vacant, "optimally", with no conflict to name (a Q1 floor of 25 % and a Q1 ceiling
+        of 10 % outside QPV: 15 of 21 units vacant, OPTIMAL, no word).
+        """
+        rules = list(enumerate(self.quotas.rules))
+        out = []
+        for k, floor in rules:
+            if floor.bound != Bound.FLOOR or floor.measure != Measure.SHARE:
+                continue
+            for j, ceiling in rules:
+                same = (
+                    ceiling.bound == Bound.CEILING
+                    and ceiling.measure == Measure.SHARE
+                    and ceiling.scope == floor.scope
+                    and set(ceiling.base) == set(floor.base)
+                    and set(ceiling.count) == set(floor.count)
+                )
+                if same and floor.target > ceiling.target:
+                    out.append(
+                        f"quotas.rules.{k}.target: the floor {floor.target:g} of '{floor.id}' "
+                        f"is above the ceiling {ceiling.target:g} of '{ceiling.id}' "
+                        f"(quotas.rules.{j}) on the same base and count: only a group with "
+                        "nothing allocated in that base meets both, so its units stay vacant"
+                    )
+        return tuple(out)
 
     def reservataire_ids(self) -> tuple[str, ...]:
         """Réservataire ids in policy order."""
