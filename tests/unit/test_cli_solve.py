@@ -280,6 +280,17 @@ def test_scenario_show(tmp_path: Path) -> None:
     bad.write_text(TINY.read_text().replace("month: 1 ", "month: 0 "))
     code, text = run("scenario", "show", bad)
     assert code == 2 and f"{bad}: round.month:" in text
+    assert "Simulation" not in run("scenario", "show", "--no-data", TINY)[1]
+
+
+def test_scenario_show_prints_what_simulate_will_play() -> None:
+    """A year scenario's `simulation:` settings are shown (cadence, policy, refusals...)."""
+    code, text = run("scenario", "show", "--no-data", SCENARIOS / "caen-la-mer-2026-year.yaml")
+    assert code == 0, text
+    lines = text.splitlines()
+    settings = lines[lines.index("Simulation (matching simulate / compare)") + 1]
+    assert settings.startswith("  cadence monthly, allocation_policy optimal, arrivals_per_year -")
+    assert "refusals.probability 0.3" in settings and "shortlist_size 3" in settings
 
 
 def test_solving_a_prepared_round_is_solve() -> None:

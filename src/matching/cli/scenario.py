@@ -186,4 +186,18 @@ def show_command(file: Path, no_data: bool) -> None:
     params = resolved.params.model_dump()
     lines.append("Solver")
     lines.append("  " + ", ".join(f"{k} {v}" for k, v in params.items()))
+    if sc.simulation is not None:  # what `simulate` and `compare` will play (it was not shown)
+        lines.append("Simulation (matching simulate / compare)")
+        lines.append("  " + ", ".join(_settings(sc.simulation.model_dump())))
     click.echo("\n".join(lines))
+
+
+def _settings(values: dict[str, object], prefix: str = "") -> list[str]:
+    """``key value`` items of nested settings, as ``refusals.probability 0.3``."""
+    out: list[str] = []
+    for key, value in values.items():
+        if isinstance(value, dict) and key != "by_rooms":
+            out += _settings(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key} {'-' if value is None else value}")
+    return out
