@@ -329,6 +329,11 @@ def _unallocated(prepared: PreparedRound, solution: RoundSolution) -> pd.DataFra
     return frame[~allocated].sort_values("unit_id", kind="stable").reset_index(drop=True)
 
 
+def _as_text(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The frame with these columns in pandas' text dtype (``astype(str)``)."""
+    return frame.assign(**{c: frame[c].astype(str) for c in columns})
+
+
 def build_result(
     prepared: PreparedRound, solution: RoundSolution, params: SolveParams, seconds: float
 ) -> Result:
@@ -363,6 +368,14 @@ def build_result(
         .reset_index(drop=True)
     )
     unallocated = _unallocated(prepared, solution)
+    # one dtype for every id and text column, whatever the round's status (an OPTIMAL round's
+    # allocation had pandas text columns and its orientation object ones; an INFEASIBLE
+    # round's allocation object ones)
+    allocation, orientation, unallocated = (
+        _as_text(allocation, ("unit_id", "demand_id", "reservataire")),
+        _as_text(orientation, ("unit_id", "reservataire")),
+        _as_text(unallocated, ("unit_id", "reason")),
+    )
     demand_eligible = np.zeros(len(inst.demands), dtype=bool)
     demand_eligible[inst.pair_demand] = True
     counts = {

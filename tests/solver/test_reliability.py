@@ -804,3 +804,25 @@ def test_no_solution_reports_no_shortfall_and_a_full_gap(monkeypatch: pytest.Mon
     assert result.gap == 1.0
     assert "quota shortfalls" not in result.summary()
     assert set(result.unallocated_units["reason"]) <= {"no_solution_in_time", "no_eligible_demand"}
+
+
+def test_result_tables_have_one_text_dtype_whatever_the_status() -> None:
+    """Ids and reasons come back as pandas text in every table, OPTIMAL or INFEASIBLE.
+
+    The orientation's columns were object where the allocation's were text, and an INFEASIBLE
+    round's allocation object: a caller concatenating results got mixed columns.
+    """
+    text = pd.Series(["x"]).astype(str).dtype
+    units = units_of(unit("U1"), unit("U2", rooms=3))
+    demands = demands_of(demand("D1", dalo=True, annual_income_eur=9_000.0))
+    dalo = rule("three_dalo", "floor", "count", 3, [{"field": "demand.dalo", "op": "eq",
+                                                    "value": True}])  # fmt: skip
+    for policy, status in ((POLICY, "OPTIMAL"), (with_rules(POLICY, dalo), "INFEASIBLE")):
+        result = solve(units, demands, policy, PRUNED, on=ROUND_DATE, raise_on_infeasible=False)
+        assert result.status == status
+        if status == "OPTIMAL":
+            verify(result, units, demands, policy)
+        for name, frame in result.to_frames().items():
+            for column in frame.columns:
+                if column != "score":
+                    assert frame[column].dtype == text, (status, name, column)
