@@ -86,6 +86,32 @@ def variant(tmp_path: Path, old: str, new: str) -> Path:
          "quotas.mode: Input should be 'hard' or 'soft' (got \"hardd\")"),
         ("zone: autres_regions", "zone: autres_regions\n  zones: x",
          "income_ceilings.zones: Extra inputs are not permitted (got \"x\")"),
+        # a boolean, quoted text or a fraction was turned into a number, and a number into a
+        # boolean, without a word: `target: true` was a 100 % floor
+        ("target: 0.50", "target: true",
+         "quotas.rules.4.target: Input should be a valid number (got true)"),
+        ("target: 0.50", "target: '0.5'",
+         "quotas.rules.4.target: Input should be a valid number (got \"0.5\")"),
+        ("target: 0.50", "target: 0.50\n      weight: true",
+         "quotas.rules.4.weight: Input should be a valid integer (got true)"),
+        ("      points: 50\n", "      points: true\n",
+         "cotation.criteria.2.points: Input should be a valid integer (got true)"),
+        ("share: 0.20", "share: false",
+         "reservataires.2.share: Input should be a valid number (got false)"),
+        ("delay_days: 30 ", "delay_days: true ",
+         "return_to_landlord.delay_days: Input should be a valid integer (got true)"),
+        ("delay_days: 30 ", "delay_days: 30.0 ",
+         "return_to_landlord.delay_days: Input should be a valid integer (got 30.0)"),
+        ("{min_size: 1,", "{min_size: true,",
+         "eligibility.typology.0.min_size: Input should be a valid integer (got true)"),
+        ("year: 2026", "year: '2026'", "year: Input should be a valid integer (got \"2026\")"),
+        ("anru_counts_as_q1: true", "anru_counts_as_q1: 'yes'",
+         "household.anru_counts_as_q1: Input should be a valid boolean (got \"yes\")"),
+        ("anru_counts_as_q1: true", "anru_counts_as_q1: 1",
+         "household.anru_counts_as_q1: Input should be a valid boolean (got 1)"),
+        ("extra_person: 3690", "extra_person: 3690.0",
+         "income_ceilings.products.PLAI.extra_person: Input should be a valid integer "
+         "(got 3690.0)"),
     ],
 )  # fmt: skip
 def test_a_bad_policy_is_refused_naming_file_and_key(
@@ -100,6 +126,36 @@ def test_a_bad_policy_is_refused_naming_file_and_key(
     with pytest.raises(PolicyError) as info:
         load_policy(path)
     assert str(info.value) == f"{path}: {message}"
+
+
+def test_a_whole_number_is_still_a_real_number(tmp_path: Path) -> None:
+    """YAML writes ``1`` for 1.0: a whole number where a real one is expected still loads."""
+    path = variant(tmp_path, "target: 0.50", "target: 1")
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        .replace("max_ratio: 0.33", "max_ratio: 1")
+        .replace("first_person: 1.0", "first_person: 1"),
+        encoding="utf-8",
+    )
+    policy = load_policy(path)
+    assert policy.quotas.rules[4].target == 1.0
+    assert policy.eligibility.rent_effort.max_ratio == 1.0
+    assert policy.household.consumption_units.first_person == 1.0
+
+
+def test_a_boolean_target_exits_2_from_the_command_line(tmp_path: Path) -> None:
+    """``target: true`` loaded as a 100 % floor; now the command refuses the file."""
+    policy = variant(tmp_path, "target: 0.50", "target: true")
+    scenario = tmp_path / "tiny.yaml"
+    tiny = (ROOT / "scenarios" / "tiny.yaml").read_text(encoding="utf-8")
+    scenario.write_text(tiny.replace("policy: default-2026", f"policy: {policy}"), "utf-8")
+    result = CliRunner().invoke(cli, ["solve", str(scenario), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert (
+        f"error: {policy}: quotas.rules.4.target: Input should be a valid number (got true)"
+        in result.output
+    )
+    assert "Traceback" not in result.output
 
 
 def test_a_bad_tie_break_exits_2_from_the_command_line(tmp_path: Path) -> None:

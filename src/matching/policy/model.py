@@ -10,7 +10,16 @@ from fractions import Fraction
 from itertools import pairwise
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from matching.policy.conditions import Condition
 from matching.policy.fields import ALLOCATION_FIELDS, DEMAND_FIELDS
@@ -18,7 +27,13 @@ from matching.types import Bound, Financing, FluxExclusion, Measure, QuotaMode, 
 
 
 class Frozen(BaseModel):
-    """Base of the policy models: immutable, unknown keys refused."""
+    """Base of the policy models: immutable, unknown keys refused.
+
+    Numbers and booleans are strict types (``StrictFloat``, ``StrictInt``, ``StrictBool``), as
+    in scenario files: pydantic would read ``target: true`` as 1.0 (a 100 % floor),
+    ``delay_days: 30.0`` as 30, ``'0.5'`` as 0.5 and ``anru_counts_as_q1: 1`` as true without a
+    word. A whole number is still a real number (``target: 1``, as YAML writes it).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -33,21 +48,25 @@ def _check_conditions(conds: tuple[Condition, ...], known: dict, where: str) -> 
 class ConsumptionUnitScale(Frozen):
     """Consumption units (OECD-modified scale, DOMAIN A1)."""
 
-    first_person: float = Field(default=1.0, gt=0, description="Weight of the first person")
-    other_14_plus: float = Field(default=0.5, ge=0, description="Each other person aged 14 or more")
-    child_under_14: float = Field(default=0.3, ge=0, description="Each child under 14")
+    first_person: StrictFloat = Field(default=1.0, gt=0, description="Weight of the first person")
+    other_14_plus: StrictFloat = Field(
+        default=0.5, ge=0, description="Each other person aged 14 or more"
+    )
+    child_under_14: StrictFloat = Field(default=0.3, ge=0, description="Each child under 14")
 
 
 class HouseholdRules(Frozen):
     """How household facts are derived from a demand (DOMAIN A1)."""
 
-    q1_threshold_eur_per_cu: float = Field(
+    q1_threshold_eur_per_cu: StrictFloat = Field(
         gt=0, description="First-quartile threshold of the EPCI, EUR of annual income per CU"
     )
     q1_threshold_source: str = Field(default="", description="Where the threshold comes from")
     consumption_units: ConsumptionUnitScale = ConsumptionUnitScale()
-    anru_counts_as_q1: bool = Field(default=True, description="ANRU households count with Q1 (A1)")
-    dalo_is_priority: bool = Field(default=True, description="DALO households are priority")
+    anru_counts_as_q1: StrictBool = Field(
+        default=True, description="ANRU households count with Q1 (A1)"
+    )
+    dalo_is_priority: StrictBool = Field(default=True, description="DALO households are priority")
     priority_categories: tuple[str, ...] = Field(
         default=(), description="Known L441-1 category codes (open: other codes still count)"
     )
@@ -56,8 +75,10 @@ class HouseholdRules(Frozen):
 class CeilingRow(Frozen):
     """Income ceilings of one financing product, EUR/year, by household category."""
 
-    by_category: tuple[int, int, int, int, int, int] = Field(description="Categories 1 to 6")
-    extra_person: int = Field(ge=0, description="Added per category above 6")
+    by_category: tuple[StrictInt, StrictInt, StrictInt, StrictInt, StrictInt, StrictInt] = Field(
+        description="Categories 1 to 6"
+    )
+    extra_person: StrictInt = Field(ge=0, description="Added per category above 6")
 
     @model_validator(mode="after")
     def _increasing(self) -> CeilingRow:
@@ -84,10 +105,12 @@ class IncomeCeilings(Frozen):
 class TypologyBand(Frozen):
     """Admissible numbers of rooms for a range of household sizes (DOMAIN A2.2)."""
 
-    min_size: int = Field(ge=1, description="Smallest household size of the band, persons")
-    max_size: int | None = Field(ge=1, description="Largest household size (None: no upper bound)")
-    min_rooms: int = Field(ge=1, le=7, description="Fewest rooms admissible")
-    max_rooms: int = Field(ge=1, le=7, description="Most rooms admissible")
+    min_size: StrictInt = Field(ge=1, description="Smallest household size of the band, persons")
+    max_size: StrictInt | None = Field(
+        ge=1, description="Largest household size (None: no upper bound)"
+    )
+    min_rooms: StrictInt = Field(ge=1, le=7, description="Fewest rooms admissible")
+    max_rooms: StrictInt = Field(ge=1, le=7, description="Most rooms admissible")
 
     @model_validator(mode="after")
     def _ordered(self) -> TypologyBand:
@@ -101,16 +124,18 @@ class TypologyBand(Frozen):
 class SurfaceRule(Frozen):
     """Minimum surface by household size (CCH R822-25, DOMAIN A2.3)."""
 
-    one_person_m2: float = Field(default=9, ge=0)
-    two_persons_m2: float = Field(default=16, ge=0)
-    per_extra_person_m2: float = Field(default=9, ge=0)
-    cap_m2: float = Field(default=70, ge=0, description="The minimum never exceeds this")
+    one_person_m2: StrictFloat = Field(default=9, ge=0)
+    two_persons_m2: StrictFloat = Field(default=16, ge=0)
+    per_extra_person_m2: StrictFloat = Field(default=9, ge=0)
+    cap_m2: StrictFloat = Field(default=70, ge=0, description="The minimum never exceeds this")
 
 
 class RentEffortRule(Frozen):
     """Maximum rent effort (DOMAIN A2.4)."""
 
-    max_ratio: float = Field(default=0.33, gt=0, le=1, description="(rent - benefit) / resources")
+    max_ratio: StrictFloat = Field(
+        default=0.33, gt=0, le=1, description="(rent - benefit) / resources"
+    )
 
 
 ELIGIBILITY_RULES: tuple[str, ...] = (
@@ -160,7 +185,7 @@ class ReservataireRule(Frozen):
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     label: str
-    share: float | None = Field(
+    share: StrictFloat | None = Field(
         ge=0, le=1, description="Share of the yearly flux; null for the landlord (the remainder)"
     )
     pool: tuple[Condition, ...] = Field(
@@ -205,11 +230,13 @@ class QuotaRule(Frozen):
     label: str
     bound: Bound
     measure: Measure = Measure.SHARE
-    target: float = Field(ge=0)
+    target: StrictFloat = Field(ge=0)
     base: tuple[Condition, ...] = Field(default=(), description="Allocations the rule is about")
     count: tuple[Condition, ...] = Field(description="Which of them count toward the target")
     scope: str | None = Field(default=None, description="Group-by field, e.g. unit.bailleur")
-    weight: int = Field(default=1000, ge=0, description="Penalty per unit of shortfall (soft mode)")
+    weight: StrictInt = Field(
+        default=1000, ge=0, description="Penalty per unit of shortfall (soft mode)"
+    )
     source: str = Field(default="", description="Legal or contractual clause")
 
     @model_validator(mode="after")
@@ -261,13 +288,15 @@ class Criterion(Frozen):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     label: str
     when: tuple[Condition, ...] = Field(default=(), description="All must hold; empty = always")
-    points: int = Field(
+    points: StrictInt = Field(
         ge=-POINTS_LIMIT,
         le=POINTS_LIMIT,
         description="Points, or points per unit of `per` (at most 10,000 either way)",
     )
     per: str | None = Field(default=None, description="Numeric field the points are multiplied by")
-    cap: int | None = Field(default=None, ge=0, description="Most points this criterion can give")
+    cap: StrictInt | None = Field(
+        default=None, ge=0, description="Most points this criterion can give"
+    )
     source: str = ""
 
     @model_validator(mode="after")
@@ -348,7 +377,7 @@ class ReturnToLandlord(Frozen):
     current rule could not be re-read (DOMAIN "What could not be confirmed", item 3).
     """
 
-    delay_days: int = Field(
+    delay_days: StrictInt = Field(
         default=30,
         ge=0,
         description="Days after its orientation that an unfilled unit returns to the landlord",
@@ -367,8 +396,8 @@ class Policy(Frozen):
 
     id: str
     label: str
-    version: int = 1
-    year: int = Field(ge=2000, le=2100)
+    version: StrictInt = 1
+    year: StrictInt = Field(ge=2000, le=2100)
     household: HouseholdRules
     income_ceilings: IncomeCeilings
     eligibility: EligibilityRules
