@@ -50,7 +50,7 @@ from matching.domain import (
     Unit,
     category_problem,
 )
-from matching.exceptions import DataError, Problems, RowProblem
+from matching.exceptions import DataError, PolicyError, Problems, RowProblem
 from matching.flux import YearSoFar
 from matching.frames import DEMAND_DTYPES, UNIT_DTYPES
 from matching.policy.fields import DERIVED_DEMAND_FIELDS
@@ -1122,16 +1122,33 @@ def read_round_files(
     file written by ``matching solve`` carries the score and derived facts: they are dropped
     and recomputed, so nothing the solver wrote is trusted.
 
+    The round must lie in the policy's year, as a scenario's must: its Q1 threshold and
+    income ceilings are that year's figures (a 2024 file under ``default-2026`` was solved
+    with the 2026 figures without a word).
+
     Raises
     ------
     DataError
         A file cannot be read or holds bad values; no unit and no date.
+    PolicyError
+        The round's date (``on``, or by default the latest release) is in another year than
+        the policy's: the message names ``--on`` or the units file, and both years.
     """
+    if on is not None and (other := policy.other_year(on.year, "the round")) is not None:
+        raise PolicyError(
+            f"--on {on.isoformat()}: policy {other}: pass a policy for {on.year} with "
+            f"--policy, or a date in {policy.year}"
+        )
     unit_table = read_units(units, as_of=on)
     if on is None:
         if not len(unit_table):
             raise DataError([RowProblem(str(units), None, "released_on", "", "no unit: pass --on")])
         on = pd.Timestamp(unit_table["released_on"].max()).date()
+        if (other := policy.other_year(on.year, "the round")) is not None:
+            raise PolicyError(
+                f"{units}: the round date {on.isoformat()} (the latest released_on; --on sets "
+                f"it): policy {other}: pass a policy for {on.year} with --policy"
+            )
     demand_table = read_demands(
         demands,
         as_of=on,

@@ -24,7 +24,7 @@ import pandas as pd
 from matching import checker
 from matching.domain import Demand, Unit
 from matching.eligibility import PairTable, eligible_pairs
-from matching.exceptions import CheckFailedError, InfeasibleError
+from matching.exceptions import CheckFailedError, InfeasibleError, PolicyError
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
 from matching.frames import demands_frame, units_frame
@@ -173,6 +173,13 @@ def _arguments(
     return policy, on, year
 
 
+def _same_year(policy: Policy, on: dt.date, what: str) -> None:
+    """Refuse a round dated in another year than the policy's (`Policy.other_year`)."""
+    other = policy.other_year(on.year, "the round")
+    if other is not None:
+        raise PolicyError(f"{what}: {on.isoformat()}: policy {other}")
+
+
 def prepare_round(
     units: pd.DataFrame | Sequence[Unit],
     demands: pd.DataFrame | Sequence[Demand],
@@ -184,14 +191,20 @@ def prepare_round(
     """Validate the tables, derive facts, score, and build the eligible pairs of a round.
 
     The round's date ``on`` defaults to the latest release; a unit released or a demand filed
-    after it is refused (`DataError`), given or not.
+    after it is refused (`DataError`), given or not. A round dated in another year than the
+    policy's is refused (`PolicyError`), as a scenario of another year is: the policy's Q1
+    threshold and income ceilings are that year's figures.
     """
     policy, on, year_so_far = _arguments(policy, on, year_so_far)
+    if on is not None:
+        _same_year(policy, on, "on")
     units_df = _frame(units, "units", on)
     as_of = on
     if on is None:
         # no unit and no date: nothing to allocate, and no date to hold the demands to
         as_of = pd.Timestamp(units_df["released_on"].max()).date() if len(units_df) else None
+        if as_of is not None:
+            _same_year(policy, as_of, "on (the latest released_on)")
         on = as_of or dt.date(policy.year, 1, 1)
     demands_df = _in_id_order(_frame(demands, "demands", as_of), "demand_id")
     units_df = _in_id_order(units_df, "unit_id")

@@ -280,11 +280,9 @@ def resolve(scenario: Scenario) -> ResolvedScenario:
     """
     policy_path = _policy_path(scenario)
     policy = load_policy(policy_path)
-    if policy.year != scenario.year:
-        raise PolicyError(
-            f"{scenario.source or '<scenario>'}: policy: '{policy.id}' is for {policy.year}, "
-            f"the scenario for {scenario.year} (Q1 threshold and ceilings are yearly figures)"
-        )
+    other = policy.other_year(scenario.year, "the scenario")
+    if other is not None:
+        raise PolicyError(f"{scenario.source or '<scenario>'}: policy: {other}")
     month = scenario.round.month
     return ResolvedScenario(
         scenario=scenario,

@@ -510,3 +510,57 @@ def test_the_library_takes_a_policy_name_an_iso_date_and_a_mapping() -> None:
         prepare_round(units, demands, "default-2026", on="31/01/2026")
     with pytest.raises(DataError, match="year_so_far: file, field 'flux_units'"):
         prepare_round(units, demands, "default-2026", year_so_far={"flux_units": -1})
+
+
+def test_a_round_in_another_year_than_the_policys_is_refused(tmp_path: Path) -> None:
+    """Files of 2025, or ``--on`` in 2027, under ``default-2026``: exit 2, no folder.
+
+    A scenario of another year than its policy was refused, the same round on files was
+    solved with the 2026 Q1 threshold and ceilings without a word.
+    """
+    code, text = run("generate", "--year", "2025", "--units", "6", "--demands", "40",
+                     "--out", tmp_path / "g25")  # fmt: skip
+    assert code == 0, text
+    units, demands = tmp_path / "g25" / "units.csv", tmp_path / "g25" / "demands.csv"
+    latest = max(read_table(units)["released_on"])
+    out = tmp_path / "out"
+    code, text = run("solve", "--units", units, "--demands", demands, "--out", out)
+    assert code == 2, text
+    assert (
+        f"error: {units}: the round date {latest} (the latest released_on; --on sets it): "
+        "policy 'default-2026' is for 2026, the round for 2025"
+    ) in text
+    code, text = run("generate", "--units", "6", "--demands", "40", "--out", tmp_path / "g26")
+    assert code == 0, text
+    units, demands = tmp_path / "g26" / "units.csv", tmp_path / "g26" / "demands.csv"
+    for command in (
+        ["solve", "--units", units, "--demands", demands, "--on", "2027-03-31", "--out", out],
+        ["check", units, demands, units, "--on", "2027-03-31"],
+    ):
+        code, text = run(*command)
+        assert code == 2, text
+        assert (
+            "error: --on 2027-03-31: policy 'default-2026' is for 2026, the round for 2027"
+        ) in text
+        assert "Traceback" not in text
+    assert not out.exists()
+
+
+def test_the_library_refuses_a_round_in_another_year_than_the_policys() -> None:
+    """`prepare_round` and `solve` refuse it too, the date given or the latest release's."""
+    from matching.exceptions import PolicyError
+    from matching.generate import generate_territory
+    from matching.round import prepare_round, solve
+
+    units, demands = generate_territory("caen-la-mer", 2025, seed=5, n_units=6, n_demands=30)
+    latest = pd.Timestamp(units["released_on"].max()).date()
+    with pytest.raises(
+        PolicyError,
+        match=rf"^on \(the latest released_on\): {latest}: policy 'default-2026' is for 2026, "
+        r"the round for 2025 \(Q1 threshold and ceilings are yearly figures\)$",
+    ):
+        prepare_round(units, demands, "default-2026")
+    units, demands = generate_territory("caen-la-mer", 2026, seed=5, n_units=6, n_demands=30)
+    with pytest.raises(PolicyError, match=r"^on: 2027-03-31: policy 'default-2026' is for 2026"):
+        solve(units, demands, "default-2026", on="2027-03-31")
+    assert prepare_round(units, demands, "default-2026", on="2026-12-31").on.year == 2026

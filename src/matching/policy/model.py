@@ -493,6 +493,20 @@ class Policy(Frozen):
                     )
         return tuple(out)
 
+    def other_year(self, year: int, what: str) -> str | None:
+        """Why ``what`` (a scenario, a round) of ``year`` cannot use this policy; None if it can.
+
+        Why: the Q1 threshold and the income ceilings are the figures of one year, and the flux
+        shares and year-so-far counts are yearly: a 2024 round under a 2026 policy was solved
+        with 2026 thresholds and ceilings without a word.
+        """
+        if year == self.year:
+            return None
+        return (
+            f"'{self.id}' is for {self.year}, {what} for {year} "
+            "(Q1 threshold and ceilings are yearly figures)"
+        )
+
     def reservataire_ids(self) -> tuple[str, ...]:
         """Réservataire ids in policy order."""
         return tuple(r.id for r in self.reservataires)
