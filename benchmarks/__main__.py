@@ -10,8 +10,9 @@
 Every measurement runs in its own process (``--worker``, not for direct use) with a timeout, so
 one case that crashes, runs out of memory or overruns loses its own cell only; the run as a whole
 stops starting new cases once ``--budget-min`` is spent. Results go to
-``benchmarks/results/<name>-<date>.md`` and ``.csv``; a full run also refreshes the table in
-``benchmarks/README.md``. Benchmarks are never run as timed tests.
+``benchmarks/results/<name>-<date>.md`` and ``.csv`` (`run_name`); a run of the full ladder
+(neither ``--quick`` nor ``--only``) also refreshes the table in ``benchmarks/README.md``
+(`updates_readme`). Benchmarks are never run as timed tests.
 """
 
 from __future__ import annotations
@@ -153,7 +154,25 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, str, float]]:
     return todo
 
 
-def main(argv: list[str] | None = None) -> None:
+def run_name(args: argparse.Namespace) -> str:
+    """The results file stem: ``--name``, else ``ladder``, ``ladder-quick``, ``ladder-partial``."""
+    if args.name:
+        return str(args.name)
+    return "ladder-quick" if args.quick else "ladder-partial" if args.only else "ladder"
+
+
+def updates_readme(args: argparse.Namespace) -> bool:
+    """Whether the run refreshes the "Latest table" of benchmarks/README.md: the full ladder only.
+
+    Why: that table is the project's reference figures; a ``--quick`` run (smaller rounds, no
+    Paris-sized or pooled year) or an ``--only`` subset replaced it with a partial table, which
+    the README then presented as the latest run.
+    """
+    return not args.quick and not args.only
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line's options (``sys.argv[1:]`` when ``argv`` is None)."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.split("\n")[0]
     )
@@ -188,7 +207,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--worker", nargs=3, metavar=("KIND", "NAME", "METHOD"), help=argparse.SUPPRESS
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the planned measurements, each in its own process, and write the results."""
+    args = parse(argv)
     if args.worker:
         kind, name, method = args.worker
         print(json.dumps(worker(kind, name, method, args.time_limit), default=str))
@@ -215,12 +239,13 @@ def main(argv: list[str] | None = None) -> None:
             if k in record
         }
         print(f"{label}: {brief}", flush=True)
-    name = args.name or (
-        "ladder-quick" if args.quick else "ladder-partial" if args.only else "ladder"
-    )
     command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
     path = write(
-        records, name, command.strip(), time.perf_counter() - start, update_readme=not args.only
+        records,
+        run_name(args),
+        command.strip(),
+        time.perf_counter() - start,
+        update_readme=updates_readme(args),
     )
     print(f"results written to {path}")
 

@@ -156,6 +156,54 @@ def test_a_second_run_on_the_same_day_gets_its_own_results_file(tmp_path: Path) 
     assert first.with_suffix(".md").read_text(encoding="utf-8") == "first run"
 
 
+@pytest.mark.parametrize(
+    "argv,name,refreshes",
+    [
+        ([], "ladder", True),
+        (["--time-limit", "10"], "ladder", True),
+        (["--quick"], "ladder-quick", False),
+        (["--only", "caen-month"], "ladder-partial", False),
+        (["--quick", "--only", "orlib"], "ladder-quick", False),
+        (["--quick", "--name", "mine"], "mine", False),
+    ],
+)
+def test_only_the_full_ladder_refreshes_the_readme_table(
+    argv: list[str], name: str, refreshes: bool
+) -> None:
+    """benchmarks/README.md says partial runs leave its table alone; ``--quick`` replaced it."""
+    from benchmarks.__main__ import parse, run_name, updates_readme
+
+    args = parse(argv)
+    assert (run_name(args), updates_readme(args)) == (name, refreshes)
+
+
+def test_a_quick_run_writes_its_page_and_leaves_the_readme_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m benchmarks --quick`` (its measurements left out): a ladder-quick page only."""
+    import datetime as dt
+
+    import benchmarks.__main__ as bench
+    from benchmarks import report
+
+    readme = tmp_path / "README.md"
+    latest = "Latest run: `results/ladder-2026-11-29-5.md`."
+    table = f"{report.LATEST_START}\n{latest}\n{report.LATEST_END}\n"
+    readme.write_text(table, encoding="utf-8")
+    monkeypatch.setattr(report, "README", readme)
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(bench, "plan", lambda args: [])
+    bench.main(["--quick"])
+    assert readme.read_text(encoding="utf-8") == table
+    today = dt.date.today().isoformat()
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
+        f"ladder-quick-{today}.csv",
+        f"ladder-quick-{today}.md",
+    ]
+    bench.main([])  # the full ladder (here empty) does refresh it
+    assert f"Latest run: `results/ladder-{today}.md`." in readme.read_text(encoding="utf-8")
+
+
 def test_the_lp_floor_resolves_the_engines_own_root_lp() -> None:
     """The LP taken from the engine, solved again from scratch, has the engine's root LP value.
 
