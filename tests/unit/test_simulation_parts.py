@@ -194,3 +194,51 @@ def test_compare_refuses_more_seeds_than_it_can_hold_before_building_them(tmp_pa
         with pytest.raises(PolicyError, match=f"seeds: {n} years asked for; from 1 to 1000"):
             compare_scenario(sc, ["optimal"], n, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def _file_year(tmp_path: Path, arrivals: int) -> Path:
+    """A simulated year on files whose demands hold two ids of the generated arrivals' form."""
+    from matching.io import write_demands, write_units
+
+    units, demands = generate_territory(n_units=20, n_demands=30, seed=4)
+    demands.loc[[3, 7], "demand_id"] = ["N2026-0000001", "N2026-0000005"]
+    write_units(units, tmp_path / "units.csv")
+    write_demands(demands, tmp_path / "demands.csv")
+    scenario = tmp_path / "year.yaml"
+    scenario.write_text(
+        "id: file-year\nterritory: caen-la-mer\nyear: 2026\nseed: 1\npolicy: default-2026\n"
+        "data: {units: units.csv, demands: demands.csv}\n"
+        f"simulation: {{arrivals_per_year: {arrivals}, last_round: 1}}\n",
+        encoding="utf-8",
+    )
+    return scenario
+
+
+def test_demand_ids_of_the_generated_arrivals_form_are_refused_naming_file_and_ids(
+    tmp_path: Path,
+) -> None:
+    """The message named no file, no id and no way out; now all three, exit code 2."""
+    scenario = _file_year(tmp_path, arrivals=10)
+    got = CliRunner().invoke(cli, ["simulate", str(scenario), "--out", str(tmp_path / "out")])
+    assert got.exit_code == 2, got.output
+    assert (
+        f"error: {tmp_path / 'demands.csv'}: demand_id 'N2026-0000001', 'N2026-0000005': also "
+        "the id of a demand filed during the year: the simulation's generated arrivals have ids "
+        "N2026-0000001 to N2026-0000010 (arrivals_per_year: 10); rename the data's demands, or "
+        "set simulation.arrivals_per_year: 0 to generate none"
+    ) in got.output
+    assert "Traceback" not in got.output
+    from matching.simulation.inputs import clash_message
+
+    many = clash_message("d.csv", [f"N2026-000000{i}" for i in range(1, 6)], 2026, 10)
+    assert many.startswith("d.csv: demand_id 'N2026-0000001', 'N2026-0000002', 'N2026-0000003' "
+                           "and 2 more: also the id")  # fmt: skip
+
+
+def test_no_generated_arrivals_no_clash(tmp_path: Path) -> None:
+    """``arrivals_per_year: 0``, as the message says, keeps the data's ids as they are."""
+    from matching.simulation.inputs import year_data
+
+    data = year_data(load_scenario(_file_year(tmp_path, arrivals=0)))
+    assert {"N2026-0000001", "N2026-0000005"} <= set(data.demands["demand_id"])
+    assert len(data.demands) == 30

@@ -109,6 +109,28 @@ def table_digest(frame: pd.DataFrame) -> bytes:
     return digest.digest()
 
 
+CLASHES_SHOWN = 3
+"""How many clashing demand ids `clash_message` names (then how many more)."""
+
+
+def clash_message(where: str, clash: list[str], year: int, n_new: int) -> str:
+    """Why the data's demands and the year's generated arrivals cannot be told apart.
+
+    Why a message of its own: "the demands filed during the year reuse ids of the data's
+    demands" named no file, no id and no way out, and the arrivals' ids (``N<year>-NNNNNNN``,
+    `year_arrivals`) are the simulation's, not in any file the planner wrote.
+    """
+    shown = ", ".join(f"'{i}'" for i in clash[:CLASHES_SHOWN])
+    more = len(clash) - CLASHES_SHOWN
+    rest = f" and {more} more" if more > 0 else ""
+    return (
+        f"{where}: demand_id {shown}{rest}: also the id of a demand filed during the year: the "
+        f"simulation's generated arrivals have ids N{year}-0000001 to N{year}-{n_new:07d} "
+        f"(arrivals_per_year: {n_new}); rename the data's demands, or set "
+        "simulation.arrivals_per_year: 0 to generate none"
+    )
+
+
 def year_data(
     scenario: Scenario,
     *,
@@ -139,9 +161,11 @@ def year_data(
     demands = data.demands
     if n_new:
         new = year_arrivals(sc.territory, sc.year, sc.seed, n_new)
+        clash = demands["demand_id"][demands["demand_id"].isin(new["demand_id"])].tolist()
+        if clash:
+            where = data.scenario.demands_path or sc.source or "demands"
+            raise PolicyError(clash_message(str(where), clash, sc.year, n_new))
         demands = pd.concat([demands, new], ignore_index=True)
-        if demands["demand_id"].duplicated().any():
-            raise PolicyError("the demands filed during the year reuse ids of the data's demands")
     return YearData(
         units=data.units,
         demands=demands,
