@@ -772,10 +772,11 @@ def diagnostics(
             "flux_excluded": _flux_reason(units),
         }
     )
+    # `any` before the réservataires, as the printed table has it (the file had it after)
+    per_unit["any"] = np.bincount(unit, minlength=n_units).astype(np.int64)
     for i, rid in enumerate(policy.reservataire_ids()):
         has = (pool_bits & np.uint16(1 << i)) != 0
         per_unit[rid] = np.bincount(unit[has], minlength=n_units).astype(np.int64)
-    per_unit["any"] = np.bincount(unit, minlength=n_units).astype(np.int64)
     per_unit["no_pool"] = np.asarray(pairs.no_pool, dtype=np.int64)
 
     rules = enabled_rules(policy)

@@ -62,7 +62,12 @@ def test_eligibility_counts_pairs(tiny: RoundData, tmp_path: Path) -> None:
     code, text = run("eligibility", TINY, "--max-units", "3", "--out", out)
     assert code == 0, text
     assert f"21 units, {len(pairs)} eligible pairs" in text
-    assert len(read_table(out)) == 21
+    table = read_table(out)
+    assert len(table) == 21
+    # the file's columns in the printed table's order: `any` first, then each réservataire
+    ids = list(tiny.policy.reservataire_ids())
+    assert list(table.columns) == ["unit_id", "flux_excluded", "any", *ids, "no_pool"]
+    assert "(" + ", ".join(["any", *ids]) + ")" in text
 
 
 def test_why_not_explains_a_pair(tiny: RoundData) -> None:
