@@ -224,6 +224,17 @@ def test_bad_arguments() -> None:
         generate_territory(n_units=0)
 
 
+def test_cli_counts_one_unit_in_the_singular(tmp_path: Path) -> None:
+    """One unit is "1 unit" ("1 units" read as a typo); thousands have their separator."""
+    args = ("generate", "--units", "1", "--demands", "1200", "--out", str(tmp_path))
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"wrote {tmp_path / 'units.csv'} (1 unit)",
+        f"wrote {tmp_path / 'demands.csv'} (1,200 demands)",
+    ]
+
+
 @pytest.mark.parametrize("ext", ["csv", "parquet"])
 def test_cli_writes_loadable_files(tmp_path: Path, ext: str) -> None:
     """`matching generate` writes both tables, one line each, and they read back unchanged."""

@@ -133,6 +133,9 @@ def test_cli_simulate_one_round(tmp_path: Path) -> None:
         assert (tmp_path / name).is_file()
     assert (tmp_path / "rounds" / "01-2026-01-31" / "offers.csv").is_file()
     assert "round 1/1 2026-01-31" in got.output
+    # counts agree with their nouns ("1 units carried", "1 rounds to" read as typos)
+    assert "0 refusals, 1 unit carried, 121 demands pending" in got.output
+    assert "\n1 round to 2026-01-31: 3 of 4 units let" in got.output
 
 
 def test_cli_compare_two_policies_in_two_processes(tmp_path: Path) -> None:

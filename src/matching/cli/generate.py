@@ -90,6 +90,6 @@ def generate_command(
     units_path = out_dir / f"units.{file_format}"
     demands_path = out_dir / f"demands.{file_format}"
     write_units(units, units_path)
-    click.echo(f"wrote {units_path} ({len(units)} units)")
+    click.echo(f"wrote {units_path} ({len(units):,} unit{'s' * (len(units) != 1)})")
     write_demands(demands, demands_path)
-    click.echo(f"wrote {demands_path} ({len(demands)} demands)")
+    click.echo(f"wrote {demands_path} ({len(demands):,} demand{'s' * (len(demands) != 1)})")

@@ -30,9 +30,15 @@ def progress_line(summary: RoundSummary, prefix: str = "") -> str:
     return (
         f"{prefix}round {summary.round}/{summary.rounds} {summary.date.isoformat()}: "
         f"{c.get('allocated_year', 0):,} allocated so far (+{c.get('allocated', 0):,}), "
-        f"{c.get('refusals', 0):,} refusals, {c.get('carried', 0):,} units carried, "
-        f"{c.get('pending', 0):,} demands pending; {rates} [{summary.wall_time_s:.1f} s]"
+        f"{_count(c.get('refusals', 0), 'refusal')}, "
+        f"{_count(c.get('carried', 0), 'unit')} carried, "
+        f"{_count(c.get('pending', 0), 'demand')} pending; {rates} [{summary.wall_time_s:.1f} s]"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 unit``, ``2 units``, ``1,200 units``: "1 units carried" read as a typo."""
+    return f"{n:,} {noun}{'s' * (n != 1)}"
 
 
 def _echo(summary: RoundSummary) -> None:
@@ -94,7 +100,8 @@ def simulate_command(
     k = result.kpis
     q1 = k["q1_rate_outside_qpv"]["rate"]
     click.echo(
-        f"{k['rounds']} rounds to {k['end']}: {k['units']['allocated']:,} of "
+        f"{_count(k['rounds'], 'round')} to {k['end']}: "
+        f"{k['units']['allocated']:,} of "
         f"{k['units']['released']:,} units let; Q1 or ANRU outside QPV "
         f"{'-' if q1 is None else f'{100 * q1:.1f} %'} (target 25 %); wrote {out}"
     )
