@@ -378,23 +378,28 @@ def test_compare_writes_one_tidy_table(tmp_path: Path) -> None:
 
 
 def test_compare_again_in_the_same_folder_keeps_only_its_own_runs(tmp_path: Path) -> None:
-    """Policies a and b, then a alone: ``runs/b`` went on lying beside a table without b."""
+    """A comparison's folder holds only its own runs.
+
+    Policies a and b on seeds 1 and 2, then a on seed 1: ``runs/b`` and ``runs/a/seed-2`` went
+    on lying beside a table without them.
+    """
     from matching.simulation.compare import run_comparison
 
-    def compare(policies: list[str]) -> None:
+    def compare(policies: list[str], seeds: list[int]) -> None:
         run_comparison(
             lambda seed: busy_year(seed=seed, last_round=1),
             policies,
-            [1],
+            seeds,
             tmp_path,
             allocators={"a": RoundSolve(), "b": RoundSolve()},
             shortlister=stub_shortlists,
         )
 
-    compare(["a", "b"])
+    compare(["a", "b"], [1, 2])
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a", "b"]
-    compare(["a"])
+    compare(["a"], [1])
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a"]
+    assert sorted(p.name for p in (tmp_path / "runs" / "a").iterdir()) == ["seed-1"]
     assert set(pd.read_csv(tmp_path / "kpis.csv")["policy"]) == {"a"}
 
 

@@ -80,6 +80,25 @@ def _simulate_run(run: _Run) -> _Outcome:
     return result.state.round, time.perf_counter() - start, list(flat_kpis(result.kpis))
 
 
+def _remove_other_runs(runs: Path, policies: Sequence[str], seeds: Sequence[int]) -> None:
+    """Remove the run folders of an earlier comparison that this one does not make again.
+
+    Why: a policy or seed not compared now kept its ``runs/<policy>/seed-<s>/`` beside a
+    ``kpis.csv`` without it (as `simulate` clears an earlier run's rounds). Only folders of
+    that form go; the runs compared now are written over as before.
+    """
+    if not runs.is_dir():
+        return
+    kept = {f"seed-{seed}" for seed in seeds}
+    for policy in sorted(p for p in runs.iterdir() if p.is_dir()):
+        if policy.name not in policies:
+            shutil.rmtree(policy, ignore_errors=True)
+            continue
+        for run in sorted(r for r in policy.iterdir() if r.is_dir()):
+            if run.name.startswith("seed-") and run.name not in kept:
+                shutil.rmtree(run, ignore_errors=True)
+
+
 def run_comparison(
     make_data: Callable[[int], YearData],
     policies: Sequence[str],
@@ -131,9 +150,7 @@ def run_comparison(
         if name not in (allocators or {}):
             resolve_allocator(name)
     make_folder(out)
-    # an earlier comparison's runs: a policy or seed not compared now kept its folder beside
-    # the new ones (as `simulate` clears an earlier run's rounds)
-    shutil.rmtree(out / "runs", ignore_errors=True)
+    _remove_other_runs(out / "runs", policies, seeds)
     for seed in seeds:  # every run's folders now, not when its turn comes after other years
         for name in policies:
             for folder in RUN_FOLDERS:
