@@ -21,15 +21,16 @@ def household_category(demands: pd.DataFrame) -> np.ndarray:
     Start from the household size; add 1 for a young couple without dependant or one person
     with at least one dependant; add 1 when a member is disabled (DOMAIN A1).
 
-    "One person + 1 dependant" is category 3 whatever the dependant's age: the person is the one
-    member who is not a dependant (``household_size - dependants == 1``), not "one adult"
-    (``adults`` counts every person aged 14 or more, so a lone parent of a 16-year-old was
-    category 2 and refused on a ceiling its category 3 meets).
+    "One person + 1 dependant" is category 3 whatever the dependant's age: a single adult, or
+    the one member who is not a dependant (``household_size - dependants == 1``). ``adults``
+    alone counts every person aged 14 or more, so a lone parent of a 16-year-old was category
+    2 and refused on a ceiling its category 3 meets.
     """
     size = demands["household_size"].to_numpy(dtype=np.int64)
     dependants = demands["dependants"].to_numpy(dtype=np.int64)
     young = demands["young_couple"].to_numpy(dtype=bool) & (dependants == 0)
-    single_with_dependant = (size - dependants == 1) & (dependants >= 1)
+    one_person = (demands["adults"].to_numpy(dtype=np.int64) == 1) | (size - dependants == 1)
+    single_with_dependant = one_person & (dependants >= 1)
     bump = (young | single_with_dependant).astype(np.int64)
     return size + bump + demands["disabled_member"].to_numpy(dtype=bool).astype(np.int64)
 

@@ -43,8 +43,15 @@ SURFACES = (8.9, 9.0, 15.9, 16.0, 25.0, 33.9, 34.0, 52.0, 61.0, 69.9, 70.0, 120.
 
 
 def ref_category(d: Demand) -> int:
-    """DOMAIN A1, literally."""
-    bump = (d.young_couple and d.dependants == 0) or (d.adults == 1 and d.dependants >= 1)
+    """DOMAIN A1, literally, and "one person + dependants" whatever the dependants' ages.
+
+    A lone parent of a teenager counts two persons aged 14 or more: the arrêté counts
+    dependants, not ages.
+    """
+    # one person + dependants: a single adult, or one member who is not a dependant (a lone
+    # parent of a 16-year-old counts 2 adults, persons of 14 or more)
+    one_person = d.adults == 1 or d.household_size - d.dependants == 1
+    bump = (d.young_couple and d.dependants == 0) or (one_person and d.dependants >= 1)
     return d.household_size + int(bump) + int(d.disabled_member)
 
 
