@@ -441,16 +441,37 @@ _NS_MAX = pd.Timestamp("2261-12-31")
 _ISO_DATE = r"\d{4}-\d{2}-\d{2}"
 
 
+def _zoned(dtype: object) -> bool:
+    """True for a time-zone-aware datetime dtype, numpy-backed or Arrow."""
+    if isinstance(dtype, pd.ArrowDtype):
+        return pa.types.is_timestamp(dtype.pyarrow_dtype) and dtype.pyarrow_dtype.tz is not None
+    return getattr(dtype, "tz", None) is not None
+
+
+def _wall_time(value: object) -> object:
+    """A zoned datetime as its wall time in its own zone (naive); any other cell as it is."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.replace(tzinfo=None)
+    return value
+
+
 def _parse_date(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         stamps = series
-        if getattr(series.dtype, "tz", None) is not None:
+        if isinstance(series.dtype, pd.ArrowDtype) and pa.types.is_date(series.dtype.pyarrow_dtype):
+            # a Parquet date column read with dtype_backend="pyarrow" (date32): pandas compares
+            # it with no Timestamp (a TypeError); seconds hold any date, ns stop at 2262
+            stamps = stamps.astype("datetime64[s]")
+        if _zoned(stamps.dtype):
             stamps = stamps.dt.tz_localize(None)
         empty = stamps.isna().to_numpy()
         shown = _Lazy(series)
         bad = np.zeros(len(series), dtype=bool)
     elif pd.api.types.infer_dtype(series, skipna=True) in ("date", "datetime", "datetime64"):
-        stamps = pd.to_datetime(pd.Series(series.to_numpy(dtype=object)), errors="coerce")
+        # each cell's date in its own time zone, as for a zoned column: zoned cells made a
+        # zoned column (a TypeError against the as-of date), in several zones a NaT for some
+        cells = [_wall_time(v) for v in series.to_numpy(dtype=object)]
+        stamps = pd.to_datetime(pd.Series(cells, dtype=object), errors="coerce")
         empty = series.isna().to_numpy()
         shown = _Lazy(series)
         bad = stamps.isna().to_numpy() & ~empty

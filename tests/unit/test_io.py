@@ -647,3 +647,46 @@ def test_empty_header_cells_are_said_once_and_parquet_names_are_stripped(tmp_pat
     frame = pd.DataFrame(unit_rows({})).rename(columns={"rooms": "rooms "})
     frame.to_parquet(tmp_path / "units.parquet")
     assert io.read_units(tmp_path / "units.parquet")["rooms"].tolist() == [2]
+
+
+def test_arrow_dates_and_zoned_date_cells_read_as_the_dates_they_show() -> None:
+    """Dates as `pd.read_parquet(..., dtype_backend="pyarrow")` gives them, and zoned cells.
+
+    A date32 column raised a bare TypeError from pandas (no comparison with a Timestamp), and
+    so did an object column of timestamps in UTC and Europe/Paris. Each cell is the date it
+    shows in its own zone, as for a zoned column; bad ones are refused naming row and field.
+    """
+    days = [dt.date(2026, 3, 1), dt.date(2026, 2, 14)]
+    canonical = units_of(*(unit(f"U{i}", released_on=day) for i, day in enumerate(days)))
+    zoned = pd.Series(
+        [pd.Timestamp(days[0], tz="UTC"), pd.Timestamp(days[1], tz="Europe/Paris")], dtype=object
+    )
+    for column in (
+        canonical["released_on"].astype("date32[pyarrow]"),
+        canonical["released_on"].astype("date64[pyarrow]"),
+        canonical["released_on"]
+        .dt.tz_localize("Europe/Paris")
+        .astype("timestamp[s, tz=Europe/Paris][pyarrow]"),
+        zoned,
+    ):
+        frame = canonical.assign(released_on=column)
+        got = io.validate_units(frame, "<units>", as_of=ROUND_DATE)
+        pd.testing.assert_frame_equal(got, canonical)
+    bad = [dt.date(2026, 3, 1), None, dt.date(3000, 1, 1), dt.date(2026, 4, 1)]
+    frame = units_of(*(unit(f"U{i}") for i in range(4)))
+    frame["released_on"] = pd.Series(bad).astype("date32[pyarrow]")
+    problems = problems_of(lambda: io.validate_units(frame, "<units>", as_of=ROUND_DATE))
+    assert [(p.row, p.field, p.reason) for p in problems] == [
+        (2, "released_on", "required value is missing (empty cell)"),
+        (3, "released_on", "date out of range (years 1678 to 2261)"),
+        (4, "released_on", "date in the future (after the as-of date 2026-03-31)"),
+    ]
+    frame["released_on"] = pd.Series(
+        [pd.Timestamp("2026-03-01", tz="UTC"), pd.Timestamp("2026-03-01 00:30", tz="Europe/Paris"),
+         pd.Timestamp("2026-03-01", tz="Europe/Paris"), None], dtype=object,
+    )  # fmt: skip
+    problems = problems_of(lambda: io.validate_units(frame, "<units>", as_of=ROUND_DATE))
+    assert [(p.row, p.field, p.reason) for p in problems] == [
+        (2, "released_on", "not a date: has a time of day"),
+        (4, "released_on", "required value is missing (empty cell)"),
+    ]
