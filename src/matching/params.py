@@ -13,9 +13,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+)
 
+from matching.exceptions import PolicyError
 from matching.limits import MAX_SEED
+from matching.policy.loader import format_validation_error
 
 
 class SolveParams(BaseModel):
@@ -66,3 +76,35 @@ class SolveParams(BaseModel):
         if not update:
             return super().model_copy(deep=deep)
         return type(self).model_validate({**self.model_dump(), **update})
+
+
+def solve_params(
+    params: SolveParams | Mapping[str, Any] | None, source: str = "params"
+) -> SolveParams:
+    """The solver settings as a `SolveParams`, from the forms a library caller passes.
+
+    Why: `matching.scenario.run_scenario` takes its overrides as a mapping, and `solve` given
+    one failed deep in the solver (``'dict' object has no attribute 'time_limit_s'``), after
+    the whole round was prepared. None gives the defaults; a mapping is validated as the
+    constructor validates, every setting it leaves out taking its default.
+
+    Raises
+    ------
+    PolicyError
+        The mapping names an unknown setting or holds an invalid value (naming the key, as
+        `run_scenario` does for its overrides).
+    TypeError
+        Neither a `SolveParams`, a mapping nor None (naming ``source``).
+    """
+    if params is None:
+        return SolveParams()
+    if isinstance(params, SolveParams):
+        return params
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"{source}: a SolveParams or a mapping of its settings, not {type(params).__name__}"
+        )
+    try:
+        return SolveParams.model_validate(dict(params))
+    except ValidationError as exc:
+        raise PolicyError(format_validation_error(source, exc)) from None

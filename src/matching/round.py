@@ -30,7 +30,7 @@ from matching.flux import YearSoFar
 from matching.frames import demands_frame, units_frame
 from matching.io import validate_demands, validate_units, year_so_far_of
 from matching.kpis import compute_kpis
-from matching.params import SolveParams
+from matching.params import SolveParams, solve_params
 from matching.policy.loader import load_policy
 from matching.policy.model import Policy
 from matching.policy.scoring import score
@@ -231,7 +231,7 @@ def solve(
     units: pd.DataFrame | Sequence[Unit],
     demands: pd.DataFrame | Sequence[Demand],
     policy: Policy | str | Path,
-    params: SolveParams | None = None,
+    params: SolveParams | Mapping[str, Any] | None = None,
     *,
     year_so_far: YearSoFar | Mapping[str, Any] | None = None,
     on: dt.date | str | None = None,
@@ -248,13 +248,14 @@ def solve(
         The independent checker disagrees with the solver (a bug: please report it).
     """
     start = time.perf_counter()
+    params = solve_params(params)  # before the round is prepared: a bad one fails at once
     prepared = prepare_round(units, demands, policy, on=on, year_so_far=year_so_far)
     return solve_prepared(prepared, params, raise_on_infeasible=raise_on_infeasible, started=start)
 
 
 def solve_prepared(
     prepared: PreparedRound,
-    params: SolveParams | None = None,
+    params: SolveParams | Mapping[str, Any] | None = None,
     *,
     raise_on_infeasible: bool = True,
     started: float | None = None,
@@ -267,7 +268,7 @@ def solve_prepared(
     counts from (by default now; `solve` passes the time before its preparation).
     """
     start = time.perf_counter() if started is None else started
-    params = params or SolveParams()
+    params = solve_params(params)
     policy = prepared.instance.policy
     result = _solved(prepared, params, start)
     if result.status == "INFEASIBLE" and policy.quotas.mode == QuotaMode.HARD:

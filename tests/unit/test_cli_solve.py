@@ -564,3 +564,33 @@ def test_the_library_refuses_a_round_in_another_year_than_the_policys() -> None:
     with pytest.raises(PolicyError, match=r"^on: 2027-03-31: policy 'default-2026' is for 2026"):
         solve(units, demands, "default-2026", on="2027-03-31")
     assert prepare_round(units, demands, "default-2026", on="2026-12-31").on.year == 2026
+
+
+def test_solve_takes_its_settings_as_a_mapping_and_names_a_bad_one_before_preparing() -> None:
+    """``params`` may be a mapping of settings, as `run_scenario`'s overrides are.
+
+    A mapping failed deep in the solver with an AttributeError after the round was prepared;
+    now it is validated (an unknown or bad setting names its key), and anything else is a
+    TypeError naming ``params``, before the tables are even read.
+    """
+    from matching.exceptions import PolicyError
+    from matching.generate import generate_territory
+    from matching.params import SolveParams
+    from matching.round import prepare_round, solve, solve_prepared
+
+    units, demands = generate_territory("caen-la-mer", 2026, seed=5, n_units=6, n_demands=30)
+    typed = solve(units, demands, "default-2026", SolveParams(time_limit_s=10.0, seed=3))
+    plain = solve(units, demands, "default-2026", {"time_limit_s": 10.0, "seed": 3})
+    assert plain.params == typed.params and plain.params.num_workers == 2  # the default
+    pd.testing.assert_frame_equal(plain.allocation, typed.allocation)
+    again = solve_prepared(prepare_round(units, demands, "default-2026"), {"seed": 3})
+    assert again.params == SolveParams(seed=3)
+    broken = units.assign(rooms=99)  # refused if the tables were read first
+    with pytest.raises(PolicyError, match="params: time_limt_s: Extra inputs are not permitted"):
+        solve(broken, demands, "default-2026", {"time_limt_s": 10.0})
+    with pytest.raises(PolicyError, match="params: seed: Input should be a valid integer"):
+        solve(broken, demands, "default-2026", {"seed": True})
+    with pytest.raises(TypeError, match="params: a SolveParams or a mapping of its settings"):
+        solve(broken, demands, "default-2026", 30)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="params: a SolveParams or a mapping of its settings"):
+        solve_prepared(prepare_round(units, demands, "default-2026"), 30)  # type: ignore[arg-type]
