@@ -10,7 +10,8 @@ RangeIndex, so positions double as compact integer ids in the pair table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,3 +80,38 @@ def frame_records(
                 row[key] = value.item()
         out.append(model.model_validate(row))
     return out  # type: ignore[return-value]
+
+
+def rows_frame(
+    data: Sequence[Unit] | Sequence[Demand] | Sequence[Mapping[str, Any]],
+    model: type[Unit] | type[Demand],
+    name: str,
+) -> pd.DataFrame:
+    """A table from the rows a library caller passes instead of a DataFrame, to validate.
+
+    Records give the canonical table; rows as mappings (``df.to_dict("records")``) a table of
+    their cells, which the caller validates as any DataFrame, so that a bad cell names its row
+    and field. Why: anything else (a mapping of columns, None, a record list with one dict in
+    it) failed inside this module with an AttributeError on ``model_dump``.
+
+    Raises
+    ------
+    TypeError
+        Naming ``name``, the accepted forms and what was given (the first row of another form).
+    """
+    accepted = f"a DataFrame, or a list of {model.__name__} records or of rows as mappings"
+    if isinstance(data, Mapping | str | bytes) or not isinstance(data, Iterable):
+        hint = " (a mapping of columns: pass pd.DataFrame(it))" if isinstance(data, Mapping) else ""
+        raise TypeError(f"{name}: {accepted}, not {type(data).__name__}{hint}")
+    rows = list(data)
+    form: type = model if not rows or isinstance(rows[0], model) else Mapping
+    for i, row in enumerate(rows):
+        if not isinstance(row, form):
+            first = type(rows[0]).__name__
+            raise TypeError(
+                f"{name}: {accepted}, all of one form; row {i + 1} is a {type(row).__name__}, "
+                f"row 1 a {first}"
+            )
+    if form is Mapping:
+        return pd.DataFrame(rows)
+    return units_frame(rows) if model is Unit else demands_frame(rows)  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from matching.eligibility import PairTable, eligible_pairs
 from matching.exceptions import CheckFailedError, InfeasibleError, PolicyError
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
-from matching.frames import demands_frame, units_frame
+from matching.frames import rows_frame
 from matching.io import validate_demands, validate_units, year_so_far_of
 from matching.kpis import compute_kpis
 from matching.params import SolveParams, solve_params
@@ -108,7 +108,9 @@ def canonical_tables(*frames: pd.DataFrame) -> Iterator[None]:
 
 
 def _frame(
-    data: pd.DataFrame | Sequence[Unit] | Sequence[Demand], kind: str, on: dt.date | None
+    data: pd.DataFrame | Sequence[Unit] | Sequence[Demand] | Sequence[Mapping[str, Any]],
+    kind: str,
+    on: dt.date | None,
 ) -> pd.DataFrame:
     """The canonical table, validated; with ``on``, a date after the round's is refused.
 
@@ -121,7 +123,7 @@ def _frame(
     if not isinstance(data, pd.DataFrame):
         # each record is valid alone; the table is checked too, for what only the whole
         # knows: a repeated id (it was housed twice, and only the checker caught it)
-        data = units_frame(data) if kind == "units" else demands_frame(data)  # type: ignore[arg-type]
+        data = rows_frame(data, Unit if kind == "units" else Demand, kind)
     if kind == "units":
         return validate_units(data, "units", as_of=on)
     return validate_demands(data, "demands", as_of=on)
@@ -181,8 +183,8 @@ def _same_year(policy: Policy, on: dt.date, what: str) -> None:
 
 
 def prepare_round(
-    units: pd.DataFrame | Sequence[Unit],
-    demands: pd.DataFrame | Sequence[Demand],
+    units: pd.DataFrame | Sequence[Unit] | Sequence[Mapping[str, Any]],
+    demands: pd.DataFrame | Sequence[Demand] | Sequence[Mapping[str, Any]],
     policy: Policy | str | Path,
     *,
     on: dt.date | str | None = None,
@@ -228,8 +230,8 @@ def prepare_round(
 
 
 def solve(
-    units: pd.DataFrame | Sequence[Unit],
-    demands: pd.DataFrame | Sequence[Demand],
+    units: pd.DataFrame | Sequence[Unit] | Sequence[Mapping[str, Any]],
+    demands: pd.DataFrame | Sequence[Demand] | Sequence[Mapping[str, Any]],
     policy: Policy | str | Path,
     params: SolveParams | Mapping[str, Any] | None = None,
     *,

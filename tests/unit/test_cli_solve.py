@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from pathlib import Path
 
 import click
@@ -594,3 +595,38 @@ def test_solve_takes_its_settings_as_a_mapping_and_names_a_bad_one_before_prepar
         solve(broken, demands, "default-2026", 30)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="params: a SolveParams or a mapping of its settings"):
         solve_prepared(prepare_round(units, demands, "default-2026"), 30)  # type: ignore[arg-type]
+
+
+def test_rows_as_mappings_are_a_table_and_other_forms_name_the_argument() -> None:
+    """``df.to_dict("records")`` solves as the DataFrame does; other forms get a TypeError.
+
+    Each of these failed inside `matching.frames` with an AttributeError (``'dict' object has
+    no attribute 'model_dump'``) or "'NoneType' object is not iterable".
+    """
+    from matching.domain import Demand, Unit
+    from matching.exceptions import DataError
+    from matching.frames import frame_records
+    from matching.generate import generate_territory
+    from matching.round import prepare_round, solve
+
+    units, demands = generate_territory("caen-la-mer", 2026, seed=5, n_units=6, n_demands=30)
+    table = solve(units, demands, "default-2026")
+    rows = solve(units.to_dict("records"), demands.to_dict("records"), "default-2026")
+    pd.testing.assert_frame_equal(rows.allocation, table.allocation)
+    assert rows.to_json() == table.to_json()
+    bad = units.to_dict("records")
+    bad[2]["rooms"] = 9
+    with pytest.raises(DataError, match=r"units: row 3, field 'rooms', value '9': must be at most"):
+        prepare_round(bad, demands, "default-2026")
+    accepted = "a DataFrame, or a list of Unit records or of rows as mappings"
+    for given, said in (
+        (None, "not NoneType"),
+        (units.to_dict("list"), "not dict (a mapping of columns: pass pd.DataFrame(it))"),
+        ([*frame_records(units, Unit)[:-1], bad[-1]], "row 6 is a dict, row 1 a Unit"),
+    ):
+        with pytest.raises(
+            TypeError, match=re.escape(f"units: {accepted}") + ".*" + re.escape(said)
+        ):
+            prepare_round(given, demands, "default-2026")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="demands: a DataFrame, or a list of Demand records"):
+        prepare_round(units, [*frame_records(demands, Demand), "D9"], "default-2026")  # type: ignore[list-item]
