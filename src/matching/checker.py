@@ -31,14 +31,16 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from matching.arguments import round_arguments
 from matching.eligibility import (
     demand_pools,
     income_ceiling_eur,
@@ -991,12 +993,12 @@ def _quota_violation(outcome: QuotaOutcome) -> Violation:
 def audit(
     units: pd.DataFrame,
     demands: pd.DataFrame,
-    policy: Policy,
+    policy: Policy | str | Path,
     allocation: pd.DataFrame,
-    year_so_far: YearSoFar | None = None,
+    year_so_far: YearSoFar | Mapping[str, Any] | None = None,
     *,
     orientation: pd.DataFrame | None = None,
-    on: dt.date,
+    on: dt.date | str,
 ) -> Audit:
     """Judge an allocation against the policy and recompute its objective, without the solver.
 
@@ -1006,24 +1008,36 @@ def audit(
         The round's canonical tables (derived facts are recomputed here at ``on``, so that the
         audit never trusts a fact computed elsewhere).
     policy
-        The policy the allocation claims to follow.
+        The policy the allocation claims to follow: a `Policy`, a bundled name or a path.
     allocation
         Columns ``unit_id``, ``demand_id``, ``reservataire`` (``''`` for an excluded unit); other
         columns (a ``score``) are ignored.
     year_so_far
-        Earlier rounds of the year: their flux units, orientations and quota tallies.
+        Earlier rounds of the year: their flux units, orientations and quota tallies (a
+        `YearSoFar` or a mapping, checked against the policy).
     orientation
         Columns ``unit_id``, ``reservataire``: one row per flux unit. Without it, the flux bands
         are checked only as far as the allocation decides them.
     on
-        The round's date, for the seniority in the derived facts and the cotation.
+        The round's date (a date or ``"YYYY-MM-DD"``), for the seniority in the derived facts
+        and the cotation.
 
     Returns
     -------
     Audit
         Violations, quota outcomes per rule and scope group, stage values and counts.
+
+    Raises
+    ------
+    TypeError
+        An argument of another type (naming it), as `matching.round.solve` says.
     """
-    year = year_so_far or YearSoFar()
+    # the forms `solve` takes (a policy name, an ISO date, a mapping), converted alike: each
+    # failed deep in the facts or the flux with an AttributeError
+    policy, day, given = round_arguments(policy, on, year_so_far)
+    if day is None:
+        raise TypeError("on: the round's date, a date or an ISO date string, not None")
+    on, year = day, given or YearSoFar()
     facts = derive_facts(demands, policy, on)
     rows = resolve_allocation(units, facts, allocation)
     known = rows.only(rows.known)
@@ -1063,12 +1077,12 @@ def audit(
 def check(
     units: pd.DataFrame,
     demands: pd.DataFrame,
-    policy: Policy,
+    policy: Policy | str | Path,
     allocation: pd.DataFrame,
-    year_so_far: YearSoFar | None = None,
+    year_so_far: YearSoFar | Mapping[str, Any] | None = None,
     *,
     orientation: pd.DataFrame | None = None,
-    on: dt.date,
+    on: dt.date | str,
 ) -> list[Violation]:
     """Every violation of the policy by an allocation (empty when it is valid); see `audit`."""
     result = audit(units, demands, policy, allocation, year_so_far, orientation=orientation, on=on)

@@ -22,16 +22,16 @@ import numpy as np
 import pandas as pd
 
 from matching import checker
+from matching.arguments import round_arguments as _arguments  # shared with the checker
 from matching.domain import Demand, Unit
 from matching.eligibility import PairTable, eligible_pairs
 from matching.exceptions import CheckFailedError, InfeasibleError, PolicyError
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
 from matching.frames import rows_frame
-from matching.io import validate_demands, validate_units, year_so_far_of
+from matching.io import validate_demands, validate_units
 from matching.kpis import compute_kpis
 from matching.params import SolveParams, solve_params
-from matching.policy.loader import load_policy
 from matching.policy.model import Policy
 from matching.policy.scoring import score
 from matching.result import Result
@@ -141,38 +141,6 @@ def _in_id_order(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     if ids.is_monotonic_increasing:
         return frame
     return frame.iloc[np.argsort(ids.to_numpy(dtype=object), kind="stable")].reset_index(drop=True)
-
-
-def _arguments(
-    policy: Policy | str | Path,
-    on: dt.date | str | None,
-    year: YearSoFar | Mapping[str, Any] | None,
-) -> tuple[Policy, dt.date | None, YearSoFar | None]:
-    """The round's arguments in their types, from the forms a caller naturally passes.
-
-    Why: a policy name or path, an ISO date and a plain mapping for the year so far are what a
-    service calling the library has at hand; each failed deep in the solver with an
-    AttributeError. Anything else is a TypeError that names the argument.
-    """
-    if isinstance(policy, str | Path):
-        policy = load_policy(policy)
-    elif not isinstance(policy, Policy):
-        raise TypeError(f"policy: a Policy, a bundled name or a path, not {type(policy).__name__}")
-    if isinstance(on, str):
-        try:
-            on = dt.date.fromisoformat(on)
-        except ValueError:
-            raise TypeError(f"on: {on!r} is not a date YYYY-MM-DD") from None
-    elif isinstance(on, dt.datetime):
-        on = on.date()
-    elif on is not None and not isinstance(on, dt.date):
-        raise TypeError(f"on: a date or an ISO date string, not {type(on).__name__}")
-    if year is not None and not isinstance(year, YearSoFar | Mapping):
-        raise TypeError(f"year_so_far: a YearSoFar or a mapping, not {type(year).__name__}")
-    # checked against the policy as `read_year_so_far` does: a renamed rule silently lost its
-    # tallies, an unknown réservataire made the round infeasible
-    year = year_so_far_of(year, "year_so_far", policy) if year is not None else None
-    return policy, on, year
 
 
 def _same_year(policy: Policy, on: dt.date, what: str) -> None:

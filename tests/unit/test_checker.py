@@ -22,6 +22,7 @@ inside QPV (U3, U4) 2 non-Q1 of 2 >= ceil(2/2) = 1. So the round is valid.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import sys
 from typing import Any
@@ -547,6 +548,39 @@ def test_year_so_far_moves_the_flux_bands(policy: Policy) -> None:
     assert rule_ids(result) == {"flux_band"}
     v = only(result, "flux_band")
     assert (v.numbers["reservataire"], v.numbers["oriented"], v.numbers["high"]) == ("etat", 1, 0)
+
+
+def test_audit_takes_a_policy_name_an_iso_date_and_a_mapping_as_solve_does(
+    policy: Policy,
+) -> None:
+    """The checker takes the forms `solve` takes; anything else is a TypeError naming it.
+
+    An ISO date, a policy name and a year-so-far mapping each failed deep in the facts or the
+    flux with an AttributeError (``'str' object has no attribute 'year'``).
+    """
+    units, demands = units_with(), demands_with()
+    allocation, orientation = allocation_of(ALLOCATION), orientation_of(ORIENTATION)
+    year = {"flux_units": 15, "oriented": {"etat": 5, "collectivite": 3}}
+    typed = audit(units, demands, policy, allocation, YearSoFar.model_validate(year),
+                  orientation=orientation, on=ROUND_DATE)  # fmt: skip
+    plain = audit(units, demands, "default-2026", allocation, year,
+                  orientation=orientation, on=ROUND_DATE.isoformat())  # fmt: skip
+    assert rule_ids(plain) == rule_ids(typed) == {"flux_band"}
+    assert plain == typed
+    assert check(units, demands, "default-2026", allocation, on="2026-03-31") == []
+    for kwargs, said in (
+        ({"on": "31/03/2026"}, "on: '31/03/2026' is not a date YYYY-MM-DD"),
+        ({"on": None}, "on: the round's date, a date or an ISO date string, not None"),
+        ({"on": 20260331}, "on: a date or an ISO date string, not int"),
+        ({"policy": 3}, "policy: a Policy, a bundled name or a path, not int"),
+        ({"year_so_far": [1]}, "year_so_far: a YearSoFar or a mapping, not list"),
+    ):
+        arguments: dict[str, Any] = {"policy": policy, "on": ROUND_DATE, **kwargs}
+        with pytest.raises(TypeError, match=re.escape(said)):
+            audit(units, demands, arguments.pop("policy"), allocation, **arguments)
+    with pytest.raises(DataError, match=r"year_so_far: file, field 'oriented\.nobody'"):
+        nobody = {"flux_units": 1, "oriented": {"nobody": 1}}
+        audit(units, demands, policy, allocation, nobody, on=ROUND_DATE)
 
 
 def test_soft_mode_reports_shortfall_without_violation(policy: Policy) -> None:
