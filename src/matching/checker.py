@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from matching.arguments import round_arguments
+from matching.domain import Demand, Unit
 from matching.eligibility import (
     demand_pools,
     income_ceiling_eur,
@@ -51,6 +52,8 @@ from matching.eligibility import (
 from matching.exceptions import CheckFailedError, DataError, RowProblem
 from matching.facts import derive_facts
 from matching.flux import FluxBand, YearSoFar, flux_bands
+from matching.frames import is_canonical, rows_frame
+from matching.io import validate_demands, validate_units
 from matching.policy.conditions import Condition
 from matching.policy.model import Policy, QuotaRule
 from matching.policy.quotas import (
@@ -961,6 +964,34 @@ def _check_bands_without_orientation(
     return out
 
 
+def _tables(
+    units: pd.DataFrame | Sequence[Unit] | Sequence[Mapping[str, Any]],
+    demands: pd.DataFrame | Sequence[Demand] | Sequence[Mapping[str, Any]],
+    on: dt.date,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The round's tables, validated as `matching.round.solve` validates them.
+
+    Why: a table `solve` accepts but that is not canonical was misjudged without a word: lists
+    as ``;``-joined text were read character by character (false ``location`` violations), and
+    booleans as text ("non") counted as true. Frames vouched for by
+    `matching.frames.canonical_tables` are taken as they are: the solver's self-check and the
+    simulation judge tables validated once already.
+    """
+    if isinstance(units, pd.DataFrame) and is_canonical(units):
+        unit_table = units
+    else:
+        table = units if isinstance(units, pd.DataFrame) else rows_frame(units, Unit, "units")
+        unit_table = validate_units(table, "units", as_of=on)
+    if isinstance(demands, pd.DataFrame) and is_canonical(demands):
+        demand_table = demands
+    else:
+        table = (
+            demands if isinstance(demands, pd.DataFrame) else rows_frame(demands, Demand, "demands")
+        )
+        demand_table = validate_demands(table, "demands", as_of=on, ignore_derived=True)
+    return unit_table, demand_table
+
+
 def _quota_violation(outcome: QuotaOutcome) -> Violation:
     """Describe a quota shortfall: counted vs base (year so far included), what the rule needs."""
     t, p, total = outcome.round, outcome.prior, outcome.total
@@ -991,8 +1022,8 @@ def _quota_violation(outcome: QuotaOutcome) -> Violation:
 
 
 def audit(
-    units: pd.DataFrame,
-    demands: pd.DataFrame,
+    units: pd.DataFrame | Sequence[Unit] | Sequence[Mapping[str, Any]],
+    demands: pd.DataFrame | Sequence[Demand] | Sequence[Mapping[str, Any]],
     policy: Policy | str | Path,
     allocation: pd.DataFrame,
     year_so_far: YearSoFar | Mapping[str, Any] | None = None,
@@ -1005,8 +1036,10 @@ def audit(
     Parameters
     ----------
     units, demands
-        The round's canonical tables (derived facts are recomputed here at ``on``, so that the
-        audit never trusts a fact computed elsewhere).
+        The round's tables, in any form `matching.round.solve` takes (validated here as it
+        validates them, unless a `matching.frames.canonical_tables` block vouches for them;
+        the derived facts and score ``matching solve`` writes are dropped). The derived facts
+        are recomputed here at ``on``, so that the audit never trusts a fact computed elsewhere.
     policy
         The policy the allocation claims to follow: a `Policy`, a bundled name or a path.
     allocation
@@ -1031,6 +1064,9 @@ def audit(
     ------
     TypeError
         An argument of another type (naming it), as `matching.round.solve` says.
+    DataError
+        A bad cell of the units or demands (naming table, row and field), a unit released or
+        a demand filed after ``on``.
     """
     # the forms `solve` takes (a policy name, an ISO date, a mapping), converted alike: each
     # failed deep in the facts or the flux with an AttributeError
@@ -1038,28 +1074,29 @@ def audit(
     if day is None:
         raise TypeError("on: the round's date, a date or an ISO date string, not None")
     on, year = day, given or YearSoFar()
-    facts = derive_facts(demands, policy, on)
-    rows = resolve_allocation(units, facts, allocation)
+    unit_table, demand_table = _tables(units, demands, on)
+    facts = derive_facts(demand_table, policy, on)
+    rows = resolve_allocation(unit_table, facts, allocation)
     known = rows.only(rows.known)
 
     violations = _check_known(rows)
     violations += _check_one_to_one(rows)
-    violations += _check_eligibility(units, facts, policy, known)
-    violations += _check_pools(units, facts, policy, known)
+    violations += _check_eligibility(unit_table, facts, policy, known)
+    violations += _check_pools(unit_table, facts, policy, known)
     if orientation is not None:
-        violations += _check_orientation(units, policy, known, orientation, year)
+        violations += _check_orientation(unit_table, policy, known, orientation, year)
     else:
-        violations += _check_bands_without_orientation(units, policy, known, year)
-    outcomes = _quota_outcomes(units, facts, policy, known, year)
+        violations += _check_bands_without_orientation(unit_table, policy, known, year)
+    outcomes = _quota_outcomes(unit_table, facts, policy, known, year)
     if policy.quotas.mode == QuotaMode.HARD:
         violations += [_quota_violation(o) for o in outcomes if o.shortfall > 0]
 
-    flux = _flux_mask(units)
+    flux = _flux_mask(unit_table)
     counts = {
-        "units": len(units),
+        "units": len(unit_table),
         "flux_units": int(flux.sum()),
         "excluded_units": int((~flux).sum()),
-        "demands": len(demands),
+        "demands": len(demand_table),
         "allocations": len(rows.unit_id),
         "unknown_rows": int((~rows.known).sum()),
         "units_allocated": len(np.unique(known.unit_pos)),
@@ -1075,8 +1112,8 @@ def audit(
 
 
 def check(
-    units: pd.DataFrame,
-    demands: pd.DataFrame,
+    units: pd.DataFrame | Sequence[Unit] | Sequence[Mapping[str, Any]],
+    demands: pd.DataFrame | Sequence[Demand] | Sequence[Mapping[str, Any]],
     policy: Policy | str | Path,
     allocation: pd.DataFrame,
     year_so_far: YearSoFar | Mapping[str, Any] | None = None,

@@ -8,12 +8,10 @@ stage value that the checker does not recompute identically, raises `CheckFailed
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from matching.eligibility import PairTable, eligible_pairs
 from matching.exceptions import CheckFailedError, InfeasibleError, PolicyError
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
-from matching.frames import rows_frame
+from matching.frames import canonical_tables, is_canonical, rows_frame
 from matching.io import validate_demands, validate_units
 from matching.kpis import compute_kpis
 from matching.params import SolveParams, solve_params
@@ -85,28 +83,6 @@ def tie_rank(demands: pd.DataFrame, scores: np.ndarray, keys: tuple[str, ...]) -
     return rank
 
 
-_CANONICAL: ContextVar[tuple[pd.DataFrame, ...]] = ContextVar("canonical_tables", default=())
-"""The frames `canonical_tables` vouches for, held (not their ids, which a new frame may reuse)."""
-
-
-@contextlib.contextmanager
-def canonical_tables(*frames: pd.DataFrame) -> Iterator[None]:
-    """Within the block, `prepare_round` takes these very frames as validated, for any date.
-
-    The caller vouches that each is canonical (as `matching.io.validate_units` or
-    `validate_demands` return it, or a subset of its rows with a fresh RangeIndex) and holds no
-    unit released nor demand filed after the round's date. Why: the simulation cuts every
-    round's tables from the year's, validated once, and validating them again at each of its
-    solves took 1.1 s of the Caen la Mer year's 16 s. Identity, not equality: any other frame,
-    and these frames outside the block, are validated as always.
-    """
-    token = _CANONICAL.set((*_CANONICAL.get(), *frames))
-    try:
-        yield
-    finally:
-        _CANONICAL.reset(token)
-
-
 def _frame(
     data: pd.DataFrame | Sequence[Unit] | Sequence[Demand] | Sequence[Mapping[str, Any]],
     kind: str,
@@ -118,7 +94,7 @@ def _frame(
     not part of it; housing it would be wrong, not just early (its seniority came out as 0).
     A frame of `canonical_tables` is taken as it is (a shallow copy: the caller's stays its own).
     """
-    if isinstance(data, pd.DataFrame) and any(data is f for f in _CANONICAL.get()):
+    if isinstance(data, pd.DataFrame) and is_canonical(data):
         return data.copy(deep=False)
     if not isinstance(data, pd.DataFrame):
         # each record is valid alone; the table is checked too, for what only the whole
@@ -408,10 +384,11 @@ def _self_check(prepared: PreparedRound, result: Result) -> None:
     again before).
     """
     inst = prepared.instance
-    judged = checker.audit(
-        inst.units, inst.demands, inst.policy, result.allocation, inst.year_so_far,
-        orientation=result.orientation, on=prepared.on,
-    )  # fmt: skip
+    with canonical_tables(inst.units, inst.demands):  # validated when prepared: not again
+        judged = checker.audit(
+            inst.units, inst.demands, inst.policy, result.allocation, inst.year_so_far,
+            orientation=result.orientation, on=prepared.on,
+        )  # fmt: skip
     violations = judged.violations
     if violations:
         listed = "\n".join(f"  - {v}" for v in violations[:20])

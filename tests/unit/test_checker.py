@@ -44,6 +44,8 @@ from matching.checker import (
 from matching.exceptions import CheckFailedError, DataError
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
+from matching.frames import canonical_tables
+from matching.io import cell_text
 from matching.policy import load_policy
 from matching.policy.conditions import Condition
 from matching.policy.model import Policy, QuotaRule
@@ -581,6 +583,40 @@ def test_audit_takes_a_policy_name_an_iso_date_and_a_mapping_as_solve_does(
     with pytest.raises(DataError, match=r"year_so_far: file, field 'oriented\.nobody'"):
         nobody = {"flux_units": 1, "oriented": {"nobody": 1}}
         audit(units, demands, policy, allocation, nobody, on=ROUND_DATE)
+
+
+def test_tables_solve_accepts_get_the_same_verdict_in_any_form(policy: Policy) -> None:
+    """Tables that `solve` validates are validated here too, so any form judges alike.
+
+    Lists as ``;``-joined text were read character by character (a false ``location``
+    violation: "not among the wished communes (1, 4, 1, 1, 8, ;, ...)") and booleans as text
+    ("non", "false") counted as true (wrong quotas and scores), without a word.
+    """
+    wishes = {"D2": {"wished_communes": ("14118", "14027")}}
+    units, demands = units_with(), demands_with(wishes)
+    allocation, orientation = allocation_of(ALLOCATION), orientation_of(ORIENTATION)
+
+    def judged(u: Any, d: Any) -> Audit:
+        return audit(u, d, policy, allocation, orientation=orientation, on=ROUND_DATE)
+
+    expected = judged(units, demands)
+    assert expected.violations == ()
+    as_text = demands.map(cell_text).assign(dalo=demands["dalo"].map({True: "oui", False: "non"}))
+    assert as_text.loc[1, "wished_communes"] == "14118;14027"
+    facts = derive_facts(demands, policy, ROUND_DATE).assign(score=1)  # a solve folder's
+    for u, d in (
+        (units.map(cell_text), as_text),
+        (units.to_dict("records"), demands.to_dict("records")),
+        (units, facts),
+    ):
+        assert judged(u, d) == expected
+    with pytest.raises(DataError, match=r"demands: row 3, field 'dalo', value 'peut-être'"):
+        judged(units, as_text.assign(dalo=["oui", "non", "peut-être", "oui", "non", "non", "non"]))
+    late = units.assign(released_on=pd.Timestamp("2026-04-01"))
+    with pytest.raises(DataError, match=r"units: row 1, field 'released_on'.*in the future"):
+        judged(late, demands)
+    with canonical_tables(units, demands):  # vouched for: taken as they are, for speed
+        assert judged(units, demands) == expected
 
 
 def test_soft_mode_reports_shortfall_without_violation(policy: Policy) -> None:

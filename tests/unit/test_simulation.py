@@ -478,9 +478,11 @@ def test_the_years_tables_are_validated_once_and_a_bad_row_is_refused_before_any
     The rounds' tables are cut from the validated year's (`simulation.inputs.canonical`), and
     `matching.round.canonical_tables` lets their solves and shortlists take them as they are:
     demands validated once for a year of four rounds, where every solve validated them again.
-    A bad row of a year built by a caller is refused up front, naming its row, with no round
-    written.
+    So do the checks of each solve and of the accepted allocations, which validate any other
+    tables. A bad row of a year built by a caller is refused up front, naming its row, with no
+    round written.
     """
+    import matching.checker as checker
     import matching.io as io
     import matching.round as round_module
     import matching.simulation.inputs as inputs
@@ -494,6 +496,7 @@ def test_the_years_tables_are_validated_once_and_a_bad_row_is_refused_before_any
 
     monkeypatch.setattr(inputs, "validate_demands", counted)
     monkeypatch.setattr(round_module, "validate_demands", counted)
+    monkeypatch.setattr(checker, "validate_demands", counted)
     data = busy_year()
     done = simulate(data, tmp_path / "ok", shortlister=stub_shortlists)
     assert done.state.round == 4 and calls == ["demands"]

@@ -24,6 +24,7 @@ from matching.checker import (
 )
 from matching.cli import short_help
 from matching.facts import derive_facts
+from matching.frames import canonical_tables
 from matching.io import read_round_files, read_table, read_year_so_far
 from matching.kpis import compute_kpis, render_kpis_text
 from matching.policy.loader import load_policy
@@ -138,15 +139,16 @@ def check_command(
     )
     year = read_year_so_far(year_file, policy) if year_file is not None else None
 
-    result = audit(
-        unit_table,
-        demand_table,
-        policy,
-        allocation_table,
-        year,
-        orientation=orientation_table,
-        on=round_date,
-    )
+    with canonical_tables(unit_table, demand_table):  # validated as they were read
+        result = audit(
+            unit_table,
+            demand_table,
+            policy,
+            allocation_table,
+            year,
+            orientation=orientation_table,
+            on=round_date,
+        )
     counts = result.counts
     click.echo(
         f"Checking {counts['allocations']:,} allocation(s) of {counts['units']:,} unit(s) "

@@ -87,9 +87,10 @@ def _audit_accepted(
     that is reported in the year's KPIs, not an error. Eligibility, pools, orientation and
     bands must hold whatever the households answered.
     """
-    found = checker.check(
-        units, demands, accounts.soft(policy), accepted, year, orientation=orientation, on=on
-    )
+    with canonical_tables(units, demands):  # cut from the year's tables, validated once
+        found = checker.check(
+            units, demands, accounts.soft(policy), accepted, year, orientation=orientation, on=on
+        )
     if found:
         raise CheckFailedError(
             "accepted allocations break the rules:\n" + checker.render_violations(found[:20])
