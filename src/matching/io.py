@@ -642,19 +642,32 @@ def _default_column(spec: ColumnSpec, n: int) -> np.ndarray:
     return np.full(n, spec.default)
 
 
+def _column_names(frame: pd.DataFrame) -> list[str]:
+    """The frame's column names as text, without surrounding spaces.
+
+    Why: files are read so (docs/data-format.md: spaces around a column name are ignored), and
+    the same table handed in as a DataFrame (``pd.read_csv``) was refused: "unknown column
+    ' dalo '".
+    """
+    return [str(c).strip() for c in frame.columns]
+
+
 def _check_columns(frame: pd.DataFrame, specs: tuple[ColumnSpec, ...], ctx: _Context) -> None:
     """Report missing required columns, unknown columns (with a close match) and duplicates."""
-    names = [str(c) for c in frame.columns]
+    names = _column_names(frame)
     known = [s.name for s in specs]
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # name -> the name as given
     if "" in names:  # trailing empty header cells of a spreadsheet export: said once, as such
         ctx.problems.add(ctx.source, None, "", "", "a column has no name (an empty header cell)")
-    for name in names:
+    for name, given in zip(names, (str(c) for c in frame.columns), strict=True):
         if name == "":
             continue
         if name in seen:
-            ctx.problems.add(ctx.source, None, name, "", "column appears more than once")
-        seen.add(name)
+            reason = "column appears more than once"
+            if seen[name] != given:  # 'dalo' and ' dalo ': which one is the table's?
+                reason += f" ({seen[name]!r} and {given!r}: spaces around a name are ignored)"
+            ctx.problems.add(ctx.source, None, name, "", reason)
+        seen.setdefault(name, given)
         if name in known:
             continue
         mangled = re.fullmatch(r"(.+)\.(\d+)", name)
@@ -716,7 +729,7 @@ def _validate(
     ctx: _Context,
 ) -> pd.DataFrame:
     _check_columns(frame, specs, ctx)
-    names = [str(c) for c in frame.columns]
+    names = _column_names(frame)
     n = len(frame)
     parsed: dict[str, Parsed] = {}
     for spec in specs:
@@ -816,7 +829,8 @@ def validate_demands(
         Listing every problem (file, row, field, value, reason); nothing is dropped silently.
     """
     if ignore_derived:
-        frame = frame.drop(columns=[c for c in frame.columns if c in DERIVED_COLUMNS])
+        derived = [str(c).strip() in DERIVED_COLUMNS for c in frame.columns]
+        frame = frame.loc[:, [not d for d in derived]]
     ctx = _Context(source, Problems(), communes, as_of, reservataires)
     return _validate(frame, DEMAND_SPECS, DEMAND_DTYPES, ctx)
 

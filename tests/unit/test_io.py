@@ -690,3 +690,25 @@ def test_arrow_dates_and_zoned_date_cells_read_as_the_dates_they_show() -> None:
         (2, "released_on", "not a date: has a time of day"),
         (4, "released_on", "required value is missing (empty cell)"),
     ]
+
+
+def test_column_names_with_spaces_around_them_are_read_in_frames_as_in_files() -> None:
+    """A DataFrame's column names lose their surrounding spaces, as a file's header does.
+
+    The same table was read from a CSV file (" dalo " in the header) and refused as a
+    DataFrame (`pd.read_csv` keeps the spaces): "unknown column ' dalo '". A name that two
+    columns then share is refused, naming both as given.
+    """
+    canonical = demands_of(demand("D1"), demand("D2", dalo=True))
+    spaced = canonical.rename(columns={"dalo": " dalo ", "filed_on": "filed_on\t"})
+    pd.testing.assert_frame_equal(io.validate_demands(spaced, "<demands>"), canonical)
+    derived = spaced.assign(**{" score ": [3, 4]})
+    got = io.validate_demands(derived, "<demands>", ignore_derived=True)
+    pd.testing.assert_frame_equal(got, canonical)
+    twice = units_of(unit("U1")).assign(**{" rooms": [3]})
+    (problem,) = problems_of(lambda: io.validate_units(twice, "<units>"))
+    assert (problem.row, problem.field, problem.reason) == (
+        None,
+        "rooms",
+        "column appears more than once ('rooms' and ' rooms': spaces around a name are ignored)",
+    )
