@@ -231,7 +231,8 @@ def cell_text(value: object) -> str:
     """Render one cell as it is written to a file (and shown in error messages).
 
     Missing values give ``""``, booleans ``true``/``false``, dates at midnight ``YYYY-MM-DD``,
-    floats their shortest round-trip form (``repr``), sequences their entries joined with ``;``.
+    floats their shortest round-trip form (``repr``), sequences their entries joined with ``;``
+    (sets their entries sorted).
     """
     if _is_missing(value):
         return ""
@@ -250,6 +251,10 @@ def cell_text(value: object) -> str:
         if all(type(v) is str for v in value):  # a typed frame's lists: their entries as they are
             return LIST_SEPARATOR.join(value)
         return LIST_SEPARATOR.join(cell_text(v) for v in value)
+    if isinstance(value, set | frozenset):
+        # a natural form for "communes the household accepts"; its repr was judged as one
+        # code ("not an INSEE commune code"). Sorted: a set's order varies from run to run
+        return LIST_SEPARATOR.join(sorted(cell_text(v) for v in value))
     return str(value)
 
 

@@ -712,3 +712,27 @@ def test_column_names_with_spaces_around_them_are_read_in_frames_as_in_files() -
         "rooms",
         "column appears more than once ('rooms' and ' rooms': spaces around a name are ignored)",
     )
+
+
+def test_list_cells_given_as_sets_are_their_entries_sorted() -> None:
+    """A set or frozenset in a list column is a list of its entries, in sorted order.
+
+    Its repr was judged as one entry: "not an INSEE commune code" for
+    ``frozenset({'14327', '14118'})``. Sorted, so that the table (and the round) is the same
+    whatever order the set iterates in; its bad entries are reported one by one.
+    """
+    frame = demands_of(*(demand(f"D{i}") for i in range(4)))
+    frame["wished_communes"] = pd.Series(
+        [frozenset({"14118", "2A004"}), {"14027", "14118"}, set(), ("14027",)], dtype=object
+    )
+    frame["pools"] = pd.Series([None, frozenset({"etat", "bailleur"}), None, None], dtype=object)
+    got = io.validate_demands(frame, "<demands>", communes=TERRITORY, reservataires=RESERVATAIRES)
+    assert got["wished_communes"].tolist() == [
+        ("14118", "2A004"), ("14027", "14118"), (), ("14027",),
+    ]  # fmt: skip
+    assert got["pools"].tolist() == [None, ("bailleur", "etat"), None, None]
+    frame["wished_communes"] = pd.Series([frozenset({"14118", "1411"})] * 4, dtype=object)
+    problems = problems_of(lambda: io.validate_demands(frame, "<demands>"))
+    assert {(p.field, p.value, p.reason) for p in problems} == {
+        ("wished_communes", "1411", "not an INSEE commune code (5 characters, e.g. 14118 or 2A004)")
+    }
