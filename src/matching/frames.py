@@ -109,11 +109,8 @@ def rows_frame(
     form: type = model if not rows or isinstance(rows[0], model) else Mapping
     for i, row in enumerate(rows):
         if not isinstance(row, form):
-            first = type(rows[0]).__name__
-            raise TypeError(
-                f"{name}: {accepted}, all of one form; row {i + 1} is a {type(row).__name__}, "
-                f"row 1 a {first}"
-            )
+            first = f" and row 1 a {type(rows[0]).__name__}" if i else ""
+            raise TypeError(f"{name}: {accepted}; row {i + 1} is a {type(row).__name__}{first}")
     if form is Mapping:
         return pd.DataFrame(rows)
     return units_frame(rows) if model is Unit else demands_frame(rows)  # type: ignore[arg-type]

@@ -622,11 +622,13 @@ def test_rows_as_mappings_are_a_table_and_other_forms_name_the_argument() -> Non
     for given, said in (
         (None, "not NoneType"),
         (units.to_dict("list"), "not dict (a mapping of columns: pass pd.DataFrame(it))"),
-        ([*frame_records(units, Unit)[:-1], bad[-1]], "row 6 is a dict, row 1 a Unit"),
+        ([*frame_records(units, Unit)[:-1], bad[-1]], "row 6 is a dict and row 1 a Unit"),
     ):
         with pytest.raises(
             TypeError, match=re.escape(f"units: {accepted}") + ".*" + re.escape(said)
         ):
             prepare_round(given, demands, "default-2026")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"mappings; row 1 is a str$"):
+        prepare_round(["U1", "U2"], demands, "default-2026")  # type: ignore[list-item]
     with pytest.raises(TypeError, match="demands: a DataFrame, or a list of Demand records"):
         prepare_round(units, [*frame_records(demands, Demand), "D9"], "default-2026")  # type: ignore[list-item]
