@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from matching.exceptions import PolicyError
 from matching.flux import YearSoFar
 from matching.io import year_so_far_of
 from matching.policy.loader import load_policy
@@ -38,7 +39,7 @@ def round_arguments(
     DataError
         The year so far does not fit the policy (naming the key).
     PolicyError
-        The policy file cannot be loaded.
+        The policy file cannot be loaded, or ``on`` lies in another year than the policy's.
     """
     if isinstance(policy, str | Path):
         policy = load_policy(policy)
@@ -53,9 +54,22 @@ def round_arguments(
         on = on.date()
     elif on is not None and not isinstance(on, dt.date):
         raise TypeError(f"on: a date or an ISO date string, not {type(on).__name__}")
+    if on is not None:
+        same_year(policy, on, "on")
     if year is not None and not isinstance(year, YearSoFar | Mapping):
         raise TypeError(f"year_so_far: a YearSoFar or a mapping, not {type(year).__name__}")
     # checked against the policy as `read_year_so_far` does: a renamed rule silently lost its
     # tallies, an unknown réservataire made the round infeasible
     year = year_so_far_of(year, "year_so_far", policy) if year is not None else None
     return policy, on, year
+
+
+def same_year(policy: Policy, on: dt.date, what: str) -> None:
+    """Refuse a round dated in another year than the policy's (`Policy.other_year`).
+
+    Why here: the round functions and the checker alike; the checker judged a 2027 round under
+    the 2026 Q1 threshold and ceilings without a word (`matching check` refused it on files).
+    """
+    other = policy.other_year(on.year, "the round")
+    if other is not None:
+        raise PolicyError(f"{what}: {on.isoformat()}: policy {other}")

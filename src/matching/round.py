@@ -21,9 +21,10 @@ import pandas as pd
 
 from matching import checker
 from matching.arguments import round_arguments as _arguments  # shared with the checker
+from matching.arguments import same_year
 from matching.domain import Demand, Unit
 from matching.eligibility import PairTable, eligible_pairs
-from matching.exceptions import CheckFailedError, InfeasibleError, PolicyError
+from matching.exceptions import CheckFailedError, InfeasibleError
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
 from matching.frames import canonical_tables, is_canonical, rows_frame
@@ -119,13 +120,6 @@ def _in_id_order(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return frame.iloc[np.argsort(ids.to_numpy(dtype=object), kind="stable")].reset_index(drop=True)
 
 
-def _same_year(policy: Policy, on: dt.date, what: str) -> None:
-    """Refuse a round dated in another year than the policy's (`Policy.other_year`)."""
-    other = policy.other_year(on.year, "the round")
-    if other is not None:
-        raise PolicyError(f"{what}: {on.isoformat()}: policy {other}")
-
-
 def prepare_round(
     units: pd.DataFrame | Sequence[Unit] | Sequence[Mapping[str, Any]],
     demands: pd.DataFrame | Sequence[Demand] | Sequence[Mapping[str, Any]],
@@ -141,16 +135,14 @@ def prepare_round(
     policy's is refused (`PolicyError`), as a scenario of another year is: the policy's Q1
     threshold and income ceilings are that year's figures.
     """
-    policy, on, year_so_far = _arguments(policy, on, year_so_far)
-    if on is not None:
-        _same_year(policy, on, "on")
+    policy, on, year_so_far = _arguments(policy, on, year_so_far)  # `on` in the policy's year
     units_df = _frame(units, "units", on)
     as_of = on
     if on is None:
         # no unit and no date: nothing to allocate, and no date to hold the demands to
         as_of = pd.Timestamp(units_df["released_on"].max()).date() if len(units_df) else None
         if as_of is not None:
-            _same_year(policy, as_of, "on (the latest released_on)")
+            same_year(policy, as_of, "on (the latest released_on)")
         on = as_of or dt.date(policy.year, 1, 1)
     demands_df = _in_id_order(_frame(demands, "demands", as_of), "demand_id")
     units_df = _in_id_order(units_df, "unit_id")

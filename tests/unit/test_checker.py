@@ -41,7 +41,7 @@ from matching.checker import (
     quota_outcomes,
     render_violations,
 )
-from matching.exceptions import CheckFailedError, DataError
+from matching.exceptions import CheckFailedError, DataError, PolicyError
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
 from matching.frames import canonical_tables
@@ -583,6 +583,20 @@ def test_audit_takes_a_policy_name_an_iso_date_and_a_mapping_as_solve_does(
     with pytest.raises(DataError, match=r"year_so_far: file, field 'oriented\.nobody'"):
         nobody = {"flux_units": 1, "oriented": {"nobody": 1}}
         audit(units, demands, policy, allocation, nobody, on=ROUND_DATE)
+
+
+def test_audit_refuses_a_round_in_another_year_than_the_policys(policy: Policy) -> None:
+    """A 2027 round judged under the 2026 policy: refused, as `solve` and `matching check` do.
+
+    The checker judged it with the 2026 Q1 threshold and ceilings without a word.
+    """
+    units, demands = units_with(), demands_with()
+    allocation = allocation_of(ALLOCATION)
+    said = "on: 2027-03-31: policy 'default-2026' is for 2026, the round for 2027"
+    with pytest.raises(PolicyError, match=re.escape(said)):
+        audit(units, demands, policy, allocation, on=dt.date(2027, 3, 31))
+    with pytest.raises(PolicyError, match=re.escape(said)):
+        check(units, demands, policy, allocation, on="2027-03-31")
 
 
 def test_tables_solve_accepts_get_the_same_verdict_in_any_form(policy: Policy) -> None:
