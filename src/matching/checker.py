@@ -1067,6 +1067,8 @@ def audit(
     DataError
         A bad cell of the units or demands (naming table, row and field), a unit released or
         a demand filed after ``on``.
+    PolicyError
+        ``on`` lies in another year than the policy's (`matching.arguments.same_year`).
     """
     # the forms `solve` takes (a policy name, an ISO date, a mapping), converted alike: each
     # failed deep in the facts or the flux with an AttributeError
