@@ -262,12 +262,11 @@ def _unallocated(prepared: PreparedRound, solution: RoundSolution) -> pd.DataFra
     ok |= ~flux[inst.pair_unit]
     in_oriented_pool[inst.pair_unit[ok]] = True
     no_pool = prepared.pairs.no_pool > 0
-    # a solution not proven optimal does not show that its candidates went elsewhere or that a
-    # quota bound: the search may just have stopped (0 of 21 units let at a 0.01 s budget, each
-    # said "candidates_taken_or_quota_bound")
-    taken = (
-        "candidates_taken_or_quota_bound" if solution.status == "OPTIMAL" else "not_proven_in_time"
-    )
+    # a search stopped by its time limit does not show that a unit's candidates went elsewhere
+    # or that a quota bound (0 of 21 units let at a 0.01 s budget, each said
+    # "candidates_taken_or_quota_bound"); a greedy policy's FEASIBLE is no such stop
+    stopped = bool(solution.stats.get("time_limited"))
+    taken = "not_proven_in_time" if stopped else "candidates_taken_or_quota_bound"
     with_pair = np.where(in_oriented_pool, taken, "no_candidate_in_oriented_pool")
     if solution.status in {"INFEASIBLE", "UNKNOWN"}:  # no orientation: no pool to blame
         with_pair = np.full(n, "round_infeasible" if solution.status == "INFEASIBLE"

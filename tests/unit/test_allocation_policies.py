@@ -128,6 +128,23 @@ def test_every_policy_passes_the_checker_on_a_generated_round(
 
 
 @pytest.mark.parametrize("name", GREEDY)
+def test_a_greedy_policys_empty_units_are_not_blamed_on_a_time_limit(name: str) -> None:
+    """A greedy policy's empty units keep "candidates_taken_or_quota_bound".
+
+    It is FEASIBLE by nature, not stopped by a limit; "not_proven_in_time" is a search's.
+    """
+    units, demands = generate_territory("caen-la-mer", 2026, seed=1, n_units=1000, n_demands=200)
+    on = round_date(2026, 1)
+    units = units[in_round(units["released_on"], 2026, 1)].reset_index(drop=True)
+    demands = demands[pd.to_datetime(demands["filed_on"]) <= pd.Timestamp(on)]
+    result = allocate(name, units, demands.reset_index(drop=True), POLICY, on=on)
+    assert result.status == "FEASIBLE"
+    reasons = set(result.unallocated_units["reason"])
+    assert "candidates_taken_or_quota_bound" in reasons
+    assert "not_proven_in_time" not in reasons
+
+
+@pytest.mark.parametrize("name", GREEDY)
 def test_greedy_shortfalls_are_exact_under_scoped_floors_and_ceilings(
     name: str, small_round: tuple[pd.DataFrame, pd.DataFrame, dt.date]
 ) -> None:

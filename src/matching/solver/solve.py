@@ -301,6 +301,9 @@ def _tie_broken(inst: RoundInstance, solution: RoundSolution) -> RoundSolution:
         return solution
     solution.demand, swaps = prefer_tie_break(inst, solution.unit, solution.demand, solution.res)
     solution.stats["tie_break_swaps"] = swaps
+    if solution.status == "FEASIBLE":  # the search stopped before its proof (the greedy
+        # policies' FEASIBLE is their nature, not a limit: they never come here)
+        solution.stats["time_limited"] = 1
     return solution
 
 
