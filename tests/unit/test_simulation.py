@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import functools
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -395,11 +396,24 @@ def test_compare_again_in_the_same_folder_keeps_only_its_own_runs(tmp_path: Path
             shortlister=stub_shortlists,
         )
 
+    runs = tmp_path / "runs"
     compare(["a", "b"], [1, 2])
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a", "b"]
+    assert sorted(p.name for p in runs.iterdir()) == ["a", "b"]
+    notes = runs / "my-analysis" / "notes.txt"  # not a run: never removed
+    notes.parent.mkdir()
+    notes.write_text("keep")
+    # a comparison refused (a file in the way of one of its folders) removes nothing
+    shutil.rmtree(runs / "a" / "seed-1" / "rounds")
+    (runs / "a" / "seed-1" / "rounds").write_text("")
+    with pytest.raises(DataError, match="a file of that name is in the way"):
+        compare(["a"], [1])
+    assert sorted(p.name for p in runs.iterdir()) == ["a", "b", "my-analysis"]
+    assert sorted(p.name for p in (runs / "b").iterdir()) == ["seed-1", "seed-2"]
+    (runs / "a" / "seed-1" / "rounds").unlink()
     compare(["a"], [1])
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a"]
-    assert sorted(p.name for p in (tmp_path / "runs" / "a").iterdir()) == ["seed-1"]
+    assert sorted(p.name for p in runs.iterdir()) == ["a", "my-analysis"]
+    assert sorted(p.name for p in (runs / "a").iterdir()) == ["seed-1"]
+    assert notes.read_text() == "keep"
     assert set(pd.read_csv(tmp_path / "kpis.csv")["policy"]) == {"a"}
 
 

@@ -15,6 +15,7 @@ order), ``timings.csv`` aside (wall times measured side by side).
 from __future__ import annotations
 
 import multiprocessing
+import re
 import shutil
 import time
 from collections import Counter
@@ -84,19 +85,17 @@ def _remove_other_runs(runs: Path, policies: Sequence[str], seeds: Sequence[int]
     """Remove the run folders of an earlier comparison that this one does not make again.
 
     Why: a policy or seed not compared now kept its ``runs/<policy>/seed-<s>/`` beside a
-    ``kpis.csv`` without it (as `simulate` clears an earlier run's rounds). Only folders of
-    that form go; the runs compared now are written over as before.
+    ``kpis.csv`` without it (as `simulate` clears an earlier run's rounds). Only folders of that
+    form go (and a policy's folder left empty by it); anything else under ``runs/`` stays.
+    Called once this comparison's folders are made: a refused comparison removes nothing.
     """
-    if not runs.is_dir():
-        return
-    kept = {f"seed-{seed}" for seed in seeds}
-    for policy in sorted(p for p in runs.iterdir() if p.is_dir()):
-        if policy.name not in policies:
-            shutil.rmtree(policy, ignore_errors=True)
-            continue
-        for run in sorted(r for r in policy.iterdir() if r.is_dir()):
-            if run.name.startswith("seed-") and run.name not in kept:
-                shutil.rmtree(run, ignore_errors=True)
+    kept = {(policy, f"seed-{seed}") for policy in policies for seed in seeds}
+    for folder in sorted(p for p in runs.iterdir() if p.is_dir()):
+        for run in sorted(r for r in folder.iterdir() if r.is_dir()):
+            if re.fullmatch(r"seed-\d+", run.name) and (folder.name, run.name) not in kept:
+                shutil.rmtree(run)
+        if not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def run_comparison(
@@ -150,11 +149,11 @@ def run_comparison(
         if name not in (allocators or {}):
             resolve_allocator(name)
     make_folder(out)
-    _remove_other_runs(out / "runs", policies, seeds)
     for seed in seeds:  # every run's folders now, not when its turn comes after other years
         for name in policies:
             for folder in RUN_FOLDERS:
                 make_folder(out / "runs" / name / f"seed-{seed}" / folder)
+    _remove_other_runs(out / "runs", policies, seeds)
     runs = [
         _Run(name, seed, base, out / "runs" / name / f"seed-{seed}",
              (allocators or {}).get(name), shortlister, progress)
