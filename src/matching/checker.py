@@ -258,12 +258,23 @@ def _text(column: pd.Series) -> np.ndarray:
     return np.array([str(v).strip() for v in values], dtype=object)
 
 
-def normalise_table(frame: pd.DataFrame, columns: tuple[str, ...], source: str) -> pd.DataFrame:
+def normalise_table(
+    frame: pd.DataFrame | Sequence[Mapping[str, Any]], columns: tuple[str, ...], source: str
+) -> pd.DataFrame:
     """Keep ``columns`` of an allocation or orientation table as text, or refuse it.
 
     A table read from a file made by people may carry missing cells or numbers for ids; they are
-    compared as text, the réservataire of an excluded unit being ``''``.
+    compared as text, the réservataire of an excluded unit being ``''``. A list of rows as
+    mappings is taken as the table of those rows, as the units and demands are; anything else
+    is a TypeError naming the table (it was an AttributeError on ``.columns``).
     """
+    if not isinstance(frame, pd.DataFrame):
+        rows = list(frame) if isinstance(frame, Sequence) and not isinstance(frame, str) else None
+        if rows is None or not all(isinstance(r, Mapping) for r in rows):
+            raise TypeError(
+                f"{source}: a DataFrame or a list of rows as mappings, not {type(frame).__name__}"
+            )
+        frame = pd.DataFrame(rows, columns=list(columns) if not rows else None)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError([RowProblem(source, None, c, "", "missing column") for c in missing])
@@ -331,7 +342,9 @@ class ResolvedAllocation:
 
 
 def resolve_allocation(
-    units: pd.DataFrame, demands: pd.DataFrame, allocation: pd.DataFrame
+    units: pd.DataFrame,
+    demands: pd.DataFrame,
+    allocation: pd.DataFrame | Sequence[Mapping[str, Any]],
 ) -> ResolvedAllocation:
     """Resolve an allocation table's ids to row positions of the round's units and demands.
 
@@ -836,7 +849,7 @@ def _check_orientation(
     units: pd.DataFrame,
     policy: Policy,
     rows: ResolvedAllocation,
-    orientation: pd.DataFrame,
+    orientation: pd.DataFrame | Sequence[Mapping[str, Any]],
     year: YearSoFar,
 ) -> list[Violation]:
     """Check the orientation table, the allocations against it, and its counts against the bands.
@@ -1025,10 +1038,10 @@ def audit(
     units: pd.DataFrame | Sequence[Unit] | Sequence[Mapping[str, Any]],
     demands: pd.DataFrame | Sequence[Demand] | Sequence[Mapping[str, Any]],
     policy: Policy | str | Path,
-    allocation: pd.DataFrame,
+    allocation: pd.DataFrame | Sequence[Mapping[str, Any]],
     year_so_far: YearSoFar | Mapping[str, Any] | None = None,
     *,
-    orientation: pd.DataFrame | None = None,
+    orientation: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
     on: dt.date | str,
 ) -> Audit:
     """Judge an allocation against the policy and recompute its objective, without the solver.
@@ -1044,7 +1057,7 @@ def audit(
         The policy the allocation claims to follow: a `Policy`, a bundled name or a path.
     allocation
         Columns ``unit_id``, ``demand_id``, ``reservataire`` (``''`` for an excluded unit); other
-        columns (a ``score``) are ignored.
+        columns (a ``score``) are ignored. A DataFrame or a list of rows as mappings.
     year_so_far
         Earlier rounds of the year: their flux units, orientations and quota tallies (a
         `YearSoFar` or a mapping, checked against the policy).
@@ -1117,10 +1130,10 @@ def check(
     units: pd.DataFrame | Sequence[Unit] | Sequence[Mapping[str, Any]],
     demands: pd.DataFrame | Sequence[Demand] | Sequence[Mapping[str, Any]],
     policy: Policy | str | Path,
-    allocation: pd.DataFrame,
+    allocation: pd.DataFrame | Sequence[Mapping[str, Any]],
     year_so_far: YearSoFar | Mapping[str, Any] | None = None,
     *,
-    orientation: pd.DataFrame | None = None,
+    orientation: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
     on: dt.date | str,
 ) -> list[Violation]:
     """Every violation of the policy by an allocation (empty when it is valid); see `audit`."""

@@ -585,6 +585,30 @@ def test_audit_takes_a_policy_name_an_iso_date_and_a_mapping_as_solve_does(
         audit(units, demands, policy, allocation, nobody, on=ROUND_DATE)
 
 
+def test_allocation_and_orientation_as_rows_are_tables_and_other_forms_name_them(
+    policy: Policy,
+) -> None:
+    """Rows as mappings judge as the DataFrame does; None or a string is a TypeError naming it.
+
+    Both failed with an AttributeError on ``.columns``, where the units and demands are taken
+    as lists of rows.
+    """
+    units, demands = units_with(), demands_with()
+    allocation, orientation = allocation_of(ALLOCATION), orientation_of(ORIENTATION)
+    framed = audit(units, demands, policy, allocation, orientation=orientation, on=ROUND_DATE)
+    rows = audit(units, demands, policy, allocation.to_dict("records"),
+                 orientation=orientation.to_dict("records"), on=ROUND_DATE)  # fmt: skip
+    assert rows == framed
+    empty = audit(units, demands, policy, [], on=ROUND_DATE)
+    assert empty.counts["allocations"] == 0
+    said = "a DataFrame or a list of rows as mappings, not"
+    for bad in (None, "U1,D1,etat"):
+        with pytest.raises(TypeError, match=re.escape(f"allocation: {said}")):
+            audit(units, demands, policy, bad, on=ROUND_DATE)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=re.escape(f"orientation: {said} list")):
+        audit(units, demands, policy, allocation, orientation=[1], on=ROUND_DATE)  # type: ignore[list-item]
+
+
 def test_audit_refuses_a_round_in_another_year_than_the_policys(policy: Policy) -> None:
     """A 2027 round judged under the 2026 policy: refused, as `solve` and `matching check` do.
 
