@@ -290,7 +290,12 @@ def test_scenario_show_prints_what_simulate_will_play() -> None:
     assert code == 0, text
     lines = text.splitlines()
     settings = lines[lines.index("Simulation (matching simulate / compare)") + 1]
-    assert settings.startswith("  cadence monthly, allocation_policy optimal, arrivals_per_year -")
+    assert settings.startswith(
+        "  cadence monthly, allocation_policy optimal, "
+        "arrivals_per_year 0.6 x the demands pending on 1 January, "
+    )  # not "-", read as "no arrivals"
+    assert "last_round every round of the year" in settings
+    assert "refusals.by_rooms the base probability" in settings
     assert "refusals.probability 0.3" in settings and "shortlist_size 3" in settings
 
 

@@ -192,12 +192,26 @@ def show_command(file: Path, no_data: bool) -> None:
     click.echo("\n".join(lines))
 
 
+_UNSET = {
+    "arrivals_per_year": "0.6 x the demands pending on 1 January",
+    "last_round": "every round of the year",
+    "refusals.in_qpv": "the base probability",
+    "refusals.by_rooms": "the base probability",
+}
+"""What a setting left out means (``-`` read as "none": no arrivals, no round)."""
+
+
 def _settings(values: dict[str, object], prefix: str = "") -> list[str]:
     """``key value`` items of nested settings, as ``refusals.probability 0.3``."""
     out: list[str] = []
     for key, value in values.items():
+        name = f"{prefix}{key}"
         if isinstance(value, dict) and key != "by_rooms":
-            out += _settings(value, f"{prefix}{key}.")
+            out += _settings(value, f"{name}.")
+        elif value is None or value == {}:
+            out.append(f"{name} {_UNSET.get(name, '-')}")
+        elif isinstance(value, dict):  # by_rooms: T2 0.4, T3 0.5
+            out.append(f"{name} " + " ".join(f"T{k} {v}" for k, v in sorted(value.items())))
         else:
-            out.append(f"{prefix}{key} {'-' if value is None else value}")
+            out.append(f"{name} {value}")
     return out
