@@ -840,10 +840,11 @@ def render_diagnostics(diag: EligibilityDiagnostics, policy: Policy, max_units: 
         )
     table = per_unit[["unit_id", "flux_excluded", "any", *ids, "no_pool"]]
     counts = [c for c in table.columns if c not in ("unit_id", "flux_excluded")]
-    shown = table.head(max_units).to_string(
-        index=False, formatters={c: "{:,}".format for c in counts}
-    )
-    lines += ["  " + line for line in shown.splitlines()]
+    if max_units > 0 and len(table):  # no rows: pandas prints "Empty DataFrame", its repr
+        shown = table.head(max_units).to_string(
+            index=False, formatters={c: "{:,}".format for c in counts}
+        )
+        lines += ["  " + line for line in shown.splitlines()]
     if len(table) > max_units:
         lines.append(f"  ... {len(table) - max_units:,} more units")
     lines.append("")

@@ -70,6 +70,14 @@ def test_eligibility_counts_pairs(tiny: RoundData, tmp_path: Path) -> None:
     assert "(" + ", ".join(["any", *ids]) + ")" in text
 
 
+def test_eligibility_with_no_unit_listed_prints_no_pandas_repr() -> None:
+    """``--max-units 0``: the counts and "... 21 more units", not "Empty DataFrame"."""
+    code, text = run("eligibility", TINY, "--max-units", "0")
+    assert code == 0, text
+    assert "Empty DataFrame" not in text and "Columns:" not in text
+    assert "  ... 21 more units" in text
+
+
 def test_why_not_explains_a_pair(tiny: RoundData) -> None:
     """`why-not` says eligible for a pair of the table, and lists the failed rules of another."""
     pairs = eligible_pairs(tiny.units, tiny.facts, tiny.policy).pairs
