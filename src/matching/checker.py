@@ -247,6 +247,14 @@ class Audit:
             )
 
 
+UnitsTable = pd.DataFrame | Sequence[Unit] | Sequence[Mapping[str, Any]]
+"""The units in any form `matching.round.solve` takes."""
+DemandsTable = pd.DataFrame | Sequence[Demand] | Sequence[Mapping[str, Any]]
+"""The demands in any form `matching.round.solve` takes."""
+Rows = pd.DataFrame | Sequence[Mapping[str, Any]]
+"""An allocation or orientation table: a DataFrame or a list of rows as mappings."""
+
+
 # ----------------------------------------------------------------------------------------------
 # Input normalisation
 # ----------------------------------------------------------------------------------------------
@@ -258,9 +266,7 @@ def _text(column: pd.Series) -> np.ndarray:
     return np.array([str(v).strip() for v in values], dtype=object)
 
 
-def normalise_table(
-    frame: pd.DataFrame | Sequence[Mapping[str, Any]], columns: tuple[str, ...], source: str
-) -> pd.DataFrame:
+def normalise_table(frame: Rows, columns: tuple[str, ...], source: str) -> pd.DataFrame:
     """Keep ``columns`` of an allocation or orientation table as text, or refuse it.
 
     A table read from a file made by people may carry missing cells or numbers for ids; they are
@@ -344,7 +350,7 @@ class ResolvedAllocation:
 def resolve_allocation(
     units: pd.DataFrame,
     demands: pd.DataFrame,
-    allocation: pd.DataFrame | Sequence[Mapping[str, Any]],
+    allocation: Rows,
 ) -> ResolvedAllocation:
     """Resolve an allocation table's ids to row positions of the round's units and demands.
 
@@ -849,7 +855,7 @@ def _check_orientation(
     units: pd.DataFrame,
     policy: Policy,
     rows: ResolvedAllocation,
-    orientation: pd.DataFrame | Sequence[Mapping[str, Any]],
+    orientation: Rows,
     year: YearSoFar,
 ) -> list[Violation]:
     """Check the orientation table, the allocations against it, and its counts against the bands.
@@ -978,8 +984,8 @@ def _check_bands_without_orientation(
 
 
 def _tables(
-    units: pd.DataFrame | Sequence[Unit] | Sequence[Mapping[str, Any]],
-    demands: pd.DataFrame | Sequence[Demand] | Sequence[Mapping[str, Any]],
+    units: UnitsTable,
+    demands: DemandsTable,
     on: dt.date,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The round's tables, validated as `matching.round.solve` validates them.
@@ -1035,13 +1041,13 @@ def _quota_violation(outcome: QuotaOutcome) -> Violation:
 
 
 def audit(
-    units: pd.DataFrame | Sequence[Unit] | Sequence[Mapping[str, Any]],
-    demands: pd.DataFrame | Sequence[Demand] | Sequence[Mapping[str, Any]],
+    units: UnitsTable,
+    demands: DemandsTable,
     policy: Policy | str | Path,
-    allocation: pd.DataFrame | Sequence[Mapping[str, Any]],
+    allocation: Rows,
     year_so_far: YearSoFar | Mapping[str, Any] | None = None,
     *,
-    orientation: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
+    orientation: Rows | None = None,
     on: dt.date | str,
 ) -> Audit:
     """Judge an allocation against the policy and recompute its objective, without the solver.
@@ -1127,13 +1133,13 @@ def audit(
 
 
 def check(
-    units: pd.DataFrame | Sequence[Unit] | Sequence[Mapping[str, Any]],
-    demands: pd.DataFrame | Sequence[Demand] | Sequence[Mapping[str, Any]],
+    units: UnitsTable,
+    demands: DemandsTable,
     policy: Policy | str | Path,
-    allocation: pd.DataFrame | Sequence[Mapping[str, Any]],
+    allocation: Rows,
     year_so_far: YearSoFar | Mapping[str, Any] | None = None,
     *,
-    orientation: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
+    orientation: Rows | None = None,
     on: dt.date | str,
 ) -> list[Violation]:
     """Every violation of the policy by an allocation (empty when it is valid); see `audit`."""
