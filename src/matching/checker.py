@@ -52,8 +52,7 @@ from matching.eligibility import (
 from matching.exceptions import CheckFailedError, DataError, RowProblem
 from matching.facts import derive_facts
 from matching.flux import FluxBand, YearSoFar, flux_bands
-from matching.frames import is_canonical, rows_frame
-from matching.io import validate_demands, validate_units
+from matching.io import round_table
 from matching.policy.conditions import Condition
 from matching.policy.model import Policy, QuotaRule
 from matching.policy.quotas import (
@@ -983,34 +982,6 @@ def _check_bands_without_orientation(
     return out
 
 
-def _tables(
-    units: UnitsTable,
-    demands: DemandsTable,
-    on: dt.date,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The round's tables, validated as `matching.round.solve` validates them.
-
-    Why: a table `solve` accepts but that is not canonical was misjudged without a word: lists
-    as ``;``-joined text were read character by character (false ``location`` violations), and
-    booleans as text ("non") counted as true. Frames vouched for by
-    `matching.frames.canonical_tables` are taken as they are: the solver's self-check and the
-    simulation judge tables validated once already.
-    """
-    if isinstance(units, pd.DataFrame) and is_canonical(units):
-        unit_table = units
-    else:
-        table = units if isinstance(units, pd.DataFrame) else rows_frame(units, Unit, "units")
-        unit_table = validate_units(table, "units", as_of=on)
-    if isinstance(demands, pd.DataFrame) and is_canonical(demands):
-        demand_table = demands
-    else:
-        table = (
-            demands if isinstance(demands, pd.DataFrame) else rows_frame(demands, Demand, "demands")
-        )
-        demand_table = validate_demands(table, "demands", as_of=on, ignore_derived=True)
-    return unit_table, demand_table
-
-
 def _quota_violation(outcome: QuotaOutcome) -> Violation:
     """Describe a quota shortfall: counted vs base (year so far included), what the rule needs."""
     t, p, total = outcome.round, outcome.prior, outcome.total
@@ -1095,7 +1066,11 @@ def audit(
     if day is None:
         raise TypeError("on: the round's date, a date or an ISO date string, not None")
     on, year = day, given or YearSoFar()
-    unit_table, demand_table = _tables(units, demands, on)
+    # validated as `solve` validates them: a table it accepts but not canonical was misjudged
+    # without a word (lists as ';'-joined text read character by character, "non" as true);
+    # frames vouched for (the self-check's, the simulation's) are taken as they are
+    unit_table = round_table(units, "units", as_of=on)
+    demand_table = round_table(demands, "demands", as_of=on, ignore_derived=True)
     facts = derive_facts(demand_table, policy, on)
     rows = resolve_allocation(unit_table, facts, allocation)
     known = rows.only(rows.known)

@@ -26,7 +26,7 @@ import json
 import math
 import re
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -52,7 +52,7 @@ from matching.domain import (
 )
 from matching.exceptions import DataError, PolicyError, Problems, RowProblem
 from matching.flux import YearSoFar
-from matching.frames import DEMAND_DTYPES, UNIT_DTYPES
+from matching.frames import DEMAND_DTYPES, UNIT_DTYPES, is_canonical, rows_frame
 from matching.policy.fields import DERIVED_DEMAND_FIELDS
 from matching.policy.loader import DuplicateKey, UniqueKeyLoader
 from matching.policy.model import Policy
@@ -1149,6 +1149,34 @@ def write_units(frame: pd.DataFrame, path: PathLike) -> None:
 def write_demands(frame: pd.DataFrame, path: PathLike) -> None:
     """Write a canonical demands table so that `read_demands` gives it back unchanged."""
     _write_canonical(frame, path, DEMAND_DTYPES, "demands")
+
+
+def round_table(
+    data: pd.DataFrame | Sequence[Unit] | Sequence[Demand] | Sequence[Mapping[str, Any]],
+    kind: Literal["units", "demands"],
+    *,
+    as_of: dt.date | None,
+    ignore_derived: bool = False,
+) -> pd.DataFrame:
+    """A round's units or demands in any form the library takes, as the canonical table.
+
+    A frame vouched for by `matching.frames.canonical_tables` is taken as it is (a shallow
+    copy: the caller's stays its own); records and rows as mappings become a table, and the
+    table is validated as a file is, so that a bad cell names its row and field and a unit
+    released or a demand filed after ``as_of`` is refused. One function for
+    `matching.round.prepare_round` and `matching.checker.audit`, so that both judge the same
+    tables alike. ``ignore_derived``: the score and derived facts a solve folder writes are
+    dropped (demands).
+    """
+    if isinstance(data, pd.DataFrame) and is_canonical(data):
+        return data.copy(deep=False)
+    if not isinstance(data, pd.DataFrame):
+        # each record is valid alone; the table is checked too, for what only the whole
+        # knows: a repeated id (it was housed twice, and only the checker caught it)
+        data = rows_frame(data, Unit if kind == "units" else Demand, kind)
+    if kind == "units":
+        return validate_units(data, "units", as_of=as_of)
+    return validate_demands(data, "demands", as_of=as_of, ignore_derived=ignore_derived)
 
 
 def read_round_files(

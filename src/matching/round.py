@@ -27,8 +27,8 @@ from matching.eligibility import PairTable, eligible_pairs
 from matching.exceptions import CheckFailedError, InfeasibleError
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
-from matching.frames import canonical_tables, is_canonical, rows_frame
-from matching.io import validate_demands, validate_units
+from matching.frames import canonical_tables
+from matching.io import round_table
 from matching.kpis import compute_kpis
 from matching.params import SolveParams, solve_params
 from matching.policy.model import Policy
@@ -84,28 +84,6 @@ def tie_rank(demands: pd.DataFrame, scores: np.ndarray, keys: tuple[str, ...]) -
     return rank
 
 
-def _frame(
-    data: pd.DataFrame | Sequence[Unit] | Sequence[Demand] | Sequence[Mapping[str, Any]],
-    kind: str,
-    on: dt.date | None,
-) -> pd.DataFrame:
-    """The canonical table, validated; with ``on``, a date after the round's is refused.
-
-    Why the date: a household that files after the round, or a unit released after it, is
-    not part of it; housing it would be wrong, not just early (its seniority came out as 0).
-    A frame of `canonical_tables` is taken as it is (a shallow copy: the caller's stays its own).
-    """
-    if isinstance(data, pd.DataFrame) and is_canonical(data):
-        return data.copy(deep=False)
-    if not isinstance(data, pd.DataFrame):
-        # each record is valid alone; the table is checked too, for what only the whole
-        # knows: a repeated id (it was housed twice, and only the checker caught it)
-        data = rows_frame(data, Unit if kind == "units" else Demand, kind)
-    if kind == "units":
-        return validate_units(data, "units", as_of=on)
-    return validate_demands(data, "demands", as_of=on)
-
-
 def _in_id_order(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """The table with its rows in the order of their ids (as it is, when they already are).
 
@@ -136,7 +114,7 @@ def prepare_round(
     threshold and income ceilings are that year's figures.
     """
     policy, on, year_so_far = _arguments(policy, on, year_so_far)  # `on` in the policy's year
-    units_df = _frame(units, "units", on)
+    units_df = round_table(units, "units", as_of=on)
     as_of = on
     if on is None:
         # no unit and no date: nothing to allocate, and no date to hold the demands to
@@ -144,7 +122,7 @@ def prepare_round(
         if as_of is not None:
             same_year(policy, as_of, "on (the latest released_on)")
         on = as_of or dt.date(policy.year, 1, 1)
-    demands_df = _in_id_order(_frame(demands, "demands", as_of), "demand_id")
+    demands_df = _in_id_order(round_table(demands, "demands", as_of=as_of), "demand_id")
     units_df = _in_id_order(units_df, "unit_id")
     facts = derive_facts(demands_df, policy, on)
     scores = score(facts, policy.cotation).total.to_numpy(dtype=np.int64)

@@ -496,9 +496,7 @@ def test_the_years_tables_are_validated_once_and_a_bad_row_is_refused_before_any
     tables. A bad row of a year built by a caller is refused up front, naming its row, with no
     round written.
     """
-    import matching.checker as checker
     import matching.io as io
-    import matching.round as round_module
     import matching.simulation.inputs as inputs
 
     calls: list[str] = []
@@ -509,8 +507,8 @@ def test_the_years_tables_are_validated_once_and_a_bad_row_is_refused_before_any
         return original(frame, source, **kw)
 
     monkeypatch.setattr(inputs, "validate_demands", counted)
-    monkeypatch.setattr(round_module, "validate_demands", counted)
-    monkeypatch.setattr(checker, "validate_demands", counted)
+    # the round's tables and the checker's are validated by one function, `io.round_table`
+    monkeypatch.setattr(io, "validate_demands", counted)
     data = busy_year()
     done = simulate(data, tmp_path / "ok", shortlister=stub_shortlists)
     assert done.state.round == 4 and calls == ["demands"]

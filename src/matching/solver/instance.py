@@ -153,15 +153,24 @@ def triple_selections(
     """
     flux = inst.flux_units[pair_unit]
     selections: list[np.ndarray] = [np.flatnonzero(~flux)]
-    for i, rule in enumerate(inst.policy.reservataires):
+    for i in range(len(inst.policy.reservataires)):
         sel = flux & (((pair_pools >> i) & 1) == 1)
-        # A pool condition on `priority` is the law (the État's share goes to priority households
-        # only): an explicit `pools` list in the demand file cannot override it.
-        legal = tuple(c for c in rule.pool if c.field == "priority")
-        if legal:
-            sel &= evaluate(legal, inst.demands)[pair_demand]
+        law = pool_law(inst, i)
+        if law is not None:
+            sel &= law[pair_demand]
         selections.append(np.flatnonzero(sel))
     return selections
+
+
+def pool_law(inst: RoundInstance, i: int) -> np.ndarray | None:
+    """The households réservataire ``i`` may propose by law (per household), None: any.
+
+    A pool condition on `priority` is the law (the État's share goes to priority households
+    only): an explicit `pools` list in the demand file cannot override it. Read by the triples
+    (`triple_selections`) and by the tie-break's swaps (`matching.solver.ties`) alike.
+    """
+    legal = tuple(c for c in inst.policy.reservataires[i].pool if c.field == "priority")
+    return evaluate(legal, inst.demands) if legal else None
 
 
 def pairs_by_rank(inst: RoundInstance) -> np.ndarray:

@@ -286,16 +286,18 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
             attempt.stage_bounds = {Stage.SHORTFALL: float(weighted), **attempt.stage_bounds}
             attempt.shortfalls = {name: s for name, (_rule, s) in shifts.items()}
             attempt.stats["soft_solved_as_hard"] = 1
-            return _tie_broken(inst, attempt)
-        return _tie_broken(inst, _solve_round(inst, params, triples=triples, rows=rows))
-    return _tie_broken(inst, _solve_round(inst, params))
+            return _finished(inst, attempt)
+        return _finished(inst, _solve_round(inst, params, triples=triples, rows=rows))
+    return _finished(inst, _solve_round(inst, params))
 
 
-def _tie_broken(inst: RoundInstance, solution: RoundSolution) -> RoundSolution:
-    """The solution with the policy's tie-break among households of equal standing (`ties`).
+def _finished(inst: RoundInstance, solution: RoundSolution) -> RoundSolution:
+    """The solution as `solve_round` returns it: tie-broken, and said to be cut short if so.
 
-    The swaps keep every stage value, quota count and orientation, so the status and the
-    bounds stand as the search proved them.
+    The policy's tie-break among households of equal standing (`ties`): the swaps keep every
+    stage value, quota count and orientation, so the status and the bounds stand as the
+    search proved them. A FEASIBLE solution is flagged ``time_limited``, which the result's
+    reasons read (`not_proven_in_time`).
     """
     if solution.status not in {"OPTIMAL", "FEASIBLE"}:
         return solution

@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from matching.policy.conditions import evaluate
-from matching.solver.instance import RoundInstance
+from matching.solver.instance import RoundInstance, pool_law
 from matching.solver.rows import household_profiles
 from matching.types import Stage
 
@@ -69,16 +68,14 @@ def prefer_tie_break(
     pu, pd_, pools = pu[keep], pd_[keep], inst.pair_pools[on[keep]]
     r0 = res_of[pu]
     in_pool = r0 < 0  # a unit outside the flux: any eligible household
-    for i, rule in enumerate(inst.policy.reservataires):
+    for i in range(len(inst.policy.reservataires)):
         mine = r0 == i
         if not mine.any():
             continue
         ok = ((pools[mine] >> i) & 1) == 1
-        # the State's share goes to priority households, whatever a demand's pools say (as
-        # `matching.solver.instance.triple_selections` builds the triples)
-        legal = tuple(c for c in rule.pool if c.field == "priority")
-        if legal:
-            ok &= evaluate(legal, inst.demands)[pd_[mine]]
+        law = pool_law(inst, i)  # the State's share: priority households, whatever the pools
+        if law is not None:
+            ok &= law[pd_[mine]]
         in_pool[np.flatnonzero(mine)[ok]] = True
     pu, pd_ = pu[in_pool], pd_[in_pool]
     if len(pu) == 0:
