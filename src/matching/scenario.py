@@ -32,7 +32,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import (
@@ -321,6 +321,9 @@ class RoundData:
         What earlier rounds of the year did, or None.
     units_in_data, demands_in_data
         Rows of the data before the round was selected (the generated year, or the files).
+    units_outside, demands_outside
+        The release date of each unit of the data outside the round, and the filing date of
+        each demand filed after the round date, by id: what `outside_round` explains.
     """
 
     scenario: ResolvedScenario
@@ -333,6 +336,39 @@ class RoundData:
     year_so_far: YearSoFar | None
     units_in_data: int
     demands_in_data: int
+    units_outside: pd.Series
+    demands_outside: pd.Series
+
+    def outside_round(self, kind: Literal["unit", "demand"], item_id: str) -> str | None:
+        """Why an id asked about is not in the round, or None when it is.
+
+        A planner asks ``why-not`` about a unit they see in the data; when it is released in
+        another month, or the demand filed after the round date, "no such unit" would send them
+        looking for a typo. The reason names the date that leaves it out and the round's span.
+        """
+        table = self.units if kind == "unit" else self.demands
+        if (table[f"{kind}_id"] == item_id).any():
+            return None
+        outside = self.units_outside if kind == "unit" else self.demands_outside
+        sc = self.scenario
+        if item_id in outside.index:
+            when = pd.Timestamp(outside[item_id]).date().isoformat()
+            if kind == "demand":
+                return (
+                    f"demand {item_id} was filed on {when}, after the round date "
+                    f"{self.on.isoformat()}: it is not in this round"
+                )
+            span = (
+                f"month {sc.month} of {sc.scenario.year}"
+                if sc.month is not None
+                else f"the year {sc.scenario.year}"
+            )
+            return (
+                f"unit {item_id} is released on {when}, outside this round ({span}): "
+                "pick its month with the scenario's `round: month:`"
+            )
+        count = self.units_in_data if kind == "unit" else self.demands_in_data
+        return f"no {kind} {item_id} in the scenario's data ({count:,} {kind}{'s' * (count != 1)})"
 
 
 def in_round(released_on: pd.Series, year: int, month: int | None) -> pd.Series:
@@ -382,7 +418,8 @@ def load_round(scenario: Scenario | ResolvedScenario) -> RoundData:
             reservataires=frozenset(policy.reservataire_ids()),
             ignore_derived=True,
         )
-    round_units = units[in_round(units["released_on"], sc.year, resolved.month)]
+    kept = in_round(units["released_on"], sc.year, resolved.month)
+    round_units = units[kept]
     filed = pd.to_datetime(demands["filed_on"]) <= pd.Timestamp(resolved.on)
     round_demands = demands[filed]
     round_units = round_units.reset_index(drop=True)
@@ -403,6 +440,14 @@ def load_round(scenario: Scenario | ResolvedScenario) -> RoundData:
         year_so_far=year_so_far,
         units_in_data=len(units),
         demands_in_data=len(demands),
+        units_outside=pd.Series(
+            units["released_on"].to_numpy()[~kept.to_numpy()],
+            index=units["unit_id"].to_numpy()[~kept.to_numpy()],
+        ),
+        demands_outside=pd.Series(
+            demands["filed_on"].to_numpy()[~filed.to_numpy()],
+            index=demands["demand_id"].to_numpy()[~filed.to_numpy()],
+        ),
     )
 
 

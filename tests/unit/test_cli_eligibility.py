@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -94,3 +95,47 @@ def test_why_not_explains_a_pair(tiny: RoundData) -> None:
     assert code == 0, text
     assert f"Unit {unit_ids[bad[0]]} / demand {demand_ids[bad[1]]}: not allocatable" in text
     assert "\n  - " in text  # at least one failed rule, with its values
+
+
+def test_why_not_says_why_an_id_is_not_in_the_round(tmp_path: Path) -> None:
+    """A unit released in March, a demand filed after the round: their dates, not "no such".
+
+    The planner copies an id from the data file; "no such unit" sent them looking for a typo.
+    An id in no file is still refused, with the data's size. Exit code 2 each time.
+    """
+    from matching.generate import generate_territory
+    from matching.io import write_demands, write_units
+
+    units, demands = generate_territory(n_units=300, n_demands=300, seed=1)
+    march = units.index[pd.to_datetime(units["released_on"]).dt.month == 3][0]
+    january = units.index[pd.to_datetime(units["released_on"]).dt.month == 1][0]
+    demands.loc[5, "filed_on"] = pd.Timestamp("2026-02-14")
+    write_units(units, tmp_path / "units.csv")
+    write_demands(demands, tmp_path / "demands.csv")
+    scenario = tmp_path / "round.yaml"
+    scenario.write_text(
+        "id: files\nterritory: caen-la-mer\nyear: 2026\nseed: 1\npolicy: default-2026\n"
+        "data: {units: units.csv, demands: demands.csv}\nround: {month: 1}\n",
+        encoding="utf-8",
+    )
+    in_round, late = units.at[january, "unit_id"], demands.at[5, "demand_id"]
+    code, text = run("why-not", scenario, units.at[march, "unit_id"], demands.at[0, "demand_id"])
+    assert code == 2 and "Traceback" not in text
+    released = pd.Timestamp(units.at[march, "released_on"]).date().isoformat()
+    assert (
+        f"Invalid value for 'UNIT_ID': unit {units.at[march, 'unit_id']} is released on "
+        f"{released}, outside this round (month 1 of 2026)"
+    ) in text
+    code, text = run("why-not", scenario, in_round, late)
+    assert code == 2
+    assert (
+        f"Invalid value for 'DEMAND_ID': demand {late} was filed on 2026-02-14, after the round "
+        "date 2026-01-31: it is not in this round"
+    ) in text
+    code, text = run("explain-score", scenario, late)
+    assert code == 2 and "was filed on 2026-02-14" in text
+    code, text = run("why-not", scenario, "U-TYPO", late)
+    assert code == 2
+    assert "Invalid value for 'UNIT_ID': no unit U-TYPO in the scenario's data (300 units)" in text
+    code, text = run("why-not", scenario, in_round, demands.at[0, "demand_id"])
+    assert code == 0, text

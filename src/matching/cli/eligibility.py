@@ -32,6 +32,17 @@ def _round(scenario: Path) -> RoundData:
     return load_round(load_scenario(scenario))
 
 
+def _in_round(rd: RoundData, unit_id: str | None, demand_id: str) -> None:
+    """Refuse (exit code 2) an id that is not in the round, saying why: its date, or no such id."""
+    reasons = [
+        ("UNIT_ID", None if unit_id is None else rd.outside_round("unit", unit_id)),
+        ("DEMAND_ID", rd.outside_round("demand", demand_id)),
+    ]
+    for argument, reason in reasons:
+        if reason is not None:
+            raise click.BadParameter(reason, param_hint=f"'{argument}'")
+
+
 def _write_table(frame: pd.DataFrame, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
@@ -73,6 +84,7 @@ def score_command(scenario: Path, out: Path) -> None:
 def explain_score_command(scenario: Path, demand_id: str) -> None:
     """Explain one demand's score, criterion by criterion."""
     rd = _round(scenario)
+    _in_round(rd, None, demand_id)
     lines = explain_score(rd.facts, rd.policy.cotation, demand_id)
     click.echo(render_score_explanation(demand_id, lines))
 
@@ -110,5 +122,6 @@ def eligibility_command(scenario: Path, max_units: int, out: Path | None) -> Non
 def why_not_command(scenario: Path, unit_id: str, demand_id: str) -> None:
     """Explain why a unit cannot go to a household (every failed rule, with its values)."""
     rd = _round(scenario)
+    _in_round(rd, unit_id, demand_id)
     failures = why_not(rd.units, rd.facts, rd.policy, unit_id, demand_id)
     click.echo(render_why_not(unit_id, demand_id, failures))
