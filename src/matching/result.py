@@ -52,6 +52,7 @@ class Result:
     shortfalls: dict[str, int] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    # RoundKpis.to_dict(); INFEASIBLE or UNKNOWN: the round's with nothing allocated
     kpis: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     wall_time_s: float = 0.0

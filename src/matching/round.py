@@ -337,11 +337,16 @@ def build_result(
         wall_time_s=seconds,
         prepared=prepared,
     )
-    if solution.status in {"OPTIMAL", "FEASIBLE"}:
+    solved = solution.status in {"OPTIMAL", "FEASIBLE"}
+    if solved:
         _self_check(prepared, result)
-        result.kpis = compute_kpis(
-            inst.units, inst.demands, inst.policy, allocation, orientation, inst.year_so_far
-        ).to_dict()
+    # without a solution the indicators are the round's as it stands, nothing allocated: the
+    # targets, bands and year-to-date quota rates that explain an infeasible round (the
+    # oriented counts are unknown: None)
+    result.kpis = compute_kpis(
+        inst.units, inst.demands, inst.policy, allocation,
+        orientation if solved else None, inst.year_so_far,
+    ).to_dict()  # fmt: skip
     return result
 
 

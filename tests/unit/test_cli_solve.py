@@ -261,6 +261,15 @@ def test_infeasible_round_exits_3_and_writes_the_folder(tmp_path: Path) -> None:
     assert set(unallocated["reason"]) <= {"round_infeasible", "no_eligible_demand",
                                           "no_demand_in_any_pool"}  # fmt: skip
     assert "round_infeasible" in set(unallocated["reason"])
+    # the indicators of the round as it stands (nothing allocated), not {}: the year-to-date
+    # rate that makes it infeasible, and no orientation (none was made)
+    kpis = RoundKpis.from_dict(json.loads((out / "kpis.json").read_text()))
+    assert (kpis.units.total, kpis.units.allocated, kpis.demands.allocated) == (21, 0, 0)
+    mixity = next(q for q in kpis.quotas if q.rule_id == "mixity_outside_qpv")
+    assert (mixity.prior_base, mixity.prior_counted, mixity.base, mixity.rate) == (1000, 0, 0, 0)
+    assert mixity.shortfall == 250  # the 25 % floor on the year's 1,000 allocations
+    assert all(r.oriented is None for r in kpis.reservataires)
+    assert "Réservataire" not in text  # the KPI tables are printed for a solution only
 
 
 def test_scenario_show(tmp_path: Path) -> None:

@@ -234,7 +234,7 @@ def solve_command(
         written.append(write_shortlists(out, table))
 
     click.echo(result.summary())
-    if result.kpis:
+    if result.status in {"OPTIMAL", "FEASIBLE"}:
         click.echo("")
         click.echo(render_kpis_text(RoundKpis.from_dict(result.kpis)))
     click.echo("")
