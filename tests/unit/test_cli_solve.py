@@ -298,6 +298,10 @@ def test_scenario_show_prints_what_simulate_will_play() -> None:
     code, text = run("scenario", "show", "--no-data", SCENARIOS / "caen-la-mer-2026-year.yaml")
     assert code == 0, text
     lines = text.splitlines()
+    assert (
+        "  round         the whole year pooled; round date 2026-12-31 (matching solve; simulate "
+        "plays the year round by round)"
+    ) in lines
     settings = lines[lines.index("Simulation (matching simulate / compare)") + 1]
     assert settings.startswith(
         "  cadence monthly, allocation_policy optimal, "

@@ -50,7 +50,10 @@ def _scenario_lines(resolved: ResolvedScenario) -> list[str]:
         _line("year, seed", f"{sc.year}, seed {sc.seed}"),
     ]
     if resolved.month is None:
-        lines.append(_line("round", f"the whole year pooled; round date {resolved.on}"))
+        pooled = f"the whole year pooled; round date {resolved.on}"
+        if sc.simulation is not None:  # `simulate` plays the year round by round instead
+            pooled = f"{pooled} (matching solve; simulate plays the year round by round)"
+        lines.append(_line("round", pooled))
     else:
         lines.append(
             _line(
