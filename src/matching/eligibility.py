@@ -381,10 +381,15 @@ class PairTable:
     no_pool
         For each unit (int64, by row position), the pairs that pass every rule but were dropped
         because the demand is in no réservataire pool (only for units in the flux).
+    pool_blocked
+        For each demand (bool, by row position): it passes every rule on some unit in the flux
+        but is in no réservataire's pool, so one of its pairs was dropped. Why a household with
+        no pair has none: the pools, not the rules (``unallocated_demands.csv``).
     """
 
     pairs: pd.DataFrame
     no_pool: np.ndarray
+    pool_blocked: np.ndarray
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -505,8 +510,10 @@ def eligible_pairs(
     rules = enabled_rules(policy)
     pools = demand_pools(demands_with_facts, policy)
     no_pool = np.zeros(n_units, dtype=np.int64)
+    pool_blocked = np.zeros(n_demands, dtype=bool)
     if n_units == 0 or n_demands == 0:
-        return PairTable(_pair_frame(units, demands_with_facts, [], scores, pools), no_pool)
+        frame = _pair_frame(units, demands_with_facts, [], scores, pools)
+        return PairTable(frame, no_pool, pool_blocked)
 
     side = _demand_side(demands_with_facts, policy)
     reasons = _flux_reason(units)
@@ -549,10 +556,13 @@ def eligible_pairs(
             if "rent_effort" in rules:
                 ok &= _rent_ok(rent[u], benefit, limit)
             if in_flux:
-                no_pool[u] = int(np.count_nonzero(ok & unpooled))
+                dropped = ok & unpooled
+                no_pool[u] = int(np.count_nonzero(dropped))
+                pool_blocked[cand[dropped]] = True
                 ok &= ~unpooled
             per_unit[u] = cand[ok]
-    return PairTable(_pair_frame(units, demands_with_facts, per_unit, scores, pools), no_pool)
+    frame = _pair_frame(units, demands_with_facts, per_unit, scores, pools)
+    return PairTable(frame, no_pool, pool_blocked)
 
 
 def _pair_frame(

@@ -1335,6 +1335,7 @@ RESULT_FILES: tuple[str, ...] = (
     "allocations.csv",
     "orientations.csv",
     "unallocated_units.csv",
+    "unallocated_demands.csv",
     "kpis.json",
     "result.json",
     "timings.json",
@@ -1431,7 +1432,7 @@ def write_round_inputs(
 
 
 def write_round_result(out_dir: PathLike, result: Result) -> list[Path]:
-    """Write a round's result: the three tables, ``kpis.json``, ``result.json``, ``timings.json``.
+    """Write a round's result: the four tables, ``kpis.json``, ``result.json``, ``timings.json``.
 
     The tables are sorted by unit id (`Result`), the JSON files have a fixed key order; only
     ``timings.json`` differs between two runs of the same inputs and settings.

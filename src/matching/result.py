@@ -47,6 +47,7 @@ class Result:
     allocation: pd.DataFrame  # unit_id, demand_id, reservataire, score (sorted by unit_id)
     orientation: pd.DataFrame  # unit_id, reservataire for every flux unit (sorted)
     unallocated_units: pd.DataFrame  # unit_id, reason
+    unallocated_demands: pd.DataFrame  # demand_id, reason, eligible_units (sorted by demand_id)
     stage_values: dict[str, int] = field(default_factory=dict)
     stage_bounds: dict[str, float] = field(default_factory=dict)
     shortfalls: dict[str, int] = field(default_factory=dict)
@@ -107,11 +108,12 @@ class Result:
         return {"wall_time_s": round(self.wall_time_s, 3), **dict(sorted(self.stats.items()))}
 
     def to_frames(self) -> dict[str, pd.DataFrame]:
-        """The output tables by file stem: allocations, orientations, unallocated_units."""
+        """The output tables by file stem: allocations, orientations, unallocated units, demands."""
         return {
             "allocations": self.allocation,
             "orientations": self.orientation,
             "unallocated_units": self.unallocated_units,
+            "unallocated_demands": self.unallocated_demands,
         }
 
     def to_json(self) -> str:

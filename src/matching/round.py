@@ -54,6 +54,28 @@ UNALLOCATED_REASONS = {
     ),
 }
 
+UNALLOCATED_DEMAND_REASONS = {
+    "no_eligible_unit": (
+        "no unit of the round passes the eligibility rules for this household "
+        "(matching why-not names the rules)"
+    ),
+    "no_unit_in_its_pools": (
+        "it passes the rules only on units in the flux, and no réservataire's pool holds it"
+    ),
+    "no_unit_oriented_to_its_pools": (
+        "each unit it is eligible for was oriented to a réservataire whose pool does not hold it"
+    ),
+    "units_went_to_others": (
+        "each unit it could take went to another household, or stayed empty under a quota"
+    ),
+    "round_infeasible": UNALLOCATED_REASONS["round_infeasible"],
+    "no_solution_in_time": UNALLOCATED_REASONS["no_solution_in_time"],
+    "not_proven_in_time": (
+        "the search stopped at its time limit before proving whether this household could be housed"
+    ),
+}
+"""Reason codes of ``unallocated_demands.csv``: every demand not housed has one."""
+
 
 @dataclass(frozen=True)
 class PreparedRound:
@@ -258,6 +280,52 @@ def _unallocated(prepared: PreparedRound, solution: RoundSolution) -> pd.DataFra
     return frame[~allocated].sort_values("unit_id", kind="stable").reset_index(drop=True)
 
 
+def _unallocated_demands(prepared: PreparedRound, solution: RoundSolution) -> pd.DataFrame:
+    """Every demand not housed, with its reason and the number of units it is eligible for.
+
+    So that nothing is lost on the demand side either: allocations plus these rows are the
+    round's demands, and the reasons of those with no eligible unit add up to the count
+    ``demands_not_eligible`` of ``result.json``.
+    """
+    inst = prepared.instance
+    n = len(inst.demands)
+    housed = np.zeros(n, dtype=bool)
+    housed[solution.demand] = True
+    pair_unit, pair_demand = inst.pair_unit, inst.pair_demand
+    eligible_units = np.bincount(pair_demand, minlength=n)  # pairs are (unit, demand) unique
+    res_of_unit = np.full(len(inst.units), -1, dtype=np.int64)
+    for u, r in solution.orientation.items():
+        res_of_unit[u] = r
+    oriented = res_of_unit[pair_unit]
+    pools = inst.pair_pools.astype(np.int64)
+    in_pool = ~inst.flux_units[pair_unit] | (
+        (oriented >= 0) & (((pools >> np.maximum(oriented, 0)) & 1) == 1)
+    )
+    candidate = np.zeros(n, dtype=bool)
+    candidate[pair_demand[in_pool]] = True
+    stopped = bool(solution.stats.get("time_limited"))
+    with_unit = np.where(
+        candidate,
+        "not_proven_in_time" if stopped else "units_went_to_others",
+        "no_unit_oriented_to_its_pools",
+    )
+    if solution.status in {"INFEASIBLE", "UNKNOWN"}:  # no orientation: no pool to blame
+        status_reason = (
+            "round_infeasible" if solution.status == "INFEASIBLE" else "no_solution_in_time"
+        )
+        with_unit = np.full(n, status_reason, dtype=object)
+    no_unit = np.where(prepared.pairs.pool_blocked, "no_unit_in_its_pools", "no_eligible_unit")
+    reasons = np.where(eligible_units > 0, with_unit, no_unit)
+    frame = pd.DataFrame(
+        {
+            "demand_id": inst.demands["demand_id"].to_numpy(dtype=object),
+            "reason": reasons,
+            "eligible_units": eligible_units.astype(np.int64),
+        }
+    )
+    return frame[~housed].sort_values("demand_id", kind="stable").reset_index(drop=True)
+
+
 def _as_text(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     """The frame with these columns in pandas' text dtype (``astype(str)``)."""
     return frame.assign(**{c: frame[c].astype(str) for c in columns})
@@ -297,6 +365,9 @@ def build_result(
         .reset_index(drop=True)
     )
     unallocated = _unallocated(prepared, solution)
+    unallocated_demands = _as_text(
+        _unallocated_demands(prepared, solution), ("demand_id", "reason")
+    )
     # one dtype for every id and text column, whatever the round's status (an OPTIMAL round's
     # allocation had pandas text columns and its orientation object ones; an INFEASIBLE
     # round's allocation object ones)
@@ -327,6 +398,7 @@ def build_result(
         allocation=allocation,
         orientation=orientation if solution.status != "INFEASIBLE" else orientation.iloc[0:0],
         unallocated_units=unallocated,
+        unallocated_demands=unallocated_demands,
         stage_values={s.value: int(v) for s, v in solution.stage_values.items()},
         # + 0.0: a bound of -0.0 (a stage maximised as its negation) is written as 0.0
         stage_bounds={s.value: float(b) + 0.0 for s, b in solution.stage_bounds.items()},

@@ -34,8 +34,9 @@ from matching.types import Bound
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 TINY = SCENARIOS / "tiny.yaml"
-OUTPUTS = ("allocations.csv", "orientations.csv", "unallocated_units.csv", "shortlists.csv",
-           "kpis.json", "result.json", "timings.json")  # fmt: skip
+OUTPUTS = ("allocations.csv", "orientations.csv", "unallocated_units.csv",
+           "unallocated_demands.csv", "shortlists.csv", "kpis.json", "result.json",
+           "timings.json")  # fmt: skip
 INPUTS = ("units.csv", "demands.csv", "policy.yaml")
 
 
@@ -55,12 +56,12 @@ def solved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 def test_writes_every_file(solved: tuple[Path, str]) -> None:
-    """The folder holds the six outputs and three inputs, and no year_so_far.json (none given)."""
+    """The folder holds the eight outputs and three inputs, and no year_so_far.json (none given)."""
     out, text = solved
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS + INPUTS)
     assert "Round 2026-01-31 under policy default-2026" in text
     assert "Réservataires:" in text and "Quotas (hard mode, year to date):" in text
-    assert f"Wrote 10 files to {out}" in text
+    assert f"Wrote 11 files to {out}" in text
 
 
 def test_every_unit_once_and_counts_add_up(solved: tuple[Path, str]) -> None:

@@ -343,6 +343,7 @@ def test_demand_in_no_pool_is_dropped_for_flux_units_only(policy: Policy) -> Non
     table = eligible_pairs(units, demands, policy)
     assert table.pairs[["unit", "demand", "pools"]].values.tolist() == [[1, 0, 0]]
     assert table.no_pool.tolist() == [1, 0]
+    assert table.pool_blocked.tolist() == [True]  # it passes every rule on F: the pools block it
     got = why_not(units, demands, policy, "F", "N")
     assert [f.rule_id for f in got] == [POOL]
     assert why_not(units, demands, policy, "X", "N") == []
