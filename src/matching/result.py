@@ -36,6 +36,45 @@ def versions() -> dict[str, str]:
     }
 
 
+UNALLOCATED_REASONS = {
+    "no_eligible_demand": "no household passes the eligibility rules for this unit",
+    "no_demand_in_any_pool": "eligible households exist but none is in any réservataire's pool",
+    "no_candidate_in_oriented_pool": (
+        "no eligible household in the pool of the réservataire it is oriented to"
+    ),
+    "candidates_taken_or_quota_bound": (
+        "its candidates went to other units, or taking one would break a quota"
+    ),
+    "round_infeasible": "the hard quotas cannot all hold in this round: nothing was allocated",
+    "no_solution_in_time": "no allocation was found within the time limit",
+    "not_proven_in_time": (
+        "the search stopped at its time limit before proving whether this unit could be let"
+    ),
+}
+
+UNALLOCATED_DEMAND_REASONS = {
+    "no_eligible_unit": (
+        "no unit of the round passes the eligibility rules for this household "
+        "(matching why-not names the rules)"
+    ),
+    "no_unit_in_its_pools": (
+        "it passes the rules only on units in the flux, and no réservataire's pool holds it"
+    ),
+    "no_unit_oriented_to_its_pools": (
+        "each unit it is eligible for was oriented to a réservataire whose pool does not hold it"
+    ),
+    "units_went_to_others": (
+        "each unit it could take went to another household, or stayed empty under a quota"
+    ),
+    "round_infeasible": UNALLOCATED_REASONS["round_infeasible"],
+    "no_solution_in_time": UNALLOCATED_REASONS["no_solution_in_time"],
+    "not_proven_in_time": (
+        "the search stopped at its time limit before proving whether this household could be housed"
+    ),
+}
+"""Reason codes of ``unallocated_demands.csv``: every demand not housed has one."""
+
+
 @dataclass
 class Result:
     """Outcome and provenance of one round (STYLE practice 9)."""

@@ -20,7 +20,8 @@ from matching.eligibility import demand_pools, pair_failures
 from matching.facts import derive_facts
 from matching.io import read_demands, read_table, read_units
 from matching.policy import load_policy
-from matching.round import UNALLOCATED_DEMAND_REASONS, solve
+from matching.result import UNALLOCATED_DEMAND_REASONS
+from matching.round import solve
 
 TINY = Path(__file__).resolve().parents[2] / "scenarios" / "tiny.yaml"
 

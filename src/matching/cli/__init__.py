@@ -61,6 +61,11 @@ COMMANDS: dict[str, LazyCommand] = {
     "eligibility": LazyCommand(
         "matching.cli.eligibility", "eligibility_command", "Count eligible demands per unit."
     ),
+    "explain-demand": LazyCommand(
+        "matching.cli.explain",
+        "explain_demand_command",
+        "Explain what became of one household in a solved round.",
+    ),
     "explain-score": LazyCommand(
         "matching.cli.eligibility", "explain_score_command", "Explain one demand's score."
     ),

@@ -1,0 +1,132 @@
+"""``matching explain-demand`` and `matching.explain.explain_demand`: one household's outcome.
+
+The explanation is derived from the tables with the eligibility predicates, the round's
+``unallocated_demands.csv`` from the solver's arrays: the two must agree on every household.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from tests.factories import ROUND_DATE, demand, demands_of, unit, units_of
+
+import matching.cli.commands  # noqa: F401  (registers the commands on the group)
+from matching.cli import cli
+from matching.explain import (
+    DemandExplanation,
+    UnitChance,
+    explain_demand,
+    render_demand_explanation,
+)
+from matching.facts import derive_facts
+from matching.io import read_demands, read_table, read_units
+from matching.policy import load_policy
+from matching.round import solve
+
+TINY = Path(__file__).resolve().parents[2] / "scenarios" / "tiny.yaml"
+
+
+def run(*args: object) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("explain") / "out"
+    code, text = run("solve", TINY, "--out", out)
+    assert code == 0, text
+    return out
+
+
+def test_every_household_is_explained_as_the_round_says(folder: Path) -> None:
+    """Each of the 300 households is explained as the folder's tables say.
+
+    The unit of allocations.csv, or the reason and the eligible-unit count of
+    unallocated_demands.csv, recomputed from the tables.
+    """
+    policy = load_policy(folder / "policy.yaml")
+    units = read_units(folder / "units.csv")
+    on = ROUND_DATE.replace(month=1)
+    demands = derive_facts(read_demands(folder / "demands.csv", ignore_derived=True), policy, on)
+    allocation = read_table(folder / "allocations.csv")
+    orientation = read_table(folder / "orientations.csv")
+    left = read_table(folder / "unallocated_demands.csv").set_index("demand_id")
+    housed = dict(zip(allocation["demand_id"], allocation["unit_id"], strict=True))
+    for demand_id in demands["demand_id"]:
+        got = explain_demand(units, demands, policy, allocation, orientation, demand_id)
+        if demand_id in housed:
+            assert (got.unit_id, got.reason) == (housed[demand_id], ""), demand_id
+            assert any(c.taken_by == demand_id for c in got.chances), demand_id
+        else:
+            assert got.unit_id == "", demand_id
+            assert got.reason == left.at[demand_id, "reason"], demand_id
+            assert got.eligible == int(left.at[demand_id, "eligible_units"]), demand_id
+            assert all(c.taken_by != demand_id for c in got.chances), demand_id
+        assert got.eligible >= len(got.chances) + sum(got.oriented_elsewhere.values())
+
+
+def test_the_evidence_of_a_two_unit_round() -> None:
+    """Who took the units, which pool holds the other units, which rule blocks: as set up."""
+    units = units_of(unit("F"), unit("G"))
+    demands = demands_of(
+        demand("A", pools=("bailleur",), dalo=True, annual_income_eur=9000.0),
+        demand("B", pools=("bailleur",), filed_on=ROUND_DATE.replace(year=2024)),
+        demand("C", pools=("bailleur",)),
+        demand("P", pools=("action_logement",)),
+        demand("N", pools=()),
+        demand("R", annual_income_eur=90000.0),
+    )
+    result = solve(units, demands, "default-2026", on=ROUND_DATE)
+    policy = result.prepared.instance.policy
+    facts = result.prepared.instance.demands
+
+    def explain(demand_id: str) -> DemandExplanation:
+        return explain_demand(
+            units, facts, policy, result.allocation, result.orientation, demand_id
+        )
+
+    taken = dict(zip(result.allocation["unit_id"], result.allocation["demand_id"], strict=True))
+    c = explain("C")
+    assert c.reason == "units_went_to_others" and c.eligible == 2
+    assert [(x.unit_id, x.reservataire, x.taken_by) for x in c.chances] == [
+        ("F", "bailleur", taken["F"]),
+        ("G", "bailleur", taken["G"]),
+    ]
+    p = explain("P")
+    assert (p.reason, p.chances, p.oriented_elsewhere) == (
+        "no_unit_oriented_to_its_pools", (), {"bailleur": 2},
+    )  # fmt: skip
+    n = explain("N")
+    assert (n.reason, n.eligible, n.pool_blocked) == ("no_unit_in_its_pools", 0, 2)
+    r = explain("R")
+    assert (r.reason, r.failing["income_ceiling"], r.eligible) == ("no_eligible_unit", 2, 0)
+    a = explain("A")
+    assert (a.reservataire, a.reason, taken[a.unit_id]) == ("bailleur", "", "A")
+    text = render_demand_explanation(c)
+    assert "Demand C (score " in text and "not housed (units_went_to_others:" in text
+    assert f"    F (bailleur): went to {taken['F']} (score " in text
+    assert isinstance(c.chances[0], UnitChance)
+
+
+def test_the_command_on_a_solve_folder(folder: Path, tmp_path: Path) -> None:
+    """Housed, not housed with the units taken by others; unknown id or folder: exit 2."""
+    allocation = read_table(folder / "allocations.csv")
+    left = read_table(folder / "unallocated_demands.csv")
+    housed = allocation.iloc[0]
+    code, text = run("explain-demand", folder, housed["demand_id"])
+    assert code == 0, text
+    said = f"Demand {housed['demand_id']} (score {housed['score']}): housed in {housed['unit_id']}"
+    assert said in text
+    other = left[left["reason"] == "units_went_to_others"].iloc[0]
+    code, text = run("explain-demand", folder, other["demand_id"], "--max-units", 1)
+    assert code == 0, text
+    assert "not housed (units_went_to_others: each unit it could take went to" in text
+    assert f"eligible for {other['eligible_units']} of the round's 21 units" in text
+    assert "): went to " in text or "): stayed empty" in text
+    code, text = run("explain-demand", folder, "D-NOT-THERE")
+    assert code == 2 and "no demand D-NOT-THERE in" in text and "Traceback" not in text
+    code, text = run("explain-demand", tmp_path, "D1")
+    assert code == 2 and "missing: not a folder written by matching solve" in text
