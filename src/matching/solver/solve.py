@@ -202,10 +202,14 @@ def solve_stages(
             return _StagedOutcome("FEASIBLE", chosen, orientation, shortfall, values, bounds)
         value = round(solver.objective_value)
         values[term.stage] = value
+        # CP-SAT's own bound may be looser than the stage's range (a search stopped before its
+        # LP spoke reports the sum of the domains: an allocations bound of 158 for 85 units was
+        # seen once); no stage exceeds its range, and a value at the top of it is proven
+        own = min(float(solver.best_objective_bound), float(term.high))
         # with a cap from the LP certificate, the cap is the global bound (CP-SAT's own bound
         # only speaks of the core model it was given)
-        bounds[term.stage] = float(cap) if cap is not None else float(solver.best_objective_bound)
-        if code == cp_model.FEASIBLE and abs(solver.best_objective_bound - value) > 0.5:
+        bounds[term.stage] = float(cap) if cap is not None else own
+        if code == cp_model.FEASIBLE and abs(own - value) > 0.5:
             status = "FEASIBLE"
         hinted = _stage_value(term, chosen, shortfall) if len(chosen) or shortfall else None
         if hinted is None or hinted < value:
