@@ -360,6 +360,24 @@ def demand_pools(demands_with_facts: pd.DataFrame, policy: Policy) -> np.ndarray
     return mask
 
 
+def proposable_pools(demands_with_facts: pd.DataFrame, policy: Policy) -> np.ndarray:
+    """`demand_pools` less the réservataires the law keeps from proposing the household.
+
+    A pool condition on ``priority`` is the law (the État's share goes to priority households
+    only): an explicit ``pools`` list cannot lift it, as the solver's triples and the checker's
+    ``state_priority_only`` rule have it. The pair table, the reasons of unallocated units and
+    `why_not` use these pools, so that a non-priority household whose only explicit pool is
+    ``etat`` is said to be in no pool, not eligible.
+    """
+    mask = demand_pools(demands_with_facts, policy)
+    for i, res in enumerate(policy.reservataires):
+        legal = tuple(c for c in res.pool if c.field == "priority")
+        if legal:
+            barred = ~evaluate(legal, demands_with_facts).astype(bool)
+            mask[barred] &= np.uint16(~(1 << i) & 0xFFFF)
+    return mask
+
+
 # ---------------------------------------------------------------------------------------------
 # The pair table
 # ---------------------------------------------------------------------------------------------
@@ -508,7 +526,7 @@ def eligible_pairs(
     if scores.shape != (n_demands,):
         raise ValueError(f"scores: expected {n_demands} values, got {scores.shape}")
     rules = enabled_rules(policy)
-    pools = demand_pools(demands_with_facts, policy)
+    pools = proposable_pools(demands_with_facts, policy)
     no_pool = np.zeros(n_units, dtype=np.int64)
     pool_blocked = np.zeros(n_demands, dtype=bool)
     if n_units == 0 or n_demands == 0:
@@ -700,10 +718,13 @@ def why_not(
         if failed[0]
     ]
     in_flux = _flux_reason(units.iloc[[u]])[0] == ""
-    if in_flux and demand_pools(demands_with_facts.iloc[[d]], policy)[0] == 0:
+    if in_flux and proposable_pools(demands_with_facts.iloc[[d]], policy)[0] == 0:
         explicit = demand_row.get("pools")
         if explicit is not None:
-            detail = f"its explicit pools ({', '.join(explicit)}) name no réservataire"
+            detail = (
+                f"its explicit pools ({', '.join(explicit)}) name only réservataires "
+                "that propose priority households, and it is not one"
+            )
         else:
             detail = "it meets no réservataire's pool conditions"
         out.append(Failure(POOL, f"no réservataire may propose the household: {detail}"))

@@ -863,3 +863,24 @@ def test_a_loose_cp_sat_bound_is_capped_by_the_stage_range(
     assert result.stage_values["allocations"] <= result.stage_bounds["allocations"]
     if result.stage_values["allocations"] == n_units:  # every unit let: proven at the top
         assert result.stage_bounds["allocations"] == n_units
+
+
+def test_unit_whose_only_state_candidate_is_barred_by_law() -> None:
+    """A household the law keeps from every pool it lists is no candidate of any unit.
+
+    A unit oriented to the État whose only 'candidate' is a non-priority household listing
+    'etat' was said 'candidates taken or quota bound' (nobody was taken, no quota is
+    involved), and that household counted as eligible.
+    """
+    units = units_of(*(unit(f"U{i}") for i in range(1, 5)))  # etat's band is [1, 1]
+    demands = demands_of(demand("D1", pools=("etat",)))
+    result = solve_checked(units, demands, NO_QUOTAS)
+    assert result.stage_values["allocations"] == 0
+    state_unit = result.orientation.loc[result.orientation["reservataire"] == "etat", "unit_id"]
+    reasons = dict(
+        zip(result.unallocated_units["unit_id"], result.unallocated_units["reason"], strict=True)
+    )
+    assert {reasons[u] for u in state_unit} == {"no_demand_in_any_pool"}
+    assert result.counts["demands_not_eligible"] == 1
+    assert result.counts["demands_eligible_not_allocated"] == 0
+    assert result.unallocated_demands["reason"].tolist() == ["no_unit_in_its_pools"]

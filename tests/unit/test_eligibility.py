@@ -451,6 +451,29 @@ def test_why_not_eligible_and_unknown_ids(policy: Policy) -> None:
         why_not(units, demands, policy, "U1", "D9")
 
 
+def test_explicit_state_pool_without_priority_is_no_pool(policy: Policy) -> None:
+    """A non-priority household listing only 'etat' can be proposed by nobody.
+
+    No pair, and why-not says so (it said 'eligible', and the pair counted among the État's
+    candidates).
+    """
+    units = units_of(unit("U1"))
+    demands = derive_facts(
+        demands_of(demand("D1", pools=("etat",)), demand("D2", dalo=True, pools=("etat",))),
+        policy,
+        ROUND_DATE,
+    )
+    table = eligible_pairs(units, demands, policy)
+    assert table.pairs["demand"].tolist() == [1]  # only the DALO household
+    assert table.no_pool.tolist() == [1]
+    failures = why_not(units, demands, policy, "U1", "D1")
+    assert [f.rule_id for f in failures] == [POOL]
+    assert "priority" in failures[0].message
+    assert why_not(units, demands, policy, "U1", "D2") == []
+    diag = diagnostics(units, demands, policy, table)
+    assert diag.per_unit["etat"].tolist() == [1]
+
+
 def test_diagnostics_counts_per_pool_and_binding_rule(policy: Policy) -> None:
     """Per-unit counts by pool, and a blocked unit's binding rule with its counts."""
     units = units_of(
