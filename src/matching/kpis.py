@@ -34,7 +34,7 @@ from matching.checker import (
 from matching.flux import YearSoFar, flux_bands
 from matching.policy.conditions import Condition
 from matching.policy.model import Policy, QuotaRule
-from matching.policy.quotas import NO_RESERVATAIRE
+from matching.policy.quotas import NO_RESERVATAIRE, Tally
 from matching.policy.scoring import score
 
 RATE_DIGITS = 4
@@ -105,12 +105,14 @@ class MixityKpis:
         This round: allocations in the base (e.g. units outside QPV), those counted (e.g. to Q1
         or ANRU households), and the rate.
     base_year, counted_year, rate_year
-        Year to date: this round plus the earlier rounds' tallies of ``rule_id``.
+        Year to date: this round plus the earlier rounds' tallies of ``rule_id`` (of all its
+        scope groups, for a scoped rule).
     rule_id
-        The policy's quota rule with the same base and count, whose year-so-far tallies are
-        added; None when the policy has none (year to date then equals the round).
+        The policy's quota rule with the same base and count (EPCI-wide first, else scoped),
+        whose year-so-far tallies are added; None when the policy has none (year to date then
+        equals the round).
     target
-        That rule's target (None without a rule).
+        That rule's target (None without a rule, or for a scoped rule: it holds per group).
     """
 
     base: int
@@ -314,11 +316,23 @@ def _from_plain(kind: Any, value: Any) -> Any:
 def _matching_rule(
     policy: Policy, base: tuple[Condition, ...], count: tuple[Condition, ...]
 ) -> QuotaRule | None:
-    """Find the policy's EPCI-wide quota rule with exactly this base and count, if any."""
-    for rule in policy.quotas.rules:
-        if rule.scope is None and rule.base == base and rule.count == count:
-            return rule
-    return None
+    """Find the policy's quota rule with exactly this base and count, EPCI-wide first, if any."""
+    same = [r for r in policy.quotas.rules if r.base == base and r.count == count]
+    return next((r for r in same if r.scope is None), same[0] if same else None)
+
+
+def _prior(year: YearSoFar, rule: QuotaRule | None) -> Tally:
+    """The earlier rounds' tally of a rule over the EPCI: its scope groups summed.
+
+    The groups of a scoped rule split its base, so their sum is the EPCI-wide count (a rule
+    scoped per landlord used to add nothing, and the 'year' figures were the round's).
+    """
+    if rule is None:
+        return Tally()
+    if rule.scope is None:
+        return year.tally(rule.id, "")
+    groups = year.tallies.get(rule.id, {}).values()
+    return Tally(base=sum(t.base for t in groups), counted=sum(t.counted for t in groups))
 
 
 def _mixity(
@@ -331,9 +345,9 @@ def _mixity(
 ) -> MixityKpis:
     n_base, n_counted = int(base.sum()), int((base & counted).sum())
     rule = _matching_rule(policy, base_conds, count_conds)
-    prior = year.tally(rule.id, "") if rule is not None else None
-    base_year = n_base + (prior.base if prior else 0)
-    counted_year = n_counted + (prior.counted if prior else 0)
+    prior = _prior(year, rule)
+    base_year = n_base + prior.base
+    counted_year = n_counted + prior.counted
     return MixityKpis(
         base=n_base,
         counted=n_counted,
@@ -342,7 +356,8 @@ def _mixity(
         counted_year=counted_year,
         rate_year=_rate(counted_year, base_year),
         rule_id=rule.id if rule is not None else None,
-        target=rule.target if rule is not None else None,
+        # a scoped rule's target holds in each group, not over the EPCI
+        target=rule.target if rule is not None and rule.scope is None else None,
     )
 
 

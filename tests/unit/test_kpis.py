@@ -146,6 +146,35 @@ def test_mixity_round_and_year(kpis: RoundKpis) -> None:
     assert (inside.rule_id, inside.target) == ("mixity_inside_qpv", 0.5)
 
 
+def test_mixity_year_to_date_under_a_rule_scoped_per_landlord(policy: Policy) -> None:
+    """A mixity rule scoped per landlord: the EPCI's year to date sums its groups' tallies.
+
+    The 'year' figures used to be the round's alone (3 of 3) when the policy's rule had a scope.
+    """
+    rules = tuple(
+        r.model_copy(update={"scope": "unit.bailleur"}) if r.id == "mixity_outside_qpv" else r
+        for r in policy.quotas.rules
+    )
+    scoped = policy.model_copy(update={"quotas": policy.quotas.model_copy(update={"rules": rules})})
+    year = YearSoFar(
+        flux_units=15,
+        oriented=YEAR.oriented,
+        tallies={
+            "mixity_outside_qpv": {"B1": Tally(base=6, counted=1), "B2": Tally(base=3, counted=0)}
+        },
+    )
+    units = units_of(*(unit(k, **v) for k, v in UNITS.items()))
+    demands = derive_facts(
+        demands_of(*(demand(k, **v) for k, v in DEMANDS.items())), scoped, ROUND_DATE
+    )
+    out = compute_kpis(units, demands, scoped, ALLOCATION, ORIENTATION, year).q1_outside_qpv
+    # round 2 of 3 (as EPCI-wide); year 2 + 1 of 3 + 9, as with the unscoped rule
+    assert (out.base, out.counted) == (3, 2)
+    assert (out.base_year, out.counted_year, out.rate_year) == (12, 3, 0.25)
+    # the rule's target holds per landlord, not over the EPCI
+    assert (out.rule_id, out.target) == ("mixity_outside_qpv", None)
+
+
 def test_scores(kpis: RoundKpis) -> None:
     """Mean, min, quartiles and max of the allocated households' scores."""
     # D1 12 + 50 = 62; D2 12 + 40 = 52; D3 36 + 20 + 40 = 96; D4 62; D5 12.
