@@ -650,6 +650,20 @@ def _m2(x: float) -> str:
     return f"{x:g}"
 
 
+def _pct_above(value: float, limit: float) -> tuple[str, str]:
+    """A ratio above a limit and the limit, as percentages that show the ratio is above.
+
+    The limit in full (32.5 %, not 32 %), the ratio with as many decimals as that takes (a
+    33.003 % effort was shown '33.0% > 33%').
+    """
+    limit_pct = limit * 100
+    for digits in range(1, 7):
+        shown = f"{value * 100:.{digits}f}"
+        if float(shown) > limit_pct:
+            break
+    return f"{shown}%", f"{limit_pct:g}%"
+
+
 def unit_position(units: pd.DataFrame, unit_id: UnitId) -> int:
     """Row position of a unit id, or a DataError naming the id when it is not in the round."""
     hits = np.flatnonzero(units["unit_id"].to_numpy() == unit_id)
@@ -680,7 +694,8 @@ def _failure_message(
         if resources <= 0:
             return f"no monthly resources and rent {_eur(rent)} > housing benefit {_eur(benefit)}"
         effort = (rent - benefit) / resources
-        return f"({_eur(rent)} - {_eur(benefit)}) / {_eur(resources)} = {effort:.1%} > {ratio:.0%}"
+        shown, limit = _pct_above(effort, ratio)
+        return f"({_eur(rent)} - {_eur(benefit)}) / {_eur(resources)} = {shown} > {limit}"
     if rule == "location":
         wished = ", ".join(demand["wished_communes"])
         return f"{unit['commune_insee']} not in wished communes ({wished})"

@@ -222,6 +222,23 @@ def test_rent_effort_with_benefit_and_message(policy: Policy) -> None:
     ]
 
 
+def test_rent_effort_message_shows_the_effort_above_the_limit(policy: Policy) -> None:
+    """Just above 33 %, and a limit of 32.5 %: the message does not read '33.0% > 33%'."""
+    d = demand(monthly_resources_eur=909.0, housing_benefit_eur=100.0)
+    # (400 - 100) / 909 = 0.330033
+    assert messages(policy, unit(rent_eur=400.0), d) == [
+        "rent_effort: (400 - 100) / 909 = 33.003% > 33%"
+    ]
+    rent_effort = policy.eligibility.rent_effort.model_copy(update={"max_ratio": 0.325})
+    eligibility = policy.eligibility.model_copy(update={"rent_effort": rent_effort})
+    stricter = policy.model_copy(update={"eligibility": eligibility})
+    d = demand(monthly_resources_eur=918.0, housing_benefit_eur=100.0)
+    # (400 - 100) / 918 = 0.3268, above 32.5 % (it read '32.7% > 32%')
+    assert messages(stricter, unit(rent_eur=400.0), d) == [
+        "rent_effort: (400 - 100) / 918 = 32.7% > 32.5%"
+    ]
+
+
 def test_rent_effort_without_resources(policy: Policy) -> None:
     """No resources: eligible only when the benefit covers the whole rent."""
     covered = demand(monthly_resources_eur=0.0, housing_benefit_eur=400.0)
