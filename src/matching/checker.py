@@ -988,7 +988,8 @@ def _quota_violation(outcome: QuotaOutcome) -> Violation:
     floor = outcome.bound == Bound.FLOOR
     if outcome.measure == Measure.SHARE:
         bound = "at least" if floor else "at most"
-        need = f"{bound} {outcome.target:.0%} of {total.base}, i.e. {bound} {outcome.limit}"
+        # the share in full: 12.5 %, not '12%' (which read 'at least 12% of 8, i.e. 1')
+        need = f"{bound} {outcome.target * 100:g}% of {total.base}, i.e. {bound} {outcome.limit}"
     else:
         need = f"{'at least' if floor else 'at most'} {outcome.limit}"
     miss = "short by" if floor else "over by"

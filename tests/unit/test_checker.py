@@ -529,6 +529,19 @@ def test_year_so_far_breaks_a_valid_round(policy: Policy) -> None:
     }  # fmt: skip
 
 
+def test_quota_message_gives_a_share_with_decimals_in_full(policy: Policy) -> None:
+    """A 12.5 % floor is said '12.5%' in the violation, not rounded to '12%'."""
+    rules = tuple(
+        r.model_copy(update={"target": 0.125}) if r.id == "mixity_outside_qpv" else r
+        for r in policy.quotas.rules
+    )
+    eighth = policy.model_copy(update={"quotas": policy.quotas.model_copy(update={"rules": rules})})
+    result = run(eighth, demands={"D1": {"annual_income_eur": 15000.0}})
+    assert (
+        "needs at least 12.5% of 3, i.e. at least 1" in only(result, "mixity_outside_qpv").message
+    )
+
+
 def test_year_so_far_repairs_a_short_round(policy: Policy) -> None:
     """A round with no Q1 outside QPV is fine when earlier rounds made up for it."""
     demands = {"D1": {"annual_income_eur": 15000.0}}
