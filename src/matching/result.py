@@ -48,7 +48,8 @@ UNALLOCATED_REASONS = {
     "round_infeasible": "the hard quotas cannot all hold in this round: nothing was allocated",
     "no_solution_in_time": "no allocation was found within the time limit",
     "not_proven_in_time": (
-        "the search stopped at its time limit before proving whether this unit could be let"
+        "the search stopped at its time limit (or within the --gap asked) before proving "
+        "whether this unit could be let"
     ),
 }
 
@@ -69,7 +70,8 @@ UNALLOCATED_DEMAND_REASONS = {
     "round_infeasible": UNALLOCATED_REASONS["round_infeasible"],
     "no_solution_in_time": UNALLOCATED_REASONS["no_solution_in_time"],
     "not_proven_in_time": (
-        "the search stopped at its time limit before proving whether this household could be housed"
+        "the search stopped at its time limit (or within the --gap asked) before proving "
+        "whether this household could be housed"
     ),
 }
 """Reason codes of ``unallocated_demands.csv``: every demand not housed has one."""
@@ -79,7 +81,7 @@ UNALLOCATED_DEMAND_REASONS = {
 class Result:
     """Outcome and provenance of one round (STYLE practice 9)."""
 
-    status: str  # OPTIMAL, FEASIBLE (time limit), INFEASIBLE, UNKNOWN
+    status: str  # OPTIMAL, FEASIBLE (time limit or relative gap), INFEASIBLE, UNKNOWN
     policy_id: str
     round_date: dt.date
     params: SolveParams

@@ -884,3 +884,22 @@ def test_unit_whose_only_state_candidate_is_barred_by_law() -> None:
     assert result.counts["demands_not_eligible"] == 1
     assert result.counts["demands_eligible_not_allocated"] == 0
     assert result.unallocated_demands["reason"].tolist() == ["no_unit_in_its_pools"]
+
+
+def test_a_search_stopped_at_the_relative_gap_is_not_optimal() -> None:
+    """--gap: CP-SAT stops within the gap and calls it OPTIMAL; the result must not.
+
+    A February round of 33 units whose full model (no pruning) stopped at 21 allocations of a
+    bound of 24 said OPTIMAL, and its 6 vacant units 'candidates taken or quota bound'.
+    """
+    units, demands = generate_territory("caen-la-mer", 2026, seed=13, n_units=300, n_demands=60)
+    february = units[units["released_on"].dt.month == 2].reset_index(drop=True)
+    params = SolveParams(relative_gap=0.5, prune=False, num_workers=1, time_limit_s=10)
+    result = solve(february, demands, "default-2026", params)
+    unproven = any(result.stage_values[s] != result.stage_bounds[s] for s in result.stage_values)
+    assert unproven  # the search did stop short: what this test is about
+    assert result.status == "FEASIBLE"
+    reasons = set(result.unallocated_units["reason"])
+    assert "candidates_taken_or_quota_bound" not in reasons
+    assert "not_proven_in_time" in reasons
+    assert "units_went_to_others" not in set(result.unallocated_demands["reason"])

@@ -172,6 +172,28 @@ def test_solve_generated_files(tmp_path: Path) -> None:
     assert result["counts"]["units_allocated"] + result["counts"]["units_unallocated"] == 12
 
 
+def test_a_search_stopped_at_the_gap_asked_says_so(tmp_path: Path) -> None:
+    """--gap 0.5 stops short of the optimum: FEASIBLE, with a note naming the gap, not time."""
+    code, text = run("generate", "--units", "300", "--demands", "60", "--seed", "13",
+                     "--out", tmp_path / "gen")  # fmt: skip
+    assert code == 0, text
+    february = read_table(tmp_path / "gen" / "units.csv")
+    february = february[february["released_on"].astype(str).str[5:7] == "02"]
+    february.to_csv(tmp_path / "february.csv", index=False)
+    out = tmp_path / "out"
+    code, text = run(
+        "solve", "--units", tmp_path / "february.csv",
+        "--demands", tmp_path / "gen" / "demands.csv", "--on", "2026-02-28",
+        "--gap", "0.5", "--no-prune", "--workers", "1", "--out", out,
+    )  # fmt: skip
+    assert code == 0, text
+    result = json.loads((out / "result.json").read_text())
+    assert result["objective"] != result["best_bound"]  # stopped short, as this test needs
+    assert result["status"] == "FEASIBLE"
+    assert "within the relative gap asked (0.5)" in text
+    assert "time budget" not in text
+
+
 def test_bad_units_file_exits_2(tmp_path: Path) -> None:
     """A bad cell gives exit code 2 and a message naming file, row and field, no traceback."""
     code, text = run("generate", "--units", "5", "--demands", "20", "--out", tmp_path)

@@ -241,7 +241,18 @@ def solve_command(
     click.echo(f"Wrote {len(written)} files to {out}")
     if result.status in {"OPTIMAL", "FEASIBLE"}:
         click.echo(f"Re-check independently with:\n  {_recheck_command(out, round_on, year)}")
-    if result.status == "FEASIBLE":
+    if (
+        result.status == "FEASIBLE"
+        and params.relative_gap > 0
+        and result.gap <= params.relative_gap
+    ):
+        click.echo(
+            f"note: the search stopped within the relative gap asked ({params.relative_gap:g}) "
+            f"before optimality was proven; the certified gap is {100 * result.gap:.3g} % "
+            "(--gap 0 proves the optimum)",
+            err=True,
+        )
+    elif result.status == "FEASIBLE":
         click.echo(
             f"note: the time budget stopped the search before optimality was proven; the "
             f"certified gap is {100 * result.gap:.3g} % (a larger --time-limit narrows it)",
