@@ -125,7 +125,13 @@ def ref_eligible(u: Unit, d: Demand, row: dict[str, Any], policy: Policy) -> boo
 def ref_pools(row: dict[str, Any], policy: Policy) -> int:
     ids = [r.id for r in policy.reservataires]
     if row["pools"] is not None:
-        return sum(1 << ids.index(r) for r in set(row["pools"]))
+        # an explicit list cannot lift a pool condition on priority (the État's, by law)
+        barred = {
+            r.id
+            for r in policy.reservataires
+            if not all(ref_holds(c, row) for c in r.pool if c.field == "priority")
+        }
+        return sum(1 << ids.index(r) for r in set(row["pools"]) - barred)
     mask = 0
     for i, res in enumerate(policy.reservataires):
         if all(ref_holds(c, row) for c in res.pool):
@@ -218,6 +224,13 @@ def territories(draw: st.DrawFn) -> tuple[list[Unit], list[Demand], list[int]]:
 
 
 @given(territories())
+@example(
+    (
+        [unit("U0")],
+        [demand("D0", pools=("etat", "bailleur")), demand("D1", pools=("etat",))],
+        [0, 0],
+    )
+)
 @example(
     (
         [unit("U0", rent_eur=542.7)],
