@@ -46,7 +46,7 @@ from pydantic import (
 )
 
 from matching.domain import Territory
-from matching.exceptions import PolicyError
+from matching.exceptions import PolicyError, Problems
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
 from matching.generate import generate_territory
@@ -380,6 +380,29 @@ def in_round(released_on: pd.Series, year: int, month: int | None) -> pd.Series:
     return mask
 
 
+def _refuse_units_before_year(units: pd.DataFrame, source: str, year: int) -> None:
+    """Refuse the units of a file released before the year that a whole-year round takes.
+
+    Why: a year (``matching simulate``, or a round without ``month``) takes the units released
+    in it; a unit released in December of the year before was dropped without a word, so the
+    year's ``units.csv`` and counts left it out while the file held it (docs/data-format.md: no
+    row is dropped silently). A round of one month still leaves other months' units out.
+    """
+    before = pd.to_datetime(units["released_on"]) < pd.Timestamp(dt.date(year, 1, 1))
+    problems = Problems()
+    for row in before.to_numpy().nonzero()[0]:
+        value = units["released_on"].iloc[row]
+        problems.add(
+            source,
+            int(row) + 1,
+            "released_on",
+            pd.Timestamp(value).date().isoformat(),
+            f"released before {year}, the scenario's year: a year's rounds take the units "
+            f"released in it (a unit still vacant on 1 January: released_on {year}-01-01)",
+        )
+    problems.raise_if_any()
+
+
 def load_round(scenario: Scenario | ResolvedScenario) -> RoundData:
     """Generate or read the scenario's data, validate it, and keep the round's part.
 
@@ -418,6 +441,8 @@ def load_round(scenario: Scenario | ResolvedScenario) -> RoundData:
             reservataires=frozenset(policy.reservataire_ids()),
             ignore_derived=True,
         )
+    if resolved.month is None and resolved.units_path is not None:
+        _refuse_units_before_year(units, str(resolved.units_path), sc.year)
     kept = in_round(units["released_on"], sc.year, resolved.month)
     round_units = units[kept]
     filed = pd.to_datetime(demands["filed_on"]) <= pd.Timestamp(resolved.on)

@@ -245,3 +245,20 @@ def test_no_generated_arrivals_no_clash(tmp_path: Path) -> None:
     data = year_data(load_scenario(_file_year(tmp_path, arrivals=0)))
     assert {"N2026-0000001", "N2026-0000005"} <= set(data.demands["demand_id"])
     assert len(data.demands) == 30
+
+
+def test_a_unit_released_before_the_year_is_refused_naming_its_row(tmp_path: Path) -> None:
+    """A unit of December 2025 in a 2026 year vanished: not in units.csv, not in any count."""
+    from matching.io import write_units
+
+    scenario = _file_year(tmp_path, arrivals=0)
+    units, _ = generate_territory(n_units=20, n_demands=30, seed=4)
+    units.loc[2, "released_on"] = pd.Timestamp("2025-12-20")
+    write_units(units, tmp_path / "units.csv")
+    got = CliRunner().invoke(cli, ["simulate", str(scenario), "--out", str(tmp_path / "out")])
+    assert got.exit_code == 2, got.output
+    assert (
+        f"{tmp_path / 'units.csv'}: row 3, field 'released_on', value '2025-12-20': released "
+        "before 2026, the scenario's year"
+    ) in got.output
+    assert "Traceback" not in got.output and not (tmp_path / "out" / "rounds").exists()
