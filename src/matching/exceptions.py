@@ -39,6 +39,8 @@ class RowProblem:
     reason: str
 
     def __str__(self) -> str:
+        if self.row is None and not self.field and not self.value:
+            return f"{self.file}: {self.reason}"  # the file as a whole: no "field '', value ''"
         where = f"row {self.row}" if self.row is not None else "file"
         return f"{self.file}: {where}, field '{self.field}', value {self.value!r}: {self.reason}"
 

@@ -262,3 +262,14 @@ def test_a_unit_released_before_the_year_is_refused_naming_its_row(tmp_path: Pat
         "before 2026, the scenario's year"
     ) in got.output
     assert "Traceback" not in got.output and not (tmp_path / "out" / "rounds").exists()
+
+
+def test_a_semicolon_units_file_is_refused_with_a_plain_file_level_message(tmp_path: Path) -> None:
+    """A problem of the whole file read "units.csv: file, field '', value '': the header ..."."""
+    scenario = _file_year(tmp_path, arrivals=0)
+    path = tmp_path / "units.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace(",", ";"), encoding="utf-8")
+    got = CliRunner().invoke(cli, ["simulate", str(scenario), "--out", str(tmp_path / "out")])
+    assert got.exit_code == 2, got.output
+    assert f"  - {path}: the header is one column of names separated by ';'" in got.output
+    assert "field ''" not in got.output and "Traceback" not in got.output
