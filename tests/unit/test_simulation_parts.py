@@ -273,3 +273,68 @@ def test_a_semicolon_units_file_is_refused_with_a_plain_file_level_message(tmp_p
     assert got.exit_code == 2, got.output
     assert f"  - {path}: the header is one column of names separated by ';'" in got.output
     assert "field ''" not in got.output and "Traceback" not in got.output
+
+
+def test_vacancy_days_count_a_refusal_of_an_earlier_round_once() -> None:
+    """Refused twice in January, let at the February round: vacant 6 January -> 28 February.
+
+    The two answers ran to 20 February, before the February round: the old count added 2 x 10
+    days on top of the calendar (a refusal counted twice). Three answers in a round (30 days)
+    do run past the next round's date, and then the next offer waits for the last answer.
+    """
+    from matching.simulation.outcomes import vacancy_days
+
+    offers = pd.DataFrame(
+        {
+            "round": [1, 1, 2, 2, 1, 1, 1, 2],
+            "round_date": ["2026-01-31"] * 2
+            + ["2026-02-28"] * 2
+            + ["2026-01-31"] * 3
+            + ["2026-02-28"],
+            "unit_id": ["U1"] * 4 + ["U2"] * 4,
+            "rank": [1, 2, 1, 2, 1, 2, 3, 1],
+            "demand_id": ["A", "B", "C", "D", "E", "F", "G", "H"],
+            "score": [1] * 8,
+            "outcome": ["refused"] * 3 + ["accepted"] + ["refused"] * 4,
+        }
+    )
+    released = pd.Series(pd.to_datetime(["2026-01-06", "2026-01-02", "2026-03-01"]))
+    days = vacancy_days(
+        pd.Series(["U1", "U2", "U3"]),
+        released,
+        np.array([True, False, False]),
+        offers,
+        dt.date(2026, 2, 28),
+        10,
+    )
+    # U1: 6 Jan -> 28 Feb (53 days) + the February refusal before the acceptance.
+    # U2, still vacant: three January answers to 2 March, a fourth to 12 March (past the end).
+    # U3, released after the last round: no day.
+    assert days.tolist() == [53 + 10, 69, 0]
+
+
+def test_every_offer_refused_the_vacancy_stays_within_the_answers(tmp_path: Path) -> None:
+    """Every offer refused: a unit is vacant from its release to its last answer, no more."""
+    import json
+
+    text = (SCENARIOS / "tiny-year.yaml").read_text(encoding="utf-8")
+    scenario = tmp_path / "year.yaml"
+    scenario.write_text(text.replace("{probability: 0.3}", "{probability: 1.0}"), "utf-8")
+    out = tmp_path / "out"
+    got = CliRunner().invoke(cli, ["simulate", str(scenario), "--out", str(out)])
+    assert got.exit_code == 0, got.output
+    kpis = json.loads((out / "kpis.json").read_text(encoding="utf-8"))
+    units = pd.read_csv(out / "units.csv", keep_default_na=False)
+    offers = pd.read_csv(out / "offers.csv")
+    assert kpis["units"]["allocated"] == 0 and kpis["demands"]["refusals"] > 0
+    end = pd.Timestamp(kpis["end"])
+    total = 0
+    for unit_id, released_on in zip(units["unit_id"], units["released_on"], strict=True):
+        if pd.Timestamp(released_on) > end:
+            continue
+        free = pd.Timestamp(released_on)
+        for on, n in offers[offers["unit_id"] == unit_id].groupby("round_date").size().items():
+            free = max(free, pd.Timestamp(on)) + n * pd.Timedelta(days=10)
+        total += (max(free, end) - pd.Timestamp(released_on)).days
+    assert kpis["units"]["vacancy_days_total"] == total
+    assert total < kpis["units"]["released"] * (10 * 3 * 3 + 90)  # 3 rounds of 3 answers

@@ -38,6 +38,50 @@ def _quantile(values: np.ndarray, q: float) -> float | None:
     return round(float(np.quantile(values, q)), 2) if len(values) else None
 
 
+def vacancy_days(
+    unit_ids: pd.Series,
+    released_on: pd.Series,
+    let: np.ndarray,
+    offers: pd.DataFrame,
+    end: dt.date,
+    answer_delay_days: int,
+) -> np.ndarray:
+    """Days each unit stayed vacant: from its release to the offer its household accepted.
+
+    A round makes its offers from its date, one candidate after another: each refusal costs the
+    answer delay before the next offer; a unit refused in one round is offered again at the
+    next round's date, or when its last answer comes if that is later (weekly rounds, 10-day
+    answers). A unit still vacant counts until the last round's date (or its last answer).
+
+    Why not "release to the letting round, plus the delay per refusal": a refusal of an earlier
+    round was counted twice, in the weeks to the next round and again as its answer delay; the
+    mean could then pass the days in the year (360 days with every offer refused).
+    """
+    delay = np.timedelta64(answer_delay_days, "D")
+    free = dict(zip(unit_ids, released_on.to_numpy(dtype="datetime64[ns]"), strict=True))
+    refused = (offers["outcome"] == "refused").to_numpy()
+    per_round = (
+        pd.DataFrame(
+            {
+                "unit_id": offers["unit_id"].astype(str),
+                "round": offers["round"],
+                "on": pd.to_datetime(offers["round_date"]),
+                "refused": refused,
+            }
+        )
+        .groupby(["round", "unit_id"], sort=True)
+        .agg(on=("on", "first"), refused=("refused", "sum"))
+    )
+    for (_, unit), on, n in zip(
+        per_round.index, per_round["on"].to_numpy(), per_round["refused"].to_numpy(), strict=True
+    ):
+        free[unit] = max(free[unit], on) + n * delay
+    until = np.array([free[u] for u in unit_ids], dtype="datetime64[ns]")
+    until = np.where(let, until, np.maximum(until, np.datetime64(end, "ns")))
+    start = released_on.to_numpy(dtype="datetime64[ns]")
+    return np.asarray((until - start).astype("timedelta64[D]").astype(np.int64))
+
+
 def year_kpis(data: YearData, state: SimulationState, end: dt.date) -> dict[str, Any]:
     """Indicators of the year up to ``end`` (the last round's date); plain JSON-ready data."""
     policy, year, settings = data.policy, state.year, data.settings
@@ -53,17 +97,18 @@ def year_kpis(data: YearData, state: SimulationState, end: dt.date) -> dict[str,
     priority = facts["priority"].to_numpy(dtype=bool)
     res = alloc["reservataire"].to_numpy(dtype=object)
 
-    # Units: filled, vacancy days (release to the round that let it, plus the answer delay of
-    # each refusal; a unit still vacant counts until the last round's date).
+    # Units: filled, vacancy days (release to the accepted offer; a unit still vacant counts
+    # until the last round's date, or its last refusal's answer when that is later).
     uled = state.units
     released = uled["status"] != "not_released"
-    rel_on = pd.to_datetime(data.units["released_on"]).to_numpy()
-    let_on = pd.to_datetime(
-        uled["round"].map({r["round"]: r["date"] for r in state.rounds}).fillna(end.isoformat())
-    ).to_numpy()
-    let_on = np.where(uled["status"] == "allocated", let_on, np.datetime64(end, "ns"))
-    days = (let_on - rel_on).astype("timedelta64[D]").astype(np.int64)
-    days = days + settings.answer_delay_days * uled["refused_offers"].to_numpy()
+    days = vacancy_days(
+        data.units["unit_id"].astype(str),
+        pd.to_datetime(data.units["released_on"]),
+        (uled["status"] == "allocated").to_numpy(),
+        state.offers,
+        end,
+        settings.answer_delay_days,
+    )
     vac = days[released.to_numpy()]
 
     # Demands: waiting time of those housed, and who is past the abnormally long delay.
