@@ -134,6 +134,22 @@ def test_resume_refuses_inputs_whose_contents_changed(
     ), "the fingerprint must not depend on the process"
 
 
+def test_resume_with_another_seed_or_policy_says_which(copy: Path) -> None:
+    """The message "other inputs or settings" named nothing: the planner had to guess."""
+    before = files_of(copy)
+    code, output = run("--out", str(copy), "--resume", "--seed", "2")
+    assert code == 2, output
+    assert "(solver.seed 2 (the checkpoint's 1); the seed (--seed) 2 (the checkpoint's 1); " in (
+        output
+    )
+    code, output = run("--out", str(copy), "--resume", "--policy", "bands")
+    assert code == 2, output
+    assert "settings (simulation.allocation_policy 'bands' (the checkpoint's 'optimal')); " in (
+        output
+    )
+    assert files_of(copy) == before
+
+
 # --- The checkpoint's files ---------------------------------------------------------------------
 
 

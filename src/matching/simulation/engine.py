@@ -140,6 +140,7 @@ def _initial_state(data: YearData) -> SimulationState:
     return SimulationState(
         round=0,
         fingerprint=data.fingerprint(),
+        inputs=data.fingerprint_parts(),
         year=YearSoFar(),
         units=units,
         demands=demands,
@@ -191,7 +192,7 @@ def simulate(
     allocator = allocator or resolve_allocator(data.settings.allocation_policy)
     shortlister = shortlister or resolve_shortlister()
     periods = year_periods(data.year, data.settings.cadence)[: data.settings.last_round]
-    state = load_checkpoint(out, data.fingerprint()) if resume else None
+    state = load_checkpoint(out, data.fingerprint(), data.fingerprint_parts()) if resume else None
     if resume and state is None:
         # Starting over would hide a typo in the folder's name, and clear an unrelated folder's
         # rounds/; a run killed before its first checkpoint is simply run again without it.

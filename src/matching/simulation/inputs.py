@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +56,24 @@ class YearData:
     params: SolveParams
     settings: SimulationSettings
 
+    def fingerprint_parts(self) -> dict[str, Any]:
+        """What the fingerprint digests, part by part, for ``--resume`` to say what differs.
+
+        The settings, year and seed as they are (small, and worth naming in a message: "seed 2,
+        the checkpoint's 1"); the policy and each table by a digest.
+        """
+        settings = self.settings.model_dump(mode="json", exclude={"last_round"})
+        parts = {
+            "simulation": settings,
+            "year": self.year,
+            "seed": self.seed,
+            "solver": self.params.model_dump(mode="json"),
+            "policy": _short(self.policy.model_dump_json().encode("utf-8")),
+            "units": table_digest(self.units).hex()[:16],
+            "demands": table_digest(self.demands).hex()[:16],
+        }
+        return dict(json.loads(json.dumps(parts)))  # as read back from state.json (text keys)
+
     def fingerprint(self) -> str:
         """Digest of the inputs and settings, so that ``--resume`` refuses another run's state.
 
@@ -74,6 +94,47 @@ class YearData:
         digest.update(table_digest(self.units))
         digest.update(table_digest(self.demands))
         return digest.hexdigest()[:16]
+
+
+def _short(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+INPUT_NAMES = {
+    "year": "the year",
+    "seed": "the seed (--seed)",
+    "policy": "the policy",
+    "units": "the units (the file's values, or those generated from the seed)",
+    "demands": "the demands (the file's values, or the arrivals drawn from the seed)",
+}
+"""How a message names each part of `YearData.fingerprint_parts`."""
+
+
+def inputs_changed(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two runs' `YearData.fingerprint_parts`, in words.
+
+    A simulation setting by its key and both values; the year and seed by both values; the
+    solver settings, policy and tables by their names only (their digests say nothing).
+    """
+    said: list[str] = []
+    for part in ("simulation", "solver"):
+        old, new = before.get(part), now.get(part)
+        if isinstance(old, dict) and isinstance(new, dict):
+            for key in sorted(set(old) | set(new)):
+                if old.get(key) != new.get(key):
+                    said.append(
+                        f"{part}.{key} {new.get(key)!r} (the checkpoint's {old.get(key)!r})"
+                    )
+        elif old != new:
+            said.append(f"the {part} settings")
+    for key, name in INPUT_NAMES.items():
+        if before.get(key) == now.get(key):
+            continue
+        if key in ("year", "seed"):
+            said.append(f"{name} {now.get(key)} (the checkpoint's {before.get(key)})")
+        else:
+            said.append(name)
+    return said
 
 
 def canonical(data: YearData) -> YearData:

@@ -32,6 +32,7 @@ import pandas as pd
 from matching.exceptions import MatchingError
 from matching.flux import YearSoFar
 from matching.io import json_text
+from matching.simulation.inputs import inputs_changed
 
 UNIT_LEDGER: dict[str, str] = {
     "unit_id": "str", "status": "str", "oriented_to": "str", "oriented_on": "str",
@@ -91,6 +92,9 @@ class SimulationState:
     offers: pd.DataFrame
     rounds: list[dict[str, Any]] = field(default_factory=list)
     timings: list[dict[str, Any]] = field(default_factory=list)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """The parts of the fingerprint (`YearData.fingerprint_parts`), so that ``--resume`` can
+    say which input or setting differs; empty in a checkpoint written before they were kept."""
 
 
 def empty(schema: dict[str, str]) -> pd.DataFrame:
@@ -208,6 +212,8 @@ def save_checkpoint(out: Path, state: SimulationState) -> Path:
         "year_so_far": state.year.model_dump(mode="json"),
         "rounds": state.rounds,
     }
+    if state.inputs:
+        meta["inputs"] = state.inputs
     (tmp / "state.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     # wall times apart: every other file of the checkpoint is byte-stable for the same inputs
     (tmp / TIMINGS).write_text(json_text({"rounds": state.timings}), encoding="utf-8")
@@ -234,7 +240,9 @@ def save_checkpoint(out: Path, state: SimulationState) -> Path:
     return final
 
 
-def load_checkpoint(out: Path, fingerprint: str) -> SimulationState | None:
+def load_checkpoint(
+    out: Path, fingerprint: str, inputs: dict[str, Any] | None = None
+) -> SimulationState | None:
     """The latest checkpoint in ``out``, or None when there is none.
 
     Every file is checked before it is used, so that a damaged checkpoint is refused with the
@@ -254,8 +262,15 @@ def load_checkpoint(out: Path, fingerprint: str) -> SimulationState | None:
     meta_path = folder / "state.json"
     meta = _read_meta(meta_path, number, pointer, files["state.json"])
     if meta["fingerprint"] != fingerprint:
+        before = meta.get("inputs")
+        changed = (
+            inputs_changed(before, inputs)
+            if isinstance(before, dict) and inputs is not None
+            else []
+        )
+        what = f" ({'; '.join(changed)})" if changed else ""
         raise CheckpointError(
-            f"{out}: the checkpoint was written by a run with other inputs or settings; "
+            f"{out}: the checkpoint was written by a run with other inputs or settings{what}; "
             "use another --out folder, or run without --resume to start over"
         )
     try:
@@ -274,6 +289,7 @@ def load_checkpoint(out: Path, fingerprint: str) -> SimulationState | None:
         offers=_read_csv(folder / "offers.csv", OFFER_LEDGER, files["offers.csv"]),
         rounds=meta["rounds"],
         timings=_read_timings(folder / TIMINGS, number),
+        inputs=meta["inputs"] if isinstance(meta.get("inputs"), dict) else {},
     )
 
 
