@@ -338,3 +338,32 @@ def test_every_offer_refused_the_vacancy_stays_within_the_answers(tmp_path: Path
         total += (max(free, end) - pd.Timestamp(released_on)).days
     assert kpis["units"]["vacancy_days_total"] == total
     assert total < kpis["units"]["released"] * (10 * 3 * 3 + 90)  # 3 rounds of 3 answers
+
+
+def test_a_scoped_quota_has_a_running_rate_its_worst_groups(tmp_path: Path) -> None:
+    """A rule held per landlord read '-' in every round: its tallies have no EPCI-wide group."""
+    import json
+
+    from matching.policy.loader import BUNDLED_MODELS
+
+    policy = (BUNDLED_MODELS / "default-2026.yaml").read_text(encoding="utf-8")
+    rule = "      count: [{field: demand.q1_or_anru, op: eq, value: true}]\n"
+    assert rule in policy
+    (tmp_path / "scoped.yaml").write_text(
+        policy.replace(rule, rule + "      scope: unit.bailleur\n"), encoding="utf-8"
+    )
+    text = (SCENARIOS / "tiny-year.yaml").read_text(encoding="utf-8")
+    scenario = tmp_path / "year.yaml"
+    scenario.write_text(text.replace("policy: default-2026", "policy: scoped.yaml"), "utf-8")
+    out = tmp_path / "out"
+    got = CliRunner().invoke(cli, ["simulate", str(scenario), "--out", str(out)])
+    assert got.exit_code == 0, got.output
+    groups = {
+        k: v["rate"]
+        for k, v in json.loads((out / "kpis.json").read_text(encoding="utf-8"))["quotas"].items()
+        if k.startswith("mixity_outside_qpv[") and v["rate"] is not None
+    }
+    assert len(groups) >= 2, groups
+    rounds = pd.read_csv(out / "rounds.csv")
+    assert rounds["rate.mixity_outside_qpv"].iloc[-1] == min(groups.values())
+    assert "mixity_outside_qpv -" not in got.output.splitlines()[-2]

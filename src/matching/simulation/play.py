@@ -43,6 +43,7 @@ from matching.simulation.state import (
     empty,
     typed,
 )
+from matching.types import Bound
 
 MAIN = "main"
 """Name of the solve of a round's new units (the others are ``carried:<réservataire>`` and
@@ -103,10 +104,22 @@ def _mapping(frame: pd.DataFrame, key: str, value: str) -> dict[str, str]:
 
 
 def _rates(policy: Policy, year: YearSoFar) -> dict[str, float | None]:
+    """Each quota rule's rate over the year so far; a scoped rule's worst group's.
+
+    A rule with a ``scope`` holds in each of its groups (a landlord, a commune): its rate is
+    that of the group nearest to breaking it, the lowest for a floor and the highest for a
+    ceiling. Why: its tallies have no "" group, so the rate read ``-`` in every round, as if
+    no allocation counted (`kpis.json` gives every group's at the year's end).
+    """
     out: dict[str, float | None] = {}
     for rule in policy.quotas.rules:
-        t = year.tally(rule.id, "")
-        out[rule.id] = round(t.counted / t.base, 4) if t.base else None
+        groups = year.tallies.get(rule.id, {}) if rule.scope is not None else {}
+        tallies = list(groups.values()) if groups else [year.tally(rule.id, "")]
+        rates = [t.counted / t.base for t in tallies if t.base]
+        worst = (
+            max(rates, default=None) if rule.bound == Bound.CEILING else min(rates, default=None)
+        )
+        out[rule.id] = round(worst, 4) if worst is not None else None
     return out
 
 
