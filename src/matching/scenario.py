@@ -380,8 +380,8 @@ def in_round(released_on: pd.Series, year: int, month: int | None) -> pd.Series:
     return mask
 
 
-def _refuse_units_before_year(units: pd.DataFrame, source: str, year: int) -> None:
-    """Refuse the units of a file released before the year that a whole-year round takes.
+def refuse_units_before_year(units: pd.DataFrame, source: str, year: int) -> None:
+    """Refuse the units of a table released before the year that a whole-year round takes.
 
     Why: a year (``matching simulate``, or a round without ``month``) takes the units released
     in it; a unit released in December of the year before was dropped without a word, so the
@@ -442,7 +442,7 @@ def load_round(scenario: Scenario | ResolvedScenario) -> RoundData:
             ignore_derived=True,
         )
     if resolved.month is None and resolved.units_path is not None:
-        _refuse_units_before_year(units, str(resolved.units_path), sc.year)
+        refuse_units_before_year(units, str(resolved.units_path), sc.year)
     kept = in_round(units["released_on"], sc.year, resolved.month)
     round_units = units[kept]
     filed = pd.to_datetime(demands["filed_on"]) <= pd.Timestamp(resolved.on)

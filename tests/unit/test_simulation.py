@@ -521,6 +521,40 @@ def test_the_years_tables_are_validated_once_and_a_bad_row_is_refused_before_any
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.parametrize(
+    ("table", "column", "date", "said"),
+    [
+        ("units", "released_on", "2025-12-20", "released before 2026, the scenario's year"),
+        (
+            "units",
+            "released_on",
+            "2027-02-01",
+            "date in the future (after the as-of date 2026-12-31)",
+        ),
+        (
+            "demands",
+            "filed_on",
+            "2027-03-01",
+            "date in the future (after the as-of date 2026-12-31)",
+        ),
+    ],
+)
+def test_a_library_year_with_a_date_outside_it_is_refused(
+    tmp_path: Path, table: str, column: str, date: str, said: str
+) -> None:
+    """A unit or demand of a library's year dated outside it was in no round, counted nowhere.
+
+    It stayed ``not_released`` / ``not_filed`` in the year-end tables of a whole year.
+    """
+    data = busy_year()
+    frame = getattr(data, table).copy()
+    frame.loc[1, column] = pd.Timestamp(date)
+    with pytest.raises(DataError) as refused:
+        simulate(dataclasses.replace(data, **{table: frame}), tmp_path / "out")
+    assert f"{table}: row 2, field '{column}', value '{date}': {said}" in str(refused.value)
+    assert not (tmp_path / "out").exists()
+
+
 def test_canonical_tables_skip_validation_only_for_those_frames_inside_the_block() -> None:
     """Inside the block the vouched frames are taken as they are; outside, validated again."""
     from matching.round import canonical_tables, prepare_round

@@ -22,7 +22,7 @@ from matching.io import validate_demands, validate_units
 from matching.limits import check_seeds
 from matching.params import SolveParams
 from matching.policy.model import Policy
-from matching.scenario import RoundSpec, Scenario, load_round
+from matching.scenario import RoundSpec, Scenario, load_round, refuse_units_before_year
 from matching.simulation.arrivals import arrivals_count, year_arrivals
 from matching.simulation.config import SimulationSettings
 
@@ -143,11 +143,15 @@ def canonical(data: YearData) -> YearData:
     Why: every round's tables are cut from these, and its solves take them as validated
     (`matching.round.canonical_tables`) instead of validating them again (1.1 s of the Caen la
     Mer year's 16 s); a bad row of a year built by a library caller is refused before the
-    first round, naming its row, not at the round it enters. No date is checked here: a unit
-    released or a demand filed after a round's date is not in that round's tables.
+    first round, naming its row, not at the round it enters. A unit released outside the year
+    or a demand filed after it is refused too: it would be in no round (listed
+    ``not_released`` or ``not_filed`` at the year's end, counted nowhere); a unit released or a
+    demand filed after a round's date is simply not in that round's tables.
     """
-    units = validate_units(data.units, "units")
-    demands = validate_demands(data.demands, "demands")
+    year_end = dt.date(data.year, 12, 31)  # a date after the year would be in no round
+    units = validate_units(data.units, "units", as_of=year_end)
+    refuse_units_before_year(units, "units", data.year)
+    demands = validate_demands(data.demands, "demands", as_of=year_end)
     return dataclasses.replace(data, units=units, demands=demands)
 
 
