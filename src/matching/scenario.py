@@ -31,6 +31,7 @@ import calendar
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Literal
 
@@ -297,6 +298,54 @@ def resolve(scenario: Scenario) -> ResolvedScenario:
         year_so_far_path=_absolute(scenario, scenario.year_so_far),
         params=scenario.solver,
     )
+
+
+def input_files(scenario: Scenario) -> dict[str, Path]:
+    """The files a scenario reads, absolute, by the key that names them (``data.units``, ...).
+
+    The policy only when it is a file next to the scenario, not a bundled model.
+    """
+    files: dict[str, Path] = {}
+    if scenario.source is not None:
+        files["the scenario file"] = Path(scenario.source).resolve()
+    candidate = scenario.base_dir / scenario.policy
+    if candidate.is_file():
+        files["policy"] = candidate.resolve()
+    for key, path in (
+        ("data.units", scenario.data.units),
+        ("data.demands", scenario.data.demands),
+        ("year_so_far", scenario.year_so_far),
+    ):
+        if (absolute := _absolute(scenario, path)) is not None:
+            files[key] = absolute
+    return files
+
+
+def refuse_outputs_over_inputs(
+    scenario: Scenario, out: Path, command: str, files: tuple[str, ...], folders: tuple[str, ...]
+) -> None:
+    """Refuse an output folder where the command would overwrite or remove an input file.
+
+    ``files`` are the names the command writes in ``out``; ``folders`` those it empties or
+    replaces (shell patterns relative to ``out``, e.g. ``runs/*/seed-*``). Why: ``--out`` set
+    to the data's own folder replaced the units and demands files with the run's tables,
+    without a word, and the planner's data was gone.
+
+    Raises
+    ------
+    PolicyError
+        Naming the input file, its key in the scenario and the folder.
+    """
+    where = out.resolve()
+    written = {where / name for name in files}
+    for key, path in input_files(scenario).items():
+        rel = path.relative_to(where).as_posix() if path.is_relative_to(where) else None
+        inside = rel is not None and any(fnmatch(rel, f"{folder}/*") for folder in folders)
+        if path in written or inside:
+            raise PolicyError(
+                f"{out}: {command} would overwrite {path} ({key}) with its own files; "
+                "choose another --out folder"
+            )
 
 
 @dataclass(frozen=True, eq=False)

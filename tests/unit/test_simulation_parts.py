@@ -367,3 +367,32 @@ def test_a_scoped_quota_has_a_running_rate_its_worst_groups(tmp_path: Path) -> N
     rounds = pd.read_csv(out / "rounds.csv")
     assert rounds["rate.mixity_outside_qpv"].iloc[-1] == min(groups.values())
     assert "mixity_outside_qpv -" not in got.output.splitlines()[-2]
+
+
+def test_out_on_the_data_folder_is_refused_before_it_overwrites_the_data(tmp_path: Path) -> None:
+    """``--out`` on the data's folder replaced units.csv and demands.csv with the run's tables."""
+    scenario = _file_year(tmp_path, arrivals=0)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    got = CliRunner().invoke(cli, ["simulate", str(scenario), "--out", str(tmp_path)])
+    assert got.exit_code == 2, got.output
+    assert (
+        f"error: {tmp_path}: simulate would overwrite {tmp_path / 'units.csv'} (data.units) with "
+        "its own files; choose another --out folder"
+    ) in got.output
+    # compare writes its years under runs/<policy>/seed-<n>/: data kept there is refused too
+    seed_folder = tmp_path / "cmp" / "runs" / "optimal" / "seed-1"
+    seed_folder.mkdir(parents=True)
+    (seed_folder / "demands.csv").write_bytes(before["demands.csv"])
+    scenario.write_text(
+        scenario.read_text(encoding="utf-8").replace(
+            "demands: demands.csv", "demands: cmp/runs/optimal/seed-1/demands.csv"
+        ),
+        encoding="utf-8",
+    )
+    args = ["compare", str(scenario), "--policies", "optimal", "--out", str(tmp_path / "cmp")]
+    got = CliRunner().invoke(cli, args)
+    assert got.exit_code == 2, got.output
+    assert f"compare would overwrite {seed_folder / 'demands.csv'} (data.demands)" in got.output
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert after == {**before, "year.yaml": scenario.read_bytes()}
+    assert not (tmp_path / "rounds").exists() and not (tmp_path / "cmp" / "kpis.csv").exists()

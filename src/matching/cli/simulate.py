@@ -15,9 +15,10 @@ import click
 
 from matching.cli import short_help
 from matching.limits import MAX_SEED
-from matching.scenario import load_scenario
+from matching.scenario import load_scenario, refuse_outputs_over_inputs
 from matching.simulation.config import SimulationSettings, last_round_problem
-from matching.simulation.engine import RoundSummary, simulate, year_data
+from matching.simulation.engine import RUN_FOLDERS, RoundSummary, simulate, year_data
+from matching.simulation.outputs import YEAR_FILES
 
 
 def progress_line(summary: RoundSummary, prefix: str = "") -> str:
@@ -86,6 +87,7 @@ def simulate_command(
 ) -> None:
     """Simulate a year of allocation rounds (CALEOL shortlists, refusals, arrivals, lapses)."""
     sc = load_scenario(scenario)
+    refuse_outputs_over_inputs(sc, out, "simulate", YEAR_FILES, RUN_FOLDERS)
     settings = sc.simulation or SimulationSettings()
     update: dict[str, object] = {}
     if allocation_policy is not None:

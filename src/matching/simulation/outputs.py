@@ -18,6 +18,12 @@ from matching.simulation.state import (
     SimulationState,
 )
 
+YEAR_FILES: tuple[str, ...] = (
+    "allocations.csv", "offers.csv", "units.csv", "demands.csv", "rounds.csv",
+    "kpis.json", "year_so_far.json", "timings.json",
+)  # fmt: skip
+"""The files `write_outputs` writes in a run's folder (``rounds/`` and ``state/`` beside)."""
+
 
 def write_round(
     out: Path, period: Period, summary: dict[str, Any], tables: dict[str, pd.DataFrame]
