@@ -396,3 +396,23 @@ def test_out_on_the_data_folder_is_refused_before_it_overwrites_the_data(tmp_pat
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     assert after == {**before, "year.yaml": scenario.read_bytes()}
     assert not (tmp_path / "rounds").exists() and not (tmp_path / "cmp" / "kpis.csv").exists()
+
+
+def test_a_summary_cell_of_some_seeds_says_how_many() -> None:
+    """A rate with no allocation in one seed was the mean of the others, shown as all seeds'."""
+    from matching.simulation.compare import summary_markdown
+
+    kpis = pd.DataFrame(
+        {
+            "policy": ["optimal"] * 6,
+            "seed": [1, 2, 3] * 2,
+            "kpi": ["priority_rate.etat_agents"] * 3 + ["fill_rate"] * 3,
+            "value": [0.5, None, 1.0, 0.9, 0.8, 1.0],
+        }
+    )
+    timings = pd.DataFrame(
+        {"policy": ["optimal"] * 3, "seed": [1, 2, 3], "rounds": [12] * 3, "wall_time_s": [1.0] * 3}
+    )
+    text = summary_markdown(kpis, timings)
+    assert "| priority_rate.etat_agents | 0.75 (0.5-1) [2 of 3 seeds] |" in text
+    assert "| fill_rate | 0.9 (0.8-1) |" in text

@@ -186,9 +186,11 @@ def _cell(values: pd.Series) -> str:
     v = pd.to_numeric(values, errors="coerce").dropna()
     if not len(v):
         return "-"
+    # a rate of no allocation in some seeds: the mean is of the others, and says so
+    some = f" [{len(v)} of {len(values)} seeds]" if len(v) < len(values) else ""
     if len(v) == 1 or v.min() == v.max():
-        return f"{v.mean():.4g}"
-    return f"{v.mean():.4g} ({v.min():.4g}-{v.max():.4g})"
+        return f"{v.mean():.4g}{some}"
+    return f"{v.mean():.4g} ({v.min():.4g}-{v.max():.4g}){some}"
 
 
 def summary_markdown(kpis: pd.DataFrame, timings: pd.DataFrame) -> str:
