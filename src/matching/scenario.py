@@ -336,9 +336,30 @@ def refuse_outputs_over_inputs(
     PolicyError
         Naming the input file, its key in the scenario and the folder.
     """
+    refuse_overwriting(input_files(scenario), out, command, files, folders)
+
+
+def refuse_overwriting(
+    inputs: Mapping[str, Path],
+    out: Path,
+    command: str,
+    files: tuple[str, ...],
+    folders: tuple[str, ...] = (),
+) -> None:
+    """Refuse an output folder where the command would overwrite or remove one of ``inputs``.
+
+    ``inputs`` maps what names each input (a scenario key, an option) to its path; ``files``
+    and ``folders`` are as in `refuse_outputs_over_inputs`.
+
+    Raises
+    ------
+    PolicyError
+        Naming the input file, what names it and the folder.
+    """
     where = out.resolve()
     written = {where / name for name in files}
-    for key, path in input_files(scenario).items():
+    for key, given in inputs.items():
+        path = Path(given).resolve()
         rel = path.relative_to(where).as_posix() if path.is_relative_to(where) else None
         inside = rel is not None and any(fnmatch(rel, f"{folder}/*") for folder in folders)
         if path in written or inside:

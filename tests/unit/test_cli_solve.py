@@ -673,3 +673,33 @@ def test_rows_as_mappings_are_a_table_and_other_forms_name_the_argument() -> Non
         prepare_round(["U1", "U2"], demands, "default-2026")  # type: ignore[list-item]
     with pytest.raises(TypeError, match="demands: a DataFrame, or a list of Demand records"):
         prepare_round(units, [*frame_records(demands, Demand), "D9"], "default-2026")  # type: ignore[list-item]
+
+
+def test_out_on_the_data_folder_is_refused_before_it_overwrites_the_data(tmp_path: Path) -> None:
+    """`solve --out` on the folder of its own input files replaced them with the round's.
+
+    The year's 30 units became January's, without a word. Now exit code 2 naming the file and
+    what named it, on both routes (files, scenario), and the data is untouched.
+    """
+    data = tmp_path / "data"
+    code, text = run("generate", "--units", "30", "--demands", "100", "--out", data)
+    assert code == 0, text
+    before = {p.name: p.read_bytes() for p in data.iterdir()}
+    units, demands = data / "units.csv", data / "demands.csv"
+    code, text = run("solve", "--units", units, "--demands", demands, "--out", data)
+    assert code == 2, text
+    assert (
+        f"error: {data}: solve would overwrite {units.resolve()} (--units) with its own files; "
+        "choose another --out folder"
+    ) in text
+    scenario = tmp_path / "round.yaml"
+    scenario.write_text(
+        "id: files\nterritory: caen-la-mer\nyear: 2026\nseed: 1\npolicy: default-2026\n"
+        "data: {units: data/units.csv, demands: data/demands.csv}\nround: {month: 1}\n",
+        encoding="utf-8",
+    )
+    code, text = run("solve", scenario, "--out", data)
+    assert code == 2 and "(data.units)" in text and "Traceback" not in text
+    assert {p.name: p.read_bytes() for p in data.iterdir()} == before
+    code, text = run("solve", "--units", units, "--demands", demands, "--out", data / "out")
+    assert code == 0, text  # a folder of its own is fine

@@ -26,6 +26,9 @@ from matching.cli import short_help
 from matching.exceptions import CheckFailedError, InfeasibleError
 from matching.flux import YearSoFar
 from matching.io import (
+    INPUT_FILES,
+    RESULT_FILES,
+    SHORTLISTS_FILE,
     read_round_files,
     read_year_so_far,
     write_round_inputs,
@@ -36,7 +39,16 @@ from matching.kpis import RoundKpis, render_kpis_text
 from matching.limits import MAX_SEED
 from matching.params import SolveParams
 from matching.policy.loader import load_policy
-from matching.scenario import load_round, load_scenario, merge_params
+from matching.scenario import (
+    load_round,
+    load_scenario,
+    merge_params,
+    refuse_outputs_over_inputs,
+    refuse_overwriting,
+)
+
+OUTPUT_FILES = (*RESULT_FILES, SHORTLISTS_FILE, *INPUT_FILES)
+"""Every file `solve` may write in its folder: none of them may be one of its inputs."""
 
 FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -178,9 +190,11 @@ def solve_command(
 
     The round is a SCENARIO file (scenarios/*.yaml), or the files given with --units and
     --demands (and --policy). Written: allocations.csv, orientations.csv,
-    unallocated_units.csv, shortlists.csv (the CALEOL's ranked candidates per allocated unit),
-    kpis.json, result.json, timings.json, and the inputs as used:
-    units.csv, demands.csv (with the derived facts and scores), policy.yaml, year_so_far.json.
+    unallocated_units.csv, unallocated_demands.csv (each with a reason), shortlists.csv (the
+    CALEOL's ranked candidates per allocated unit), kpis.json, result.json, timings.json, and
+    the inputs as used: units.csv, demands.csv (with the derived facts and scores), policy.yaml,
+    year_so_far.json. An --out folder where one of them would overwrite an input file is
+    refused (exit code 2).
     Same inputs and settings give the same files, timings.json aside.
 
     Exit codes: 0 solved; 1 no solution within the time limit; 2 bad input; 3 infeasible hard
@@ -196,13 +210,21 @@ def solve_command(
         extra += ["--on"] if on is not None else []
         if extra:
             raise click.UsageError(f"give a SCENARIO or {', '.join(extra)}, not both")
-        data = load_round(load_scenario(scenario))
+        resolved = load_scenario(scenario)
+        refuse_outputs_over_inputs(resolved, out, "solve", OUTPUT_FILES, ())
+        data = load_round(resolved)
         unit_table, demand_table, policy, round_on = data.units, data.demands, data.policy, data.on
         year = data.year_so_far
         base_params = data.scenario.params
     else:
         if units is None or demands is None:
             raise click.UsageError("give a SCENARIO file, or both --units and --demands")
+        given = {"--units": units, "--demands": demands, "--year-so-far": year_file}
+        if policy_name is not None and Path(policy_name).is_file():
+            given["--policy"] = Path(policy_name)
+        refuse_overwriting(
+            {k: v for k, v in given.items() if v is not None}, out, "solve", OUTPUT_FILES
+        )
         policy = load_policy(policy_name or "default-2026")
         unit_table, demand_table, round_on = read_round_files(
             units, demands, policy, on.date() if on else None
