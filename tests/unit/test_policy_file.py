@@ -74,6 +74,15 @@ def variant(tmp_path: Path, old: str, new: str) -> Path:
          "which cannot group allocations"),
         ("target: 0.50", "target: 1.5",
          "quotas.rules.4: quotas.mixity_inside_qpv.target: a share must lie in [0, 1]"),
+        # read as 1/3, a 33.333 % ceiling let 1 of 3 through; 0.00005 was a floor of 0
+        ("target: 0.50", "target: 0.33333",
+         "quotas.rules.4: quotas.mixity_inside_qpv.target: 0.33333 is not a share the quotas "
+         "can read exactly (a fraction of denominator at most 10,000: at most 4 decimals, or "
+         "e.g. 1/3 as 0.3333333); it would be read as 1/3"),
+        ("target: 0.50", "target: 0.00005",
+         "quotas.rules.4: quotas.mixity_inside_qpv.target: 5e-05 is not a share the quotas "
+         "can read exactly (a fraction of denominator at most 10,000: at most 4 decimals, or "
+         "e.g. 1/3 as 0.3333333); it would be read as 0"),
         ("pool: [{field: priority, op: eq, value: true}]",
          "pool: [{field: prioriti, op: eq, value: true}]",
          "reservataires.0: reservataires.etat.pool[0]: unknown field 'prioriti'"),
@@ -215,3 +224,17 @@ def test_a_policy_key_given_twice_is_refused(tmp_path: Path) -> None:
     path = variant(tmp_path, "year: 2026\n", "year: 2026\nyear: 2027\n")
     with pytest.raises(PolicyError, match=r"my-policy\.yaml: year: given twice \(lines 6 and 7\)"):
         load_policy(path)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [("0.3333333", "1/3"), ("0.3333333333333333", "1/3"), ("0.6666667", "2/3"),
+     ("0.2525", "101/400"), ("0.0001", "1/10000")],
+)  # fmt: skip
+def test_a_share_target_is_read_as_the_fraction_it_writes(
+    tmp_path: Path, written: str, read: str
+) -> None:
+    """A third written with 7 digits or more is a third; four decimals are exact."""
+    policy = load_policy(variant(tmp_path, "target: 0.50", f"target: {written}"))
+    rule = next(r for r in policy.quotas.rules if r.id == "mixity_inside_qpv")
+    assert str(rule.target_fraction()) == read

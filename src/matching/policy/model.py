@@ -216,6 +216,14 @@ class FluxRules(Frozen):
         return self
 
 
+SHARE_DENOMINATOR = 10_000
+"""Share targets are read as fractions of denominator at most this (integer coefficients)."""
+
+SHARE_TOLERANCE = Fraction(1, 10**7)
+"""How far a share target may lie from that fraction: 1/3 written 0.3333333 is 1/3, but
+0.33333 (a 33.333 % ceiling, which 1 of 3 breaks) or 0.00005 (a floor read as 0) is refused."""
+
+
 class QuotaRule(Frozen):
     """One generic quota: a floor or ceiling, on a share or count of selected allocations (A4).
 
@@ -245,6 +253,18 @@ class QuotaRule(Frozen):
             raise ValueError(f"quotas.{self.id}.target: a share must lie in [0, 1]")
         if self.measure == Measure.COUNT and self.target != int(self.target):
             raise ValueError(f"quotas.{self.id}.target: a count must be a whole number")
+        if self.measure == Measure.SHARE:
+            read = self.target_fraction()
+            if abs(Fraction(str(self.target)) - read) > SHARE_TOLERANCE:
+                # read as the nearest fraction, 0.33333 let 1 in 3 through a 33.333 % ceiling
+                # and 0.00005 became a floor of 0: the rule held, checked, and was not the one
+                # written
+                raise ValueError(
+                    f"quotas.{self.id}.target: {self.target} is not a share the quotas can "
+                    f"read exactly (a fraction of denominator at most {SHARE_DENOMINATOR:,}: "
+                    f"at most 4 decimals, or e.g. 1/3 as 0.3333333); it would be read as "
+                    f"{read}"
+                )
         _check_conditions(self.base, ALLOCATION_FIELDS, f"quotas.{self.id}.base")
         _check_conditions(self.count, ALLOCATION_FIELDS, f"quotas.{self.id}.count")
         if self.scope is not None and self.scope not in ALLOCATION_FIELDS:
@@ -256,8 +276,12 @@ class QuotaRule(Frozen):
         return self
 
     def target_fraction(self) -> Fraction:
-        """The target as an exact fraction, so that share constraints have integer coefficients."""
-        return Fraction(str(self.target)).limit_denominator(10_000)
+        """The target as an exact fraction, so that share constraints have integer coefficients.
+
+        The nearest fraction of denominator at most `SHARE_DENOMINATOR`: 0.3333333 is 1/3. A
+        target farther than `SHARE_TOLERANCE` from it is refused when the policy is loaded.
+        """
+        return Fraction(str(self.target)).limit_denominator(SHARE_DENOMINATOR)
 
 
 class QuotaRules(Frozen):
