@@ -53,6 +53,29 @@ def test_then_the_lower_income_per_consumption_unit() -> None:
     assert result.allocation["demand_id"].tolist() == ["D_poorer"]
 
 
+@pytest.mark.parametrize("params", [FAST, PRUNED], ids=["cp-sat", "lp-path"])
+@pytest.mark.parametrize("late_id", ["A1", "B1"])
+def test_the_first_filed_where_no_quota_tells_them_apart(params: SolveParams, late_id: str) -> None:
+    """A priority household and another of the same score on the État's staff share.
+
+    No quota rule reads either on that unit (no priority floor for ``etat_agents``; both are
+    outside the first quartile, as the QPV mixity counts), so the tie-break decides: the one
+    filed 32 months ago, not the priority household filed 12 months ago (40 points for its
+    category against 20 for the long delay: 52 each). The priority one was housed, in both id
+    orders: the priority floors of the other réservataires told them apart.
+    """
+    early_id = "B1" if late_id == "A1" else "A1"
+    units = units_of(unit("U1", qpv=True))
+    demands = demands_of(
+        demand(late_id, filed_on=dt.date(2025, 3, 1), priority_categories=("violences",),
+               pools=("etat_agents",)),
+        demand(early_id, filed_on=dt.date(2023, 7, 1), pools=("etat_agents",)),
+    )  # fmt: skip
+    result = solve_checked(units, demands, POLICY, params)
+    assert result.allocation["score"].tolist() == [52]
+    assert result.allocation["demand_id"].tolist() == [early_id]
+
+
 @pytest.fixture(scope="module")
 def january() -> tuple[pd.DataFrame, pd.DataFrame]:
     """The January units (93) of a generated 1,200-unit year, against 1,500 demands."""

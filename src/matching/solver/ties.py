@@ -10,9 +10,9 @@ So a solution is polished: a housed household gives way to an unhoused one that
 - is eligible for the same unit, in the pool of the same réservataire (the unit's orientation
   is kept);
 - stands equal on everything the optimum weighs: the same score (when the score is a stage)
-  and the same household profile, i.e. the same reading by every quota rule
-  (`matching.solver.rows.household_profiles`), so that every quota count, every stage value
-  and the proof stay exactly as they were;
+  and the same reading by every quota rule on that unit and réservataire (in the rule's base
+  or not, counted or not, in the same scope group), so that every quota count, every stage
+  value and the proof stay exactly as they were;
 - comes first in the policy's tie-break order (`RoundInstance.tie_rank`).
 
 Swaps repeat until none applies, the units in order and each unit's best candidate first: each
@@ -21,14 +21,20 @@ replaced, alone, by one of equal standing that the tie-break puts first. It does
 households that quotas count differently (a Q1 household against a non-Q1 one of the same
 score): swapping those changes a quota's count, which is the stages' business, not the
 tie-break's.
+
+Why on that unit, not the household's profile over every unit (`household_profiles`, until
+the sixteenth session): the profile tells a priority household from another wherever a
+priority floor exists, so on a unit of the État's staff share, which no priority floor reads,
+a priority household filed 12 months ago kept the unit against one of the same score filed
+32 months ago, against the tie-break (DOMAIN A5: the older filing first).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from matching.solver.instance import RoundInstance, pool_law
-from matching.solver.rows import household_profiles
+from matching.policy.conditions import Condition
+from matching.solver.instance import RoundInstance, pool_law, table_codes, table_holds
 from matching.types import Stage
 
 
@@ -63,8 +69,7 @@ def prefer_tie_break(
     on = on[rank[pair_demand[on]] < rank_at[pair_unit[on]]]
     pu, pd_ = pair_unit[on], pair_demand[on]
     d0 = holder[pu]
-    profile = household_profiles(inst)
-    keep = profile[pd_] == profile[d0]
+    keep = _read_alike(inst, pu, res_of[pu], pd_, d0)
     pu, pd_, pools = pu[keep], pd_[keep], inst.pair_pools[on[keep]]
     r0 = res_of[pu]
     in_pool = r0 < 0  # a unit outside the flux: any eligible household
@@ -103,3 +108,48 @@ def prefer_tie_break(
                     changed = True
                     break
     return holder[unit], swaps
+
+
+def _read_alike(
+    inst: RoundInstance, unit: np.ndarray, res: np.ndarray, new: np.ndarray, old: np.ndarray
+) -> np.ndarray:
+    """Whether every quota rule reads household ``new`` as ``old`` on ``unit`` through ``res``.
+
+    Per rule: both in its base or both out, both counted or both not, and in the same
+    ``demand.*`` scope group when in the base (a ``unit.*`` or réservataire group is the
+    unit's). Then giving the unit to ``new`` instead of ``old`` changes no quota row.
+    ``res`` is -1 for a unit outside the flux (the réservataire table's last entry, none).
+    """
+    same = np.ones(len(unit), dtype=bool)
+    for rule in inst.policy.quotas.rules:
+        base_new, base_old = _holds(inst, rule.base, unit, res, new, old)
+        count_new, count_old = _holds(inst, rule.count, unit, res, new, old)
+        same &= base_new == base_old
+        same &= (base_new & count_new) == (base_old & count_old)
+        if rule.scope is not None and rule.scope.startswith("demand."):
+            codes = table_codes(inst, rule.scope)[0]
+            same &= ~base_new | (codes[new] == codes[old])
+    return same
+
+
+def _holds(
+    inst: RoundInstance,
+    conditions: tuple[Condition, ...],
+    unit: np.ndarray,
+    res: np.ndarray,
+    new: np.ndarray,
+    old: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether all ``conditions`` hold for the allocations (unit, res, new) and (unit, res, old)."""
+    shared = np.ones(len(unit), dtype=bool)
+    for_new, for_old = shared.copy(), shared.copy()
+    for cond in conditions:
+        holds = table_holds(inst, cond)
+        if cond.field.startswith("demand."):
+            for_new &= holds[new]
+            for_old &= holds[old]
+        elif cond.field.startswith("unit."):
+            shared &= holds[unit]
+        else:  # reservataire, in_flux: by réservataire, none last
+            shared &= holds[res]
+    return shared & for_new, shared & for_old
