@@ -39,6 +39,7 @@ from matching.solver.rows import quota_rows
 from matching.types import Stage
 from tests.factories import ROUND_DATE, demand, demands_of, unit, units_of
 from tests.solver.support import (
+    FAST,
     FULL,
     NO_QUOTAS,
     POLICY,
@@ -486,6 +487,33 @@ def test_count_floor_on_a_group_without_triples_reports_its_shortfall() -> None:
     units, demands = _no_al_household()
     result = solve_checked(units, demands, soft(with_rules(POLICY, DALO_THROUGH_AL)))
     assert {k: v for k, v in result.shortfalls.items() if v} == {"dalo_through_action_logement": 1}
+
+
+# At least one DALO household per réservataire; at least one allocation on a flux unit.
+DALO_PER_RESERVATAIRE = rule(
+    "dalo_per_reservataire", "floor", "count", 1,
+    count=[{"field": "demand.dalo"}], scope="reservataire",
+)  # fmt: skip
+ONE_IN_THE_FLUX = rule("one_in_the_flux", "floor", "count", 1, count=[{"field": "in_flux"}])
+
+
+@pytest.mark.parametrize("params", [FAST, PRUNED], ids=["cp-sat", "lp-path"])
+def test_count_floor_per_reservataire_judges_the_units_outside_the_flux(
+    params: SolveParams,
+) -> None:
+    """The group '' (no réservataire) of an excluded unit left empty is judged by both sides.
+
+    The ANRU household goes to the flux unit (the flux floor wants it there), the ANRU unit
+    stays empty: the solver counted its group '' short of its DALO household, the checker did
+    not judge it, and the self-check raised CheckFailedError on a valid soft policy.
+    """
+    units = units_of(unit("U1"), unit("U2", flux_excluded="anru"))
+    demands = demands_of(demand("D1", anru=True))
+    policy = soft(with_rules(POLICY, DALO_PER_RESERVATAIRE, ONE_IN_THE_FLUX))
+    result = solve_checked(units, demands, policy, params)
+    assert result.allocation[["unit_id", "demand_id"]].values.tolist() == [["U1", "D1"]]
+    assert result.shortfalls["dalo_per_reservataire[reservataire=]"] == 1
+    assert result.stage_values["shortfall"] == 6 * 1000  # '' and the five réservataires
 
 
 def _collectivite_floor_out_of_reach() -> tuple[pd.DataFrame, pd.DataFrame, YearSoFar, dt.date]:

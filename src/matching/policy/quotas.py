@@ -73,12 +73,19 @@ def scope_keys(rule: QuotaRule, frame: pd.DataFrame) -> np.ndarray:
 def possible_groups(
     rule: QuotaRule, units: pd.DataFrame, demands: pd.DataFrame, reservataires: tuple[str, ...]
 ) -> set[str]:
-    """Every scope group of a rule, allocated in or not (a count floor binds even when empty)."""
+    """Every scope group of a rule, allocated in or not (a count floor binds even when empty).
+
+    For ``reservataire``, the réservataires, and ``""`` (no réservataire) when a unit of the
+    round is excluded from the flux. Why: the solver judges every group its triples reach,
+    that one too, so a soft round whose excluded unit stayed empty had a shortfall in ``""``
+    that the checker did not judge, and the self-check raised `CheckFailedError`.
+    """
     scope = rule.scope
     if scope is None:
         return {""}
     if scope == "reservataire":
-        return set(reservataires)
+        excluded = units["flux_excluded"].astype(str).to_numpy(dtype=object) != ""
+        return set(reservataires) | ({""} if excluded.any() else set())
     if scope == "in_flux":
         return {"True", "False"}
     table, column = (units, scope[5:]) if scope.startswith("unit.") else (demands, scope[7:])
