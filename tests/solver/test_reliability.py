@@ -516,6 +516,36 @@ def test_count_floor_per_reservataire_judges_the_units_outside_the_flux(
     assert result.stage_values["shortfall"] == 6 * 1000  # '' and the five réservataires
 
 
+# At least one DALO household on the QPV units of each landlord; on each side of the flux.
+DALO_IN_QPV_PER_LANDLORD = rule(
+    "dalo_in_qpv_per_landlord", "floor", "count", 1,
+    count=[{"field": "demand.dalo"}], base=[{"field": "unit.qpv"}], scope="unit.bailleur",
+)  # fmt: skip
+DALO_PER_FLUX_SIDE = rule(
+    "dalo_per_flux_side", "floor", "count", 1, count=[{"field": "demand.dalo"}], scope="in_flux"
+)
+
+
+@pytest.mark.parametrize("params", [FAST, PRUNED], ids=["cp-sat", "lp-path"])
+@pytest.mark.parametrize(
+    "count_rule", [DALO_IN_QPV_PER_LANDLORD, DALO_PER_FLUX_SIDE], ids=lambda r: r.id
+)
+def test_count_floor_judges_only_the_groups_its_base_can_reach(
+    params: SolveParams, count_rule: QuotaRule
+) -> None:
+    """Landlord B2 has no QPV unit this round, and no unit is excluded from the flux.
+
+    Neither B2's group of the QPV floor nor the group ``in_flux=False`` can take an allocation
+    of the rule's base, so neither is judged: both DALO households are housed. Both groups were
+    judged, each missing its floor whatever the households: INFEASIBLE, every unit vacant.
+    """
+    units = units_of(unit("U1", qpv=True), unit("U2", bailleur="B2"))
+    demands = demands_of(demand("D1", dalo=True), demand("D2", dalo=True))
+    result = solve_checked(units, demands, with_rules(POLICY, count_rule), params)
+    assert result.status == "OPTIMAL"
+    assert sorted(result.allocation["demand_id"]) == ["D1", "D2"]
+
+
 def _collectivite_floor_out_of_reach() -> tuple[pd.DataFrame, pd.DataFrame, YearSoFar, dt.date]:
     """A 12 x 120 round whose year so far left the collectivité's priority floor out of reach.
 

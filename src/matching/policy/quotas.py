@@ -73,23 +73,67 @@ def scope_keys(rule: QuotaRule, frame: pd.DataFrame) -> np.ndarray:
 def possible_groups(
     rule: QuotaRule, units: pd.DataFrame, demands: pd.DataFrame, reservataires: tuple[str, ...]
 ) -> set[str]:
-    """Every scope group of a rule, allocated in or not (a count floor binds even when empty).
+    """Every scope group that could take an allocation of the rule's base, allocated in or not.
 
-    For ``reservataire``, the réservataires, and ``""`` (no réservataire) when a unit of the
-    round is excluded from the flux. Why: the solver judges every group its triples reach,
-    that one too, so a soft round whose excluded unit stayed empty had a shortfall in ``""``
-    that the checker did not judge, and the self-check raised `CheckFailedError`.
+    A count floor binds even on a group left empty, so these are judged. A group could take one
+    when a unit of the round, through a réservataire it may go through (any, for a flux unit;
+    none, ``""``, for a unit excluded from the flux), meets the base's ``unit.*``,
+    ``reservataire`` and ``in_flux`` conditions; for a ``demand.*`` scope, when a household
+    meets its ``demand.*`` conditions. Whether anyone eligible is there is not asked (a
+    landlord whose only unit fits no household is judged, and misses the floor).
+
+    Why the base: a floor of one DALO household on the QPV units of each landlord judged the
+    landlord with no QPV unit in the round, and a floor per ``in_flux`` side the side with no
+    unit: the round was infeasible whatever the households, every unit left vacant. Why
+    ``""``: the solver judges every group its triples reach, that one too, so a soft round
+    whose excluded unit stayed empty had a shortfall there the checker did not judge, and the
+    self-check raised `CheckFailedError`.
     """
     scope = rule.scope
     if scope is None:
         return {""}
-    if scope == "reservataire":
-        excluded = units["flux_excluded"].astype(str).to_numpy(dtype=object) != ""
-        return set(reservataires) | ({""} if excluded.any() else set())
-    if scope == "in_flux":
-        return {"True", "False"}
-    table, column = (units, scope[5:]) if scope.startswith("unit.") else (demands, scope[7:])
-    return set(table[column].astype(str).tolist()) if column in table.columns else set()
+    if scope.startswith("demand."):
+        if scope[7:] not in demands.columns:
+            return set()
+        conditions = [c for c in rule.base if c.field.startswith("demand.")]
+        frame = pd.DataFrame({c.field: demands[c.field[7:]] for c in conditions})
+        holds = evaluate(conditions, frame) if conditions else np.ones(len(demands), dtype=bool)
+        return set(demands[scope[7:]][holds].astype(str).tolist())
+    if scope.startswith("unit.") and scope[5:] not in units.columns:
+        return set()
+    conditions = [c for c in rule.base if not c.field.startswith("demand.")]
+    options = _unit_options(units, reservataires, {scope, *(c.field for c in conditions)})
+    holds = evaluate(conditions, options)
+    return set(options[scope][holds].astype(str).tolist())
+
+
+def _unit_options(
+    units: pd.DataFrame, reservataires: tuple[str, ...], fields: set[str]
+) -> pd.DataFrame:
+    """One row per unit and réservataire it may go through, with the ``fields`` asked.
+
+    A flux unit has a row per réservataire, a unit excluded from the flux one row with none
+    (``""``); the columns are ``unit.*``, ``reservataire`` and ``in_flux``.
+    """
+    in_flux = units["flux_excluded"].astype(str).to_numpy(dtype=object) == ""
+    per_unit = np.where(in_flux, max(1, len(reservataires)), 1)
+    rows = np.repeat(np.arange(len(units)), per_unit)
+    flux_res = np.array(list(reservataires) or [NO_RESERVATAIRE], dtype=object)
+    starts = np.repeat(np.cumsum(per_unit) - per_unit, per_unit)
+    res = np.where(
+        in_flux[rows],
+        flux_res[(np.arange(len(rows)) - starts) % len(flux_res)],
+        NO_RESERVATAIRE,
+    )
+    frame: dict[str, object] = {}
+    for name in fields:
+        if name == "reservataire":
+            frame[name] = res
+        elif name == "in_flux":
+            frame[name] = in_flux[rows]
+        else:
+            frame[name] = units[name[5:]].to_numpy()[rows]
+    return pd.DataFrame(frame, index=pd.RangeIndex(len(rows)))
 
 
 def tally(rule: QuotaRule, frame: pd.DataFrame) -> dict[str, Tally]:
