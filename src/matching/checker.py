@@ -15,7 +15,7 @@ checks, with their rule ids:
 - ``one_household_per_unit`` / ``one_unit_per_household``: a unit or a demand allocated twice;
 - each eligibility rule id (``income_ceiling``, ``typology``, ...): an allocated pair fails it (A2);
 - ``pool``: a flux unit allocated through an unknown réservataire, or to a household outside its
-  pool (A3);
+  pool (A3; a pool condition on ``priority`` holds whatever an explicit ``pools`` list says);
 - ``state_priority_only``: an allocation through a réservataire whose pool is "priority households
   only" (the État's) to a non-priority household, even when an explicit ``pools`` list let it in;
 - ``flux_exclusion_reservataire``: an excluded unit allocated through a réservataire, or a flux unit
@@ -53,7 +53,7 @@ from matching.exceptions import CheckFailedError, DataError, RowProblem
 from matching.facts import derive_facts
 from matching.flux import FluxBand, YearSoFar, flux_bands
 from matching.io import round_table
-from matching.policy.conditions import Condition
+from matching.policy.conditions import Condition, evaluate
 from matching.policy.model import Policy, QuotaRule
 from matching.policy.quotas import (
     NO_RESERVATAIRE,
@@ -766,6 +766,20 @@ def _check_pools(
         res,
         np.array([r.id for r in policy.reservataires if _PRIORITY_ONLY in r.pool], dtype=object),
     )
+
+    # a pool condition on `priority` other than the État's is the law too (the solver's
+    # `pool_law`): an explicit pools list does not lift it; a household that breaks it is
+    # outside the pool (until the sixteenth session only the État's was checked, so an
+    # allocation the solver can never make, a priority household through a réservataire for
+    # non-priority households, passed the check)
+    for holder in policy.reservataires:
+        legal = tuple(c for c in holder.pool if c.field == "priority")
+        if not legal or legal == (_PRIORITY_ONLY,):
+            continue
+        mine = np.flatnonzero(in_flux & (res == holder.id))
+        if len(mine):
+            subset = demands.iloc[rows.demand_pos[mine]].reset_index(drop=True)
+            in_pool[mine] &= evaluate(legal, subset)
 
     excluded_through = ~in_flux & ~no_res
     flux_without = in_flux & no_res

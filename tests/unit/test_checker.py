@@ -380,6 +380,25 @@ def test_explicit_pools_do_not_lift_the_state_priority_rule(policy: Policy) -> N
     assert rule_ids(result) == {"state_priority_only"}
 
 
+def test_explicit_pools_do_not_lift_another_priority_condition(policy: Policy) -> None:
+    """A réservataire for non-priority households only: an explicit list naming it is not enough.
+
+    The solver keeps every pool condition on ``priority`` whatever the pools list
+    (`matching.solver.instance.pool_law`); the checker kept only the État's, so this
+    allocation, which the solver can never make, passed.
+    """
+    reservataires = tuple(
+        r.model_copy(update={"pool": (Condition(field="priority", op="eq", value=False),)})
+        if r.id == "collectivite"
+        else r
+        for r in policy.reservataires
+    )
+    non_priority_share = policy.model_copy(update={"reservataires": reservataires})
+    result = run(non_priority_share, demands={"D3": {"dalo": True, "pools": ("collectivite",)}})
+    assert rule_ids(result) == {"pool"}
+    assert (only(result, "pool").unit_id, only(result, "pool").demand_id) == ("U3", "D3")
+
+
 def test_excluded_unit_through_a_reservataire(policy: Policy) -> None:
     """An excluded unit allocated through a réservataire is reported (it belongs to none)."""
     # bailleur floor: D4 priority, D5 not: 1 of 2 >= ceil(2/4) = 1, still met.
