@@ -4,7 +4,7 @@ A planner reads ``unallocated_demands.csv`` (a reason code per household not hou
 asks the next question: which rules keep it from the round's units, which units it could have
 taken, and who took them. `explain_demand` answers from the round's tables and an allocation
 (the solver's, or one made by people), without the solver: every pair is judged by the
-eligibility predicates (`matching.eligibility.pair_failures`), the pools by `demand_pools`, and
+eligibility predicates (`matching.eligibility.pair_failures`), the pools by `proposable_pools`, and
 the units it could take are read from the orientation and the allocation. Its reason code is
 the one ``unallocated_demands.csv`` gives (`matching.result.UNALLOCATED_DEMAND_REASONS`),
 recomputed here from that evidence; the tests hold the two to agree.
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from matching.checker import ALLOCATION_COLUMNS, ORIENTATION_COLUMNS, normalise_table
-from matching.eligibility import demand_pools, pair_failures, round_scores
+from matching.eligibility import pair_failures, proposable_pools, round_scores
 from matching.policy.model import Policy
 from matching.policy.scoring import demand_position
 from matching.result import UNALLOCATED_DEMAND_REASONS
@@ -129,7 +129,7 @@ def explain_demand(
     for failed in fails.values():
         passes &= ~failed
     in_flux = units["flux_excluded"].astype(str).to_numpy(dtype=object) == ""
-    pools = int(demand_pools(demands_with_facts.iloc[[d]], policy)[0])
+    pools = int(proposable_pools(demands_with_facts.iloc[[d]], policy)[0])
     eligible = passes & (~in_flux | (pools != 0))
     res_ids = [r.id for r in policy.reservataires]
     unit_ids = units["unit_id"].astype(str).to_numpy(dtype=object)

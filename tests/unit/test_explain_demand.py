@@ -130,3 +130,28 @@ def test_the_command_on_a_solve_folder(folder: Path, tmp_path: Path) -> None:
     assert code == 2 and "no demand D-NOT-THERE in" in text and "Traceback" not in text
     code, text = run("explain-demand", tmp_path, "D1")
     assert code == 2 and "missing: not a folder written by matching solve" in text
+
+
+def test_a_household_whose_only_pool_the_law_bars_is_in_no_pool() -> None:
+    """A non-priority household listing only `etat` is in no pool, as unallocated_demands says.
+
+    The État takes priority households only, whatever an explicit pools list says: the
+    solver, the checker and unallocated_demands.csv treat it as in no pool.
+    """
+    units = units_of(unit("F"), unit("G"))
+    demands = demands_of(
+        demand("A", pools=("bailleur",), dalo=True, annual_income_eur=9000.0),
+        demand("E", pools=("etat",)),
+        demand("M", pools=("etat", "bailleur")),
+    )
+    result = solve(units, demands, "default-2026", on=ROUND_DATE)
+    policy = result.prepared.instance.policy
+    facts = result.prepared.instance.demands
+    left = result.unallocated_demands.set_index("demand_id")
+    e = explain_demand(units, facts, policy, result.allocation, result.orientation, "E")
+    assert left.at["E", "reason"] == "no_unit_in_its_pools"
+    assert (e.reason, e.eligible, e.pool_blocked, e.chances) == ("no_unit_in_its_pools", 0, 2, ())
+    for demand_id in left.index:
+        got = explain_demand(units, facts, policy, result.allocation, result.orientation, demand_id)
+        assert got.reason == left.at[demand_id, "reason"], demand_id
+        assert got.eligible == int(left.at[demand_id, "eligible_units"]), demand_id
