@@ -22,6 +22,7 @@ import pandas as pd
 
 from matching.checker import ALLOCATION_COLUMNS, ORIENTATION_COLUMNS, normalise_table
 from matching.eligibility import pair_failures, proposable_pools, round_scores
+from matching.exceptions import DataError, RowProblem
 from matching.policy.model import Policy
 from matching.policy.scoring import demand_position
 from matching.result import UNALLOCATED_DEMAND_REASONS
@@ -99,6 +100,7 @@ def explain_demand(
     *,
     status: str = "OPTIMAL",
     time_limited: bool = False,
+    sources: tuple[str, str] = ("allocation", "orientation"),
 ) -> DemandExplanation:
     """Explain what became of ``demand_id`` in this allocation of the round.
 
@@ -117,10 +119,20 @@ def explain_demand(
         The round's status and whether a FEASIBLE search was stopped by its time limit
         (``result.json`` and ``timings.json``): with no solution, or a search cut short, the
         reason is the status's, as in ``unallocated_demands.csv``.
+    sources
+        The names of the allocation and orientation tables in error messages (their files).
+
+    Raises
+    ------
+    DataError
+        When the allocation or the orientation cannot be read one way: a row naming a unit or a
+        demand not in the round, a unit or a household allocated twice, a unit oriented twice
+        or to an unknown réservataire (``matching check`` reports each as a violation).
     """
     d = demand_position(demands_with_facts, demand_id)
-    allocation = normalise_table(allocation, ALLOCATION_COLUMNS, "allocation")
-    orientation = normalise_table(orientation, ORIENTATION_COLUMNS, "orientation")
+    allocation = normalise_table(allocation, ALLOCATION_COLUMNS, sources[0])
+    orientation = normalise_table(orientation, ORIENTATION_COLUMNS, sources[1])
+    _refuse_ambiguous(units, demands_with_facts, policy, allocation, orientation, sources)
     n = len(units)
     fails = pair_failures(
         units, demands_with_facts, np.arange(n), np.full(n, d, dtype=np.int64), policy
@@ -176,6 +188,44 @@ def explain_demand(
         oriented_elsewhere={str(r): int(c) for r, c in sorted(elsewhere.items())},
         chances=chances,
     )
+
+
+def _refuse_ambiguous(
+    units: pd.DataFrame,
+    demands: pd.DataFrame,
+    policy: Policy,
+    allocation: pd.DataFrame,
+    orientation: pd.DataFrame,
+    sources: tuple[str, str],
+) -> None:
+    """Refuse tables an explanation would read two ways (a hand-edited allocations.csv).
+
+    A unit allocated twice would be said to house one household and to have gone to another;
+    a row naming an unknown id (a typo) leaves the household it meant to house "not housed".
+    """
+    problems: list[RowProblem] = []
+    known = {
+        "unit_id": set(units["unit_id"].astype(str)),
+        "demand_id": set(demands["demand_id"].astype(str)),
+    }
+    for field, what in (("unit_id", "unit"), ("demand_id", "demand")):
+        values = allocation[field]
+        for i in np.flatnonzero(~values.isin(known[field]).to_numpy()):
+            reason = f"not a {what} of the round"
+            problems.append(RowProblem(sources[0], int(i) + 1, field, str(values[i]), reason))
+        for i in np.flatnonzero(values.duplicated(keep="first").to_numpy()):
+            reason = f"{what} allocated more than once (run matching check on the folder)"
+            problems.append(RowProblem(sources[0], int(i) + 1, field, str(values[i]), reason))
+    o_units, o_res = orientation["unit_id"], orientation["reservataire"]
+    for i in np.flatnonzero(o_units.duplicated(keep="first").to_numpy()):
+        reason = "unit oriented more than once (run matching check on the folder)"
+        problems.append(RowProblem(sources[1], int(i) + 1, "unit_id", str(o_units[i]), reason))
+    ids = policy.reservataire_ids()
+    for i in np.flatnonzero(~o_res.isin(ids).to_numpy()):
+        reason = f"unknown réservataire; known: {', '.join(ids)}"
+        problems.append(RowProblem(sources[1], int(i) + 1, "reservataire", str(o_res[i]), reason))
+    if problems:
+        raise DataError(problems)
 
 
 def _reason(

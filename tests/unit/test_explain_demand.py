@@ -155,3 +155,34 @@ def test_a_household_whose_only_pool_the_law_bars_is_in_no_pool() -> None:
         got = explain_demand(units, facts, policy, result.allocation, result.orientation, demand_id)
         assert got.reason == left.at[demand_id, "reason"], demand_id
         assert got.eligible == int(left.at[demand_id, "eligible_units"]), demand_id
+
+
+def test_a_hand_edited_allocation_read_two_ways_is_refused(folder: Path, tmp_path: Path) -> None:
+    """A unit or household allocated twice, an unknown id, a réservataire typo: exit 2, named.
+
+    Before, a unit given to two households was said to house the first and to have gone to the
+    second in the same explanation; an unknown réservataire was counted as one the pools miss.
+    """
+    import shutil
+
+    allocation = read_table(folder / "allocations.csv")
+    first = allocation.iloc[0]
+    cases = {
+        "unit_twice": f"{first['unit_id']},D2026-0000001,{first['reservataire']},1\n",
+        "unknown_unit": f"U-TYPO,D2026-0000001,{first['reservataire']},1\n",
+    }
+    for name, extra in cases.items():
+        copy = tmp_path / name
+        shutil.copytree(folder, copy)
+        with (copy / "allocations.csv").open("a", encoding="utf-8") as f:
+            f.write(extra)
+        code, text = run("explain-demand", copy, first["demand_id"])
+        assert code == 2 and "Traceback" not in text, text
+        assert f"{copy / 'allocations.csv'}: row {len(allocation) + 1}, field 'unit_id'" in text
+    copy = tmp_path / "typo"
+    shutil.copytree(folder, copy)
+    oriented = (copy / "orientations.csv").read_text(encoding="utf-8").splitlines()
+    head, row = oriented[0], oriented[1].rsplit(",", 1)[0] + ",nobody"
+    (copy / "orientations.csv").write_text("\n".join([head, row, *oriented[2:]]) + "\n")
+    code, text = run("explain-demand", copy, first["demand_id"])
+    assert code == 2 and "row 1, field 'reservataire', value 'nobody'" in text, text

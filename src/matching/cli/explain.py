@@ -87,6 +87,7 @@ def explain_demand_command(folder: Path, demand_id: str, max_units: int) -> None
         demand_id,
         status=status,
         time_limited=stopped,
+        sources=(str(folder / "allocations.csv"), str(folder / "orientations.csv")),
     )
     click.echo(f"Round {on.isoformat()} ({status}), policy {policy.id}")
     click.echo(render_demand_explanation(explanation, max_units=max_units))
