@@ -186,3 +186,19 @@ def test_a_hand_edited_allocation_read_two_ways_is_refused(folder: Path, tmp_pat
     (copy / "orientations.csv").write_text("\n".join([head, row, *oriented[2:]]) + "\n")
     code, text = run("explain-demand", copy, first["demand_id"])
     assert code == 2 and "row 1, field 'reservataire', value 'nobody'" in text, text
+
+
+def test_a_lower_score_in_a_search_stopped_unproven_is_not_blamed_on_the_rules() -> None:
+    """A unit that went to a lower score in a round stopped by --gap: the search, not a quota."""
+    chance = UnitChance(unit_id="U1", reservataire="bailleur", taken_by="D2", taken_score=21)
+    e = DemandExplanation(
+        demand_id="D1", score=59, unit_id="", reservataire="", reason="not_proven_in_time",
+        units=1, failing={}, pool_blocked=0, eligible=1, oriented_elsewhere={}, chances=(chance,),
+    )  # fmt: skip
+    text = render_demand_explanation(e)
+    assert "U1 (bailleur): went to D2 (score 21): a lower score, in a search stopped" in text
+    assert "quota" not in text
+    proven = render_demand_explanation(
+        DemandExplanation(**{**e.__dict__, "reason": "units_went_to_others"})
+    )
+    assert "a lower score, placed by a quota, a band or the stages" in proven
