@@ -116,9 +116,10 @@ def explain_demand(
     demand_id
         The household; a DataError names it when it is not in the round.
     status, time_limited
-        The round's status and whether a FEASIBLE search was stopped by its time limit
-        (``result.json`` and ``timings.json``): with no solution, or a search cut short, the
-        reason is the status's, as in ``unallocated_demands.csv``.
+        The round's status and whether a FEASIBLE search was stopped by its time limit or
+        its --gap (``result.json``: a FEASIBLE round of the exact solver, not a greedy
+        policy's): with no solution, or a search cut short, the reason is the status's, as in
+        ``unallocated_demands.csv``.
     sources
         The names of the allocation and orientation tables in error messages (their files).
 

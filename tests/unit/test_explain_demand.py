@@ -202,3 +202,22 @@ def test_a_lower_score_in_a_search_stopped_unproven_is_not_blamed_on_the_rules()
         DemandExplanation(**{**e.__dict__, "reason": "units_went_to_others"})
     )
     assert "a lower score, placed by a quota, a band or the stages" in proven
+
+
+def test_a_round_stopped_by_its_gap_is_read_from_result_json(tmp_path: Path) -> None:
+    """timings.json (the one file that varies between runs) left out of a kept folder.
+
+    A FEASIBLE round stopped by --gap: its households are not_proven_in_time in
+    unallocated_demands.csv, and explain-demand says so without timings.json too (it said
+    units_went_to_others).
+    """
+    out = tmp_path / "gap"
+    code, text = run("solve", TINY, "--gap", 0.9, "--no-prune", "--workers", 1, "--out", out)
+    assert code == 0, text
+    left = read_table(out / "unallocated_demands.csv")
+    stopped = left[left["reason"] == "not_proven_in_time"]
+    assert len(stopped) > 0, "the round was proven: no gap left to stop at"
+    (out / "timings.json").unlink()
+    code, text = run("explain-demand", out, stopped["demand_id"].iloc[0])
+    assert code == 0, text
+    assert "not housed (not_proven_in_time:" in text

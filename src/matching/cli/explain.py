@@ -20,24 +20,31 @@ from matching.explain import explain_demand, render_demand_explanation
 from matching.facts import derive_facts
 from matching.io import read_round_files, read_table
 from matching.policy.loader import load_policy
+from matching.types import ALLOCATION_POLICIES
 
 NEEDED = ("units.csv", "demands.csv", "policy.yaml", "allocations.csv", "orientations.csv")
 
 
 def _status(folder: Path) -> tuple[str, dt.date, bool]:
-    """The round's status, date and whether its search stopped at the time limit."""
+    """The round's status, date and whether its search stopped before its proof.
+
+    All three from ``result.json``: a FEASIBLE round of the exact solver was stopped by its time
+    limit or its --gap (`matching.solver.solve`), a greedy policy's FEASIBLE (its ``proof``
+    ``method``) is its nature. ``timings.json``, the one file that varies from run to run, may
+    be left out of a kept folder: without it, a stopped round's households were said
+    ``units_went_to_others`` where ``unallocated_demands.csv`` says ``not_proven_in_time``.
+    """
     path = folder / "result.json"
     try:
         result = json.loads(path.read_text(encoding="utf-8"))
         status, on = str(result["status"]), dt.date.fromisoformat(result["round_date"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        proof = result.get("proof") or {}
+        method = str(proof.get("method", "")) if isinstance(proof, dict) else ""
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         reason = "missing" if isinstance(exc, OSError) else f"unreadable ({exc})"
         raise DataError([RowProblem(str(path), None, "status", "", reason)]) from None
-    try:
-        timings = json.loads((folder / "timings.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        timings = {}
-    return status, on, bool(isinstance(timings, dict) and timings.get("time_limited"))
+    greedy = method in ALLOCATION_POLICIES and method != "optimal"
+    return status, on, status == "FEASIBLE" and not greedy
 
 
 @click.command(name="explain-demand", short_help=short_help("explain-demand"))
