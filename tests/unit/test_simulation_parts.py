@@ -313,16 +313,23 @@ def test_vacancy_days_count_a_refusal_of_an_earlier_round_once() -> None:
     assert days.tolist() == [53 + 10, 69, 0]
 
 
+def _simulate_tiny_year(tmp_path: Path, old: str, new: str) -> tuple[Path, str]:
+    """`matching simulate` on the tiny year with ``old`` replaced by ``new``: folder, output."""
+    text = (SCENARIOS / "tiny-year.yaml").read_text(encoding="utf-8")
+    assert old in text
+    scenario = tmp_path / "year.yaml"
+    scenario.write_text(text.replace(old, new), "utf-8")
+    out = tmp_path / "out"
+    got = CliRunner().invoke(cli, ["simulate", str(scenario), "--out", str(out)])
+    assert got.exit_code == 0, got.output
+    return out, got.output
+
+
 def test_every_offer_refused_the_vacancy_stays_within_the_answers(tmp_path: Path) -> None:
     """Every offer refused: a unit is vacant from its release to its last answer, no more."""
     import json
 
-    text = (SCENARIOS / "tiny-year.yaml").read_text(encoding="utf-8")
-    scenario = tmp_path / "year.yaml"
-    scenario.write_text(text.replace("{probability: 0.3}", "{probability: 1.0}"), "utf-8")
-    out = tmp_path / "out"
-    got = CliRunner().invoke(cli, ["simulate", str(scenario), "--out", str(out)])
-    assert got.exit_code == 0, got.output
+    out, _ = _simulate_tiny_year(tmp_path, "{probability: 0.3}", "{probability: 1.0}")
     kpis = json.loads((out / "kpis.json").read_text(encoding="utf-8"))
     units = pd.read_csv(out / "units.csv", keep_default_na=False)
     offers = pd.read_csv(out / "offers.csv")
@@ -352,12 +359,7 @@ def test_a_scoped_quota_has_a_running_rate_its_worst_groups(tmp_path: Path) -> N
     (tmp_path / "scoped.yaml").write_text(
         policy.replace(rule, rule + "      scope: unit.bailleur\n"), encoding="utf-8"
     )
-    text = (SCENARIOS / "tiny-year.yaml").read_text(encoding="utf-8")
-    scenario = tmp_path / "year.yaml"
-    scenario.write_text(text.replace("policy: default-2026", "policy: scoped.yaml"), "utf-8")
-    out = tmp_path / "out"
-    got = CliRunner().invoke(cli, ["simulate", str(scenario), "--out", str(out)])
-    assert got.exit_code == 0, got.output
+    out, output = _simulate_tiny_year(tmp_path, "policy: default-2026", "policy: scoped.yaml")
     groups = {
         k: v["rate"]
         for k, v in json.loads((out / "kpis.json").read_text(encoding="utf-8"))["quotas"].items()
@@ -366,7 +368,7 @@ def test_a_scoped_quota_has_a_running_rate_its_worst_groups(tmp_path: Path) -> N
     assert len(groups) >= 2, groups
     rounds = pd.read_csv(out / "rounds.csv")
     assert rounds["rate.mixity_outside_qpv"].iloc[-1] == min(groups.values())
-    assert "mixity_outside_qpv -" not in got.output.splitlines()[-2]
+    assert "mixity_outside_qpv -" not in output.splitlines()[-2]
 
 
 def test_out_on_the_data_folder_is_refused_before_it_overwrites_the_data(tmp_path: Path) -> None:
