@@ -109,8 +109,9 @@ class MixityKpis:
         scope groups, for a scoped rule).
     rule_id
         The policy's quota rule with the same base and count (EPCI-wide first, else scoped),
-        whose year-so-far tallies are added; None when the policy has none (year to date then
-        equals the round).
+        whose year-so-far tallies are added; None when the policy has none: the year to date
+        then equals the round in the year's first round, and is unknown (None) after earlier
+        rounds, whose mix only such a rule's tallies keep.
     target
         That rule's target (None without a rule, or for a scoped rule: it holds per group).
     """
@@ -118,8 +119,8 @@ class MixityKpis:
     base: int
     counted: int
     rate: float | None
-    base_year: int
-    counted_year: int
+    base_year: int | None
+    counted_year: int | None
     rate_year: float | None
     rule_id: str | None
     target: float | None
@@ -346,15 +347,21 @@ def _mixity(
     n_base, n_counted = int(base.sum()), int((base & counted).sum())
     rule = _matching_rule(policy, base_conds, count_conds)
     prior = _prior(year, rule)
-    base_year = n_base + prior.base
-    counted_year = n_counted + prior.counted
+    # earlier rounds' mix lives only in a rule's tallies: without such a rule, after earlier
+    # rounds, the year to date is unknown (it showed the round's figures, labelled 'year')
+    base_year: int | None = None
+    counted_year: int | None = None
+    rate_year: float | None = None
+    if rule is not None or year == YearSoFar():
+        base_year, counted_year = n_base + prior.base, n_counted + prior.counted
+        rate_year = _rate(counted_year, base_year)
     return MixityKpis(
         base=n_base,
         counted=n_counted,
         rate=_rate(n_counted, n_base),
         base_year=base_year,
         counted_year=counted_year,
-        rate_year=_rate(counted_year, base_year),
+        rate_year=rate_year,
         rule_id=rule.id if rule is not None else None,
         # a scoped rule's target holds in each group, not over the EPCI
         target=rule.target if rule is not None and rule.scope is None else None,

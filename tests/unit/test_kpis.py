@@ -298,3 +298,39 @@ def test_render_text_writes_large_counts_with_thousands_separators(kpis: RoundKp
     landlord = next(line for line in text.splitlines() if "1,020" in line)
     assert landlord.strip().startswith(data["landlords"][0]["bailleur"])
     assert "17000" not in text and "48070" not in text
+
+
+def test_mixity_year_to_date_without_a_rule_is_unknown_after_earlier_rounds(
+    policy: Policy,
+) -> None:
+    """A policy with no mixity rule keeps no tally of earlier rounds' mix.
+
+    The 'year' figures were the round's (2 of 3) after 15 earlier flux units, labelled year to
+    date. Now unknown then; in the year's first round they are the round's, which is the year.
+    """
+    rules = tuple(r for r in policy.quotas.rules if not r.id.startswith("mixity"))
+    bare = policy.model_copy(update={"quotas": policy.quotas.model_copy(update={"rules": rules})})
+    units = units_of(*(unit(k, **v) for k, v in UNITS.items()))
+    demands = derive_facts(
+        demands_of(*(demand(k, **v) for k, v in DEMANDS.items())), bare, ROUND_DATE
+    )
+    later = compute_kpis(units, demands, bare, ALLOCATION, ORIENTATION, YEAR).q1_outside_qpv
+    assert (later.base, later.counted, later.rule_id) == (3, 2, None)
+    assert (later.base_year, later.counted_year, later.rate_year) == (None, None, None)
+    first = compute_kpis(units, demands, bare, ALLOCATION, ORIENTATION, None).q1_outside_qpv
+    assert (first.base_year, first.counted_year, first.rate_year) == (3, 2, 0.6667)
+    text = render_kpis_text(compute_kpis(units, demands, bare, ALLOCATION, ORIENTATION, YEAR))
+    row = next(line for line in text.splitlines() if "Q1 or ANRU outside QPV" in line)
+    assert row.split() == [
+        "Q1",
+        "or",
+        "ANRU",
+        "outside",
+        "QPV",
+        "2/3",
+        "66.7",
+        "%",
+        "-/-",
+        "-",
+        "-",
+    ]
