@@ -445,18 +445,21 @@ def test_integers_are_still_numbers(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("extra", "key", "lines"),
+    ("extra", "key", "where"),
     [
-        ("seed: 5\n", "seed", "4 and 8"),  # the second one silently won
-        ("simulation:\n  renewal_rate: 0.5\n  renewal_rate: 0.9\n", "renewal_rate", "9 and 10"),
-        ("simulation: {refusals: {by_rooms: {2: 0.1, 2: 0.2}}}\n", "2", "8 and 8"),
+        ("seed: 5\n", "seed", "lines 4 and 8"),  # the second one silently won
+        ("simulation:\n  renewal_rate: 0.5\n  renewal_rate: 0.9\n", "renewal_rate",
+         "lines 9 and 10"),
+        # one line: it said "lines 8 and 8"
+        ("simulation: {refusals: {by_rooms: {2: 0.1, 2: 0.2}}}\n", "2",
+         "line 8, columns 36 and 44"),
     ],
-)
-def test_a_key_given_twice_is_refused(tmp_path: Path, extra: str, key: str, lines: str) -> None:
+)  # fmt: skip
+def test_a_key_given_twice_is_refused(tmp_path: Path, extra: str, key: str, where: str) -> None:
     path = write(tmp_path, MINIMAL + extra)
     with pytest.raises(PolicyError) as info:
         load_scenario(path)
-    assert str(info.value) == f"{path}: {key}: given twice (lines {lines})"
+    assert str(info.value) == f"{path}: {key}: given twice ({where})"
 
 
 def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:

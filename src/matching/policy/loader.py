@@ -27,9 +27,16 @@ BUNDLED_MODELS = Path(__file__).resolve().parent.parent / "models"
 class DuplicateKey(yaml.YAMLError):
     """A mapping of the file gives the same key twice."""
 
-    def __init__(self, key: object, first_line: int, line: int) -> None:
-        self.key, self.first_line, self.line = key, first_line, line
-        super().__init__(f"{key}: given twice (lines {first_line} and {line})")
+    def __init__(self, key: object, first: tuple[int, int], second: tuple[int, int]) -> None:
+        (self.first_line, first_column), (self.line, column) = first, second
+        self.key = key
+        # both in one flow mapping ({2: 0.1, 2: 0.2}): "lines 8 and 8" named no place
+        where = (
+            f"line {self.line}, columns {first_column} and {column}"
+            if self.line == self.first_line
+            else f"lines {self.first_line} and {self.line}"
+        )
+        super().__init__(f"{key}: given twice ({where})")
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -42,19 +49,20 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         """The mapping of ``node``, refusing a key given twice (`DuplicateKey`)."""
-        seen: dict[Any, int] = {}
+        seen: dict[Any, tuple[int, int]] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
             key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
+            mark = key_node.start_mark
+            place = (mark.line + 1, mark.column + 1)
             try:
                 first = seen.get(key)
             except TypeError:  # an unhashable key: SafeLoader refuses it itself
                 continue
             if first is not None:
-                raise DuplicateKey(key, first, line)
-            seen[key] = line
+                raise DuplicateKey(key, first, place)
+            seen[key] = place
         return super().construct_mapping(node, deep=deep)
 
 
