@@ -748,6 +748,7 @@ def _validate(
     if id_field in parsed:
         _check_unique(id_field, *parsed[id_field], ctx)
     _check_household(parsed, ctx)
+    _blank_lines_once(frame, ctx)
     order = {spec.name: i for i, spec in enumerate(specs)}
     ctx.problems.items.sort(
         key=lambda p: (p.row is not None, p.row or 0, order.get(p.field, len(order)))
@@ -758,6 +759,28 @@ def _validate(
         values = parsed[name][0]
         out[name] = pd.Series(values, dtype=dtype)
     return pd.DataFrame(out, columns=list(dtypes))
+
+
+def _blank_lines_once(frame: pd.DataFrame, ctx: _Context) -> None:
+    """One problem per blank line of a table, instead of one per required field.
+
+    Why: two blank lines at the end of a CSV (an editor's or a spreadsheet's) gave 20
+    "required value is missing (empty cell)" problems, burying any other one; the line is
+    the problem, not its fields. A table of one column is left alone: there an empty cell is
+    a value's absence, which its own field reports. Only rows already reported are looked at
+    (a blank line always is: its id is missing), so a valid table costs nothing.
+    """
+    reported = sorted({p.row for p in ctx.problems.items if p.row is not None})
+    if frame.shape[1] < 2 or not reported:
+        return
+    cells = frame.iloc[[row - 1 for row in reported]].astype(object)
+    empty = cells.isna() | cells.apply(lambda column: column.astype(str).str.strip() == "")
+    rows = {row for row, blank in zip(reported, empty.all(axis=1), strict=True) if blank}
+    if not rows:
+        return
+    ctx.problems.items[:] = [p for p in ctx.problems.items if p.row not in rows]
+    for row in sorted(rows):
+        ctx.problems.add(ctx.source, row, "", "", "a blank line: every field is empty (remove it)")
 
 
 def validate_units(

@@ -360,14 +360,25 @@ def test_several_bad_rows_are_all_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_blank_line_is_a_row_not_skipped(tmp_path: Path) -> None:
-    """A blank line inside a CSV counts as a data row with empty cells: reported, never dropped."""
+    """A blank line inside a CSV is a data row: reported once as a blank line, never dropped.
+
+    Two blank lines at the end gave 20 "empty cell" problems, one per required field; a row
+    holding only its id still has one problem per missing field.
+    """
     path = tmp_path / "units.csv"
     write_rows(path, unit_rows({}, {}))
     lines = path.read_text(encoding="utf-8").splitlines()
     path.write_text("\n".join([lines[0], lines[1], "", lines[2]]) + "\n", encoding="utf-8")
     problems = problems_of(lambda: io.read_units(path))
-    assert {p.row for p in problems} == {2}
-    assert "unit_id" in {p.field for p in problems}
+    assert [(p.row, p.field, p.reason) for p in problems] == [
+        (2, "", "a blank line: every field is empty (remove it)")
+    ]
+    id_only = "U9" + "," * (len(lines[0].split(",")) - 1)
+    path.write_text("\n".join([*lines, id_only, "", ""]) + "\n", encoding="utf-8")
+    problems = problems_of(lambda: io.read_units(path))
+    assert {p.row for p in problems} == {3, 4, 5}
+    assert [p.field for p in problems if p.row in (4, 5)] == ["", ""]
+    assert {"bailleur", "rooms"} <= {p.field for p in problems if p.row == 3}
 
 
 def test_row_with_wrong_number_of_fields_is_reported(tmp_path: Path) -> None:
