@@ -767,8 +767,8 @@ def _check_pools(
         np.array([r.id for r in policy.reservataires if _PRIORITY_ONLY in r.pool], dtype=object),
     )
 
-    # a pool condition on `priority` other than the État's is the law too (the solver's
-    # `pool_law`): an explicit pools list does not lift it; a household that breaks it is
+    # a pool condition on `priority` other than the État's is the law too (the pair table's
+    # `proposable_pools`): an explicit pools list does not lift it; a household breaking it is
     # outside the pool (until the sixteenth session only the État's was checked, so an
     # allocation the solver can never make, a priority household through a réservataire for
     # non-priority households, passed the check)

@@ -206,23 +206,42 @@ def infeasibility_message(result: Result) -> str:
     return text
 
 
-def _unallocated(prepared: PreparedRound, solution: RoundSolution) -> pd.DataFrame:
+def _in_oriented_pool(inst: RoundInstance, solution: RoundSolution) -> np.ndarray:
+    """Per pair: the unit is outside the flux, or oriented to a pool that holds the household.
+
+    Both tables of what was left out read it: one pass over the pairs, not two.
+    """
+    res_of_unit = np.full(len(inst.units), -1, dtype=np.int64)
+    for u, r in solution.orientation.items():
+        res_of_unit[u] = r
+    oriented = res_of_unit[inst.pair_unit]
+    pools = inst.pair_pools.astype(np.int64)
+    held = (oriented >= 0) & (((pools >> np.maximum(oriented, 0)) & 1) == 1)
+    return ~inst.flux_units[inst.pair_unit] | held
+
+
+def _status_reason(solution: RoundSolution) -> str | None:
+    """The reason of all left out of a round with no solution, or None when it has one.
+
+    Without a solution there is no orientation, so no pool to blame.
+    """
+    if solution.status == "INFEASIBLE":
+        return "round_infeasible"
+    return "no_solution_in_time" if solution.status == "UNKNOWN" else None
+
+
+def _unallocated(
+    prepared: PreparedRound, solution: RoundSolution, in_pool: np.ndarray
+) -> pd.DataFrame:
+    """Every unit not let, with its reason; ``in_pool`` is `_in_oriented_pool`."""
     inst = prepared.instance
     n = len(inst.units)
     allocated = np.zeros(n, dtype=bool)
     allocated[solution.unit] = True
     has_pair = np.zeros(n, dtype=bool)
     has_pair[inst.pair_unit] = True
-    res_of_unit = np.full(n, -2, dtype=np.int64)
-    for u, r in solution.orientation.items():
-        res_of_unit[u] = r
     in_oriented_pool = np.zeros(n, dtype=bool)
-    pools = inst.pair_pools.astype(np.int64)
-    flux = inst.flux_units
-    oriented = res_of_unit[inst.pair_unit]
-    ok = np.where(oriented >= 0, (pools >> np.maximum(oriented, 0)) & 1, 0).astype(bool)
-    ok |= ~flux[inst.pair_unit]
-    in_oriented_pool[inst.pair_unit[ok]] = True
+    in_oriented_pool[inst.pair_unit[in_pool]] = True
     no_pool = prepared.pairs.no_pool > 0
     # a search stopped by its time limit does not show that a unit's candidates went elsewhere
     # or that a quota bound (0 of 21 units let at a 0.01 s budget, each said
@@ -230,9 +249,8 @@ def _unallocated(prepared: PreparedRound, solution: RoundSolution) -> pd.DataFra
     stopped = bool(solution.stats.get("time_limited"))
     taken = "not_proven_in_time" if stopped else "candidates_taken_or_quota_bound"
     with_pair = np.where(in_oriented_pool, taken, "no_candidate_in_oriented_pool")
-    if solution.status in {"INFEASIBLE", "UNKNOWN"}:  # no orientation: no pool to blame
-        with_pair = np.full(n, "round_infeasible" if solution.status == "INFEASIBLE"
-                            else "no_solution_in_time", dtype=object)  # fmt: skip
+    if (status_reason := _status_reason(solution)) is not None:
+        with_pair = np.full(n, status_reason, dtype=object)
     reasons = np.where(
         has_pair, with_pair, np.where(no_pool, "no_demand_in_any_pool", "no_eligible_demand")
     )
@@ -242,39 +260,29 @@ def _unallocated(prepared: PreparedRound, solution: RoundSolution) -> pd.DataFra
     return frame[~allocated].sort_values("unit_id", kind="stable").reset_index(drop=True)
 
 
-def _unallocated_demands(prepared: PreparedRound, solution: RoundSolution) -> pd.DataFrame:
+def _unallocated_demands(
+    prepared: PreparedRound, solution: RoundSolution, in_pool: np.ndarray
+) -> pd.DataFrame:
     """Every demand not housed, with its reason and the number of units it is eligible for.
 
     So that nothing is lost on the demand side either: allocations plus these rows are the
     round's demands, and the reasons of those with no eligible unit add up to the count
-    ``demands_not_eligible`` of ``result.json``.
+    ``demands_not_eligible`` of ``result.json``. ``in_pool`` is `_in_oriented_pool`.
     """
     inst = prepared.instance
     n = len(inst.demands)
     housed = np.zeros(n, dtype=bool)
     housed[solution.demand] = True
-    pair_unit, pair_demand = inst.pair_unit, inst.pair_demand
-    eligible_units = np.bincount(pair_demand, minlength=n)  # pairs are (unit, demand) unique
-    res_of_unit = np.full(len(inst.units), -1, dtype=np.int64)
-    for u, r in solution.orientation.items():
-        res_of_unit[u] = r
-    oriented = res_of_unit[pair_unit]
-    pools = inst.pair_pools.astype(np.int64)
-    in_pool = ~inst.flux_units[pair_unit] | (
-        (oriented >= 0) & (((pools >> np.maximum(oriented, 0)) & 1) == 1)
-    )
+    eligible_units = np.bincount(inst.pair_demand, minlength=n)  # (unit, demand) pairs unique
     candidate = np.zeros(n, dtype=bool)
-    candidate[pair_demand[in_pool]] = True
+    candidate[inst.pair_demand[in_pool]] = True
     stopped = bool(solution.stats.get("time_limited"))
     with_unit = np.where(
         candidate,
         "not_proven_in_time" if stopped else "units_went_to_others",
         "no_unit_oriented_to_its_pools",
     )
-    if solution.status in {"INFEASIBLE", "UNKNOWN"}:  # no orientation: no pool to blame
-        status_reason = (
-            "round_infeasible" if solution.status == "INFEASIBLE" else "no_solution_in_time"
-        )
+    if (status_reason := _status_reason(solution)) is not None:
         with_unit = np.full(n, status_reason, dtype=object)
     no_unit = np.where(prepared.pairs.pool_blocked, "no_unit_in_its_pools", "no_eligible_unit")
     reasons = np.where(eligible_units > 0, with_unit, no_unit)
@@ -326,9 +334,10 @@ def build_result(
         .sort_values("unit_id", kind="stable")
         .reset_index(drop=True)
     )
-    unallocated = _unallocated(prepared, solution)
+    in_pool = _in_oriented_pool(inst, solution)
+    unallocated = _unallocated(prepared, solution, in_pool)
     unallocated_demands = _as_text(
-        _unallocated_demands(prepared, solution), ("demand_id", "reason")
+        _unallocated_demands(prepared, solution, in_pool), ("demand_id", "reason")
     )
     # one dtype for every id and text column, whatever the round's status (an OPTIMAL round's
     # allocation had pandas text columns and its orientation object ones; an INFEASIBLE

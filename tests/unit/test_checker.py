@@ -384,8 +384,8 @@ def test_explicit_pools_do_not_lift_another_priority_condition(policy: Policy) -
     """A réservataire for non-priority households only: an explicit list naming it is not enough.
 
     The solver keeps every pool condition on ``priority`` whatever the pools list
-    (`matching.solver.instance.pool_law`); the checker kept only the État's, so this
-    allocation, which the solver can never make, passed.
+    (`matching.eligibility.proposable_pools`, which the pair table reads); the checker kept
+    only the État's, so this allocation, which the solver can never make, passed.
     """
     reservataires = tuple(
         r.model_copy(update={"pool": (Condition(field="priority", op="eq", value=False),)})

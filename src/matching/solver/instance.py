@@ -149,28 +149,15 @@ def triple_selections(
     """The pairs (positions, sorted) that give a triple with each réservataire column.
 
     Column 0 is NONE (the pairs of units outside the flux), column ``i + 1`` réservataire ``i``
-    (the pairs of flux units whose pools hold it), as in `unit_res_key`.
+    (the pairs of flux units whose pools hold it), as in `unit_res_key`. The pools already
+    keep the law (a pool condition on `priority`, which an explicit `pools` list cannot lift:
+    `matching.eligibility.proposable_pools`), so they are read as they are.
     """
     flux = inst.flux_units[pair_unit]
     selections: list[np.ndarray] = [np.flatnonzero(~flux)]
     for i in range(len(inst.policy.reservataires)):
-        sel = flux & (((pair_pools >> i) & 1) == 1)
-        law = pool_law(inst, i)
-        if law is not None:
-            sel &= law[pair_demand]
-        selections.append(np.flatnonzero(sel))
+        selections.append(np.flatnonzero(flux & (((pair_pools >> i) & 1) == 1)))
     return selections
-
-
-def pool_law(inst: RoundInstance, i: int) -> np.ndarray | None:
-    """The households réservataire ``i`` may propose by law (per household), None: any.
-
-    A pool condition on `priority` is the law (the État's share goes to priority households
-    only): an explicit `pools` list in the demand file cannot override it. Read by the triples
-    (`triple_selections`) and by the tie-break's swaps (`matching.solver.ties`) alike.
-    """
-    legal = tuple(c for c in inst.policy.reservataires[i].pool if c.field == "priority")
-    return evaluate(legal, inst.demands) if legal else None
 
 
 def pairs_by_rank(inst: RoundInstance) -> np.ndarray:

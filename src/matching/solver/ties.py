@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from matching.policy.conditions import Condition
-from matching.solver.instance import RoundInstance, pool_law, table_codes, table_holds
+from matching.solver.instance import RoundInstance, table_codes, table_holds
 from matching.types import Stage
 
 
@@ -77,10 +77,8 @@ def prefer_tie_break(
         mine = r0 == i
         if not mine.any():
             continue
+        # the pair's pools keep the law (the État's share: priority households only)
         ok = ((pools[mine] >> i) & 1) == 1
-        law = pool_law(inst, i)  # the State's share: priority households, whatever the pools
-        if law is not None:
-            ok &= law[pd_[mine]]
         in_pool[np.flatnonzero(mine)[ok]] = True
     pu, pd_ = pu[in_pool], pd_[in_pool]
     if len(pu) == 0:
