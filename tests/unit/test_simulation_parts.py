@@ -132,6 +132,10 @@ def test_cli_simulate_one_round(tmp_path: Path) -> None:
     for name in ("allocations.csv", "offers.csv", "units.csv", "demands.csv", "kpis.json"):
         assert (tmp_path / name).is_file()
     assert (tmp_path / "rounds" / "01-2026-01-31" / "offers.csv").is_file()
+    # the list that keeps a run from writing over its inputs names every file it writes
+    from matching.simulation.outputs import YEAR_FILES
+
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == sorted(YEAR_FILES)
     assert "round 1/1 2026-01-31" in got.output
     # counts agree with their nouns ("1 units carried", "1 rounds to" read as typos)
     assert "0 refusals, 1 unit carried, 121 demands pending" in got.output
