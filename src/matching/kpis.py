@@ -633,7 +633,8 @@ def render_kpis_text(kpis: RoundKpis) -> str:
     out.append("")
     if s.count:
         out.append(
-            f"Scores of the {s.count:,} allocated household(s): mean {_cell(s.mean)}, "
+            f"Scores over the {s.count:,} allocation{'' if s.count == 1 else 's'}: "
+            f"mean {_cell(s.mean)}, "
             f"min {_cell(s.min)}, quartiles {_cell(s.q1)} / {_cell(s.median)} / {_cell(s.q3)}, "
             f"max {_cell(s.max)}, total {_cell(s.total)}"
         )

@@ -285,6 +285,25 @@ def test_render_text_table(kpis: RoundKpis) -> None:
     assert "mean 56.8, min 12, quartiles 52 / 62 / 62, max 96, total 284" in text
 
 
+def test_render_text_counts_scores_per_allocation_when_a_household_is_doubled(
+    policy: Policy,
+) -> None:
+    """An audited allocation giving D1 two units: 4 households housed, 5 allocations scored.
+
+    The score line counts allocations (as the objective does), so it must not call them
+    households: "housed 4" beside "Scores of the 5 allocated household(s)" read as a miscount.
+    """
+    units = units_of(*(unit(k, **v) for k, v in UNITS.items()))
+    demands = derive_facts(
+        demands_of(*(demand(k, **v) for k, v in DEMANDS.items())), policy, ROUND_DATE
+    )
+    doubled = ALLOCATION.copy()
+    doubled.loc[1, "demand_id"] = "D1"
+    text = render_kpis_text(compute_kpis(units, demands, policy, doubled, ORIENTATION, YEAR))
+    assert "housed 4 (" in text
+    assert "Scores over the 5 allocations: mean" in text
+
+
 def test_render_text_writes_large_counts_with_thousands_separators(kpis: RoundKpis) -> None:
     """17,000 demands and a score total of 48,070 read as the solve summary writes them."""
     data = kpis.to_dict()
