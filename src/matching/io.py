@@ -365,6 +365,15 @@ def _parse_bool(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
     if pd.api.types.is_bool_dtype(series.dtype) and not series.hasnans:
         values = series.to_numpy(dtype=bool)
         return values, np.ones(len(values), dtype=bool)
+    if pd.api.types.is_float_dtype(series.dtype):
+        # Why: pandas reads a 1/0 column with a blank cell as floats (`pd.read_csv`), and
+        # every 1.0 and 0.0 was refused as "not a boolean (... 1/0 ...)"; they are 1 and 0
+        numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        whole = (numbers == 0) | (numbers == 1)
+        series = pd.Series(
+            np.where(whole, np.where(numbers == 1, "1", "0"), series.to_numpy(dtype=object)),
+            dtype=object,
+        )
     text = _texts(series)
     shown = _Lazy(series, text)
     lower = text.str.lower()

@@ -8,6 +8,7 @@ assign100 optimum, and HDB caps respected when they bind, counted directly on th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -226,6 +227,93 @@ def test_the_lp_floor_resolves_the_engines_own_root_lp() -> None:
     assert record["oracle_lp_s"] == min(
         record[f"{s}_presolve_{p}_s"] for _, s, p in lp_floor.STRATEGIES
     )
+
+
+def test_the_lagrangian_lead_bounds_the_round_from_above_and_never_below_the_lp() -> None:
+    """Every multiplier gives a bound at or above the optimum, and the best never beats the LP.
+
+    The Lagrangian dual of the engine's model is the LP bound at best (the assignment polytope
+    is integral), so a bound below the engine's root LP value, or below its optimum at any
+    multipliers, would be a wrong subproblem; the subgradient must also make progress.
+    """
+    from benchmarks import lagrange
+    from benchmarks.cases import CASES, prepare
+
+    record = lagrange.measure("small-round", steps=60, patience=30)
+    assert record["status"] == "OPTIMAL"
+    assert record["optimum"] <= record["lp_bound"] + 1e-6
+    assert record["lp_bound"] - 1e-6 <= record["best_bound"] < record["first_bound"]
+    dual = lagrange.Dual.of(prepare(CASES["small-round"]).instance)
+    n_rows, n_bands = dual.rows.shape[0], len(dual.band_res)
+    rng = np.random.default_rng(5)
+    draws = [rng.exponential(scale, n_rows + 2 * n_bands) for scale in (1.0, 100.0, 10_000.0)]
+    for b in range(n_bands):  # a band paying more than any household: units left empty
+        mult = np.zeros(n_rows + 2 * n_bands)
+        mult[n_rows + b] = 1e6
+        draws.append(mult)
+    seen = []
+    for scale, mult in enumerate(draws):
+        value, grad = dual.evaluate(
+            mult[:n_rows], mult[n_rows : n_rows + n_bands], mult[n_rows + n_bands :]
+        )
+        assert value >= record["optimum"] - 1e-6, scale
+        assert grad.shape == mult.shape
+        assert value == pytest.approx(_lagrangian_by_lp(dual, mult), rel=1e-9), scale
+        seen.append((mult, value, grad))
+    for m1, v1, g1 in seen:  # a subgradient: L(m2) >= L(m1) + g1 . (m2 - m1) everywhere
+        for m2, v2, _ in seen:
+            assert v2 >= v1 + g1 @ (m2 - m1) - 1e-6 * abs(v1)
+
+
+def _lagrangian_by_lp(dual: Any, mult: np.ndarray) -> float:
+    """The same Lagrangian subproblem as an LP (integral: an assignment), solved by HiGHS.
+
+    Columns: the triples, then each flux unit's "empty, oriented to r"; each unit takes exactly
+    one of its columns if in the flux (at most one otherwise), each household at most one.
+    """
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix
+
+    from matching.solver.instance import NONE
+
+    t = dual.triples
+    n_rows, n_bands = dual.rows.shape[0], len(dual.band_res)
+    pi, lo, hi = mult[:n_rows], mult[n_rows : n_rows + n_bands], mult[n_rows + n_bands :]
+    nu = np.zeros(dual.n_res)
+    for b, r in enumerate(dual.band_res):
+        nu[r] += lo[b] - hi[b]
+    gain = dual.weight + dual.rows.T @ pi
+    gain[t.res != NONE] += nu[t.res[t.res != NONE]]
+    flux_units = np.flatnonzero(dual.flux)
+    n_units, n_t = len(dual.flux), len(t)
+    e_unit = np.repeat(flux_units, dual.n_res)
+    e_res = np.tile(np.arange(dual.n_res), len(flux_units))
+    cost = -np.concatenate([gain, nu[e_res]])
+    cols = np.arange(n_t + len(e_unit))
+    units = coo_matrix(
+        (np.ones(len(cols)), (np.concatenate([t.unit, e_unit]), cols)),
+        shape=(n_units, len(cols)),
+    ).tocsr()
+    demands, d_row = np.unique(t.demand, return_inverse=True)
+    households = coo_matrix(
+        (np.ones(n_t), (d_row, np.arange(n_t))), shape=(len(demands), len(cols))
+    ).tocsr()
+    from scipy.sparse import vstack
+
+    upper = np.ones(n_units)
+    fixed = dual.flux.astype(float)  # flux units: exactly one column (a household or empty)
+    res = linprog(
+        cost,
+        A_ub=vstack([units[~dual.flux], households]),
+        b_ub=np.concatenate([upper[~dual.flux], np.ones(len(demands))]),
+        A_eq=units[dual.flux],
+        b_eq=fixed[dual.flux],
+        bounds=(0, 1),
+        method="highs",
+    )
+    assert res.status == 0
+    constant = -(pi @ dual.rhs) - (lo @ dual.band_low) + (hi @ dual.band_high)
+    return float(-res.fun + constant)
 
 
 def test_the_exactness_sweep_compares_both_paths_and_flags_a_difference() -> None:

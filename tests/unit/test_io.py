@@ -157,6 +157,24 @@ def test_validate_accepts_typed_and_text_frames_alike() -> None:
     pd.testing.assert_frame_equal(io.validate_demands(as_text, "<text>"), canonical)
 
 
+def test_a_one_zero_column_read_by_pandas_with_a_blank_cell_is_boolean(tmp_path: Path) -> None:
+    """A 1/0 column with a blank cell, which `pd.read_csv` gives as 1.0/0.0/NaN, is read as 1/0.
+
+    The file itself loads; the same file through pandas had every cell refused, shown as '1.0'
+    under "not a boolean (true/false, 1/0, ...)". Other numbers stay refused.
+    """
+    rows = demand_rows({"eviction_threat": "1"}, {"eviction_threat": "0"}, {"eviction_threat": ""})
+    path = write_rows(tmp_path / "d.csv", rows)
+    frame = pd.read_csv(path, dtype={"resident_commune_insee": str})
+    assert frame["eviction_threat"].dtype == np.float64
+    from_pandas = io.validate_demands(frame, str(path))
+    pd.testing.assert_frame_equal(from_pandas, io.read_demands(path))
+    assert from_pandas["eviction_threat"].tolist() == [True, False, False]
+    frame.loc[1, "eviction_threat"] = 0.5
+    (problem,) = problems_of(lambda: io.validate_demands(frame, "<demands>"))
+    assert (problem.row, problem.field, problem.value) == (2, "eviction_threat", "0.5")
+
+
 def test_typed_list_cells_split_as_their_text_would() -> None:
     """A tuple cell gives the entries its text gives: stripped, split on ';', empties dropped.
 
