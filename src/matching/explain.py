@@ -16,6 +16,7 @@ its score is printed (`matching why-not` gives a pair's values).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,8 @@ import pandas as pd
 from matching.checker import ALLOCATION_COLUMNS, ORIENTATION_COLUMNS, normalise_table
 from matching.eligibility import pair_failures, proposable_pools, round_scores
 from matching.exceptions import DataError, RowProblem
+from matching.policy.fields import DERIVED_DEMAND_FIELDS
+from matching.policy.loader import load_policy
 from matching.policy.model import Policy
 from matching.policy.scoring import demand_position
 from matching.result import UNALLOCATED_DEMAND_REASONS
@@ -93,7 +96,7 @@ class DemandExplanation:
 def explain_demand(
     units: pd.DataFrame,
     demands_with_facts: pd.DataFrame,
-    policy: Policy,
+    policy: Policy | str | Path,
     allocation: pd.DataFrame,
     orientation: pd.DataFrame,
     demand_id: DemandId,
@@ -107,9 +110,11 @@ def explain_demand(
     Parameters
     ----------
     units, demands_with_facts
-        The round's canonical tables, demands with the derived facts (`derive_facts`).
+        The round's canonical tables, demands with the derived facts
+        (`matching.facts.derive_facts` at the round's date; a solved `Result` holds them as
+        ``result.prepared.instance.demands``).
     policy
-        The policy the round was allocated under.
+        The policy the round was allocated under: a `Policy`, a bundled name or a path.
     allocation, orientation
         The round's ``allocations.csv`` (unit_id, demand_id, reservataire) and
         ``orientations.csv`` (unit_id, reservataire) tables.
@@ -125,11 +130,24 @@ def explain_demand(
 
     Raises
     ------
+    TypeError
+        ``demands_with_facts`` lacks the derived facts (naming them and how to get them).
     DataError
         When the allocation or the orientation cannot be read one way: a row naming a unit or a
         demand not in the round, a unit or a household allocated twice, a unit oriented twice
         or to an unknown réservataire (``matching check`` reports each as a violation).
     """
+    if isinstance(policy, str | Path):
+        policy = load_policy(policy)  # as `matching.round.solve` and `checker.audit` take it
+    missing = [name for name in DERIVED_DEMAND_FIELDS if name not in demands_with_facts.columns]
+    if missing:
+        # Why: the plain demands (as read, or as `solve` was given them) failed deep in the
+        # eligibility rules with a bare KeyError 'priority'
+        raise TypeError(
+            f"demands_with_facts: no derived column {', '.join(missing)}: pass "
+            "matching.facts.derive_facts(demands, policy, on) at the round's date, or a solved "
+            "Result's result.prepared.instance.demands"
+        )
     d = demand_position(demands_with_facts, demand_id)
     allocation = normalise_table(allocation, ALLOCATION_COLUMNS, sources[0])
     orientation = normalise_table(orientation, ORIENTATION_COLUMNS, sources[1])

@@ -221,3 +221,21 @@ def test_a_round_stopped_by_its_gap_is_read_from_result_json(tmp_path: Path) -> 
     code, text = run("explain-demand", out, stopped["demand_id"].iloc[0])
     assert code == 0, text
     assert "not housed (not_proven_in_time:" in text
+
+
+def test_library_callers_get_a_typed_error_for_plain_demands_and_may_name_the_policy() -> None:
+    """explain_demand takes a policy name as solve does, and plain demands get a clear TypeError.
+
+    A service explaining a household of the round it has just solved passed the demands it gave
+    `solve` (a bare KeyError 'priority' from deep in the eligibility rules) and the policy's
+    name (an AttributeError on 'str').
+    """
+    units = units_of(unit("F"), unit("G"))
+    demands = demands_of(demand("A", dalo=True, annual_income_eur=9000.0), demand("B"))
+    result = solve(units, demands, "default-2026", on=ROUND_DATE)
+    facts = result.prepared.instance.demands
+    args = (result.allocation, result.orientation, "B")
+    by_name = explain_demand(units, facts, "default-2026", *args)
+    assert by_name == explain_demand(units, facts, result.prepared.instance.policy, *args)
+    with pytest.raises(TypeError, match=r"demands_with_facts: no derived column .*priority"):
+        explain_demand(units, demands, "default-2026", *args)
