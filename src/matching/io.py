@@ -54,7 +54,7 @@ from matching.exceptions import DataError, PolicyError, Problems, RowProblem
 from matching.flux import YearSoFar
 from matching.frames import DEMAND_DTYPES, UNIT_DTYPES, is_canonical, rows_frame
 from matching.policy.fields import DERIVED_DEMAND_FIELDS
-from matching.policy.loader import DuplicateKey, UniqueKeyLoader
+from matching.policy.loader import DuplicateKey, UniqueKeyLoader, load_policy
 from matching.policy.model import Policy
 
 if TYPE_CHECKING:
@@ -1418,7 +1418,7 @@ def write_round_inputs(
     out_dir: PathLike,
     units: pd.DataFrame,
     demands_with_facts: pd.DataFrame,
-    policy: Policy,
+    policy: Policy | PathLike,
     year_so_far: YearSoFar | None = None,
 ) -> list[Path]:
     """Write a round's exact inputs, before solving, and remove the results of an earlier run.
@@ -1436,7 +1436,8 @@ def write_round_inputs(
         The round's demands, canonical columns then the derived facts and ``score``
         (``prepare_round(...).instance.demands``), written as ``demands.csv``.
     policy
-        The policy used (``policy.yaml``, which `load_policy` reads back equal).
+        The policy used (``policy.yaml``, which `load_policy` reads back equal): a `Policy`, a
+        bundled name or a path, as `matching.round.solve` takes it.
     year_so_far
         Earlier rounds of the year (``year_so_far.json``), or None: a stale file is removed.
 
@@ -1447,9 +1448,27 @@ def write_round_inputs(
 
     Raises
     ------
+    TypeError
+        ``demands_with_facts`` lacks the derived facts, or ``policy`` is of another type;
+        before anything is written.
     DataError
         The folder or a file cannot be written.
     """
+    # Checked before the folder is touched: a policy name wrote units.csv and demands.csv and
+    # then failed on policy.yaml with an AttributeError (a half-written folder), and plain
+    # demands wrote a demands.csv without the facts the folder's documentation promises
+    if isinstance(policy, str | Path):
+        policy = load_policy(policy)
+    elif not isinstance(policy, Policy):
+        raise TypeError(f"policy: a Policy, a bundled name or a path, not {type(policy).__name__}")
+    missing = [name for name in DERIVED_DEMAND_FIELDS if name not in demands_with_facts.columns]
+    if missing:
+        raise TypeError(
+            f"demands_with_facts: no derived column {', '.join(missing)}: pass the round's "
+            "demands with their facts and scores (a solved Result's "
+            "result.prepared.instance.demands, or matching.round.prepare_round(...).instance"
+            ".demands)"
+        )
     folder = make_folder(out_dir)
     for name in (*RESULT_FILES, SHORTLISTS_FILE, "year_so_far.json"):
         (folder / name).unlink(missing_ok=True)
@@ -1519,7 +1538,7 @@ def write_round_folder(
     result: Result,
     units: pd.DataFrame,
     demands_with_facts: pd.DataFrame,
-    policy: Policy,
+    policy: Policy | PathLike,
     year_so_far: YearSoFar | None = None,
 ) -> list[Path]:
     """Write a solved round and its exact inputs to a folder, so that it can be re-checked alone.

@@ -24,6 +24,7 @@ from matching.io import (
     policy_text,
     read_demands,
     read_year_so_far,
+    write_round_folder,
     write_round_inputs,
     write_table,
 )
@@ -31,6 +32,7 @@ from matching.kpis import RoundKpis, compute_kpis
 from matching.policy import load_policy
 from matching.policy.loader import policy_from_dict
 from matching.policy.quotas import Tally
+from matching.round import solve
 
 
 def test_read_year_so_far_yaml_and_json(tmp_path: Path) -> None:
@@ -143,6 +145,29 @@ def test_write_round_inputs_removes_stale_results(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(INPUT_FILES[:3])
     write_round_inputs(tmp_path, units, facts, policy, YearSoFar(flux_units=3))
     assert '"flux_units": 3' in (tmp_path / "year_so_far.json").read_text()
+
+
+def test_write_round_folder_takes_a_policy_name_and_refuses_plain_demands_before_writing(
+    tmp_path: Path,
+) -> None:
+    """A policy name is loaded as solve loads it; demands without facts write nothing.
+
+    A library caller passing the policy's name got units.csv and demands.csv, then an
+    AttributeError on policy.yaml: a half-written folder. The plain demands it gave solve
+    wrote a demands.csv without the facts and score the folder's documentation promises.
+    """
+    units = units_of(unit("U1"))
+    demands = demands_of(demand("D1"))
+    result = solve(units, demands, "default-2026", on=ROUND_DATE)
+    facts = result.prepared.instance.demands
+    written = write_round_folder(tmp_path / "by-name", result, units, facts, "default-2026")
+    assert {p.name for p in written} >= {"policy.yaml", "demands.csv", "result.json"}
+    assert load_policy(tmp_path / "by-name" / "policy.yaml") == load_policy("default-2026")
+    with pytest.raises(TypeError, match=r"demands_with_facts: no derived column category"):
+        write_round_folder(tmp_path / "plain", result, units, demands, "default-2026")
+    with pytest.raises(TypeError, match=r"policy: a Policy, a bundled name or a path, not int"):
+        write_round_folder(tmp_path / "int", result, units, facts, 2026)  # type: ignore[arg-type]
+    assert not (tmp_path / "plain").exists() and not (tmp_path / "int").exists()
 
 
 def test_round_kpis_from_dict_round_trip() -> None:
