@@ -238,3 +238,32 @@ def test_a_share_target_is_read_as_the_fraction_it_writes(
     policy = load_policy(variant(tmp_path, "target: 0.50", f"target: {written}"))
     rule = next(r for r in policy.quotas.rules if r.id == "mixity_inside_qpv")
     assert str(rule.target_fraction()) == read
+
+
+def test_a_policy_variant_made_by_model_copy_is_validated_as_a_file_is() -> None:
+    """model_copy(update=...) on a policy or any of its parts refuses what the file would.
+
+    pydantic's model_copy does not validate: a quota rule copied with target 1.5, shares raised
+    past 1, or an objective without stages were solved "OPTIMAL" without a word. Valid variants
+    still work, and equal the policy they were made from when nothing changes.
+    """
+    from pydantic import ValidationError
+
+    policy = load_policy("default-2026")
+    rule = policy.quotas.rules[0]
+    with pytest.raises(ValidationError, match=r"a share must lie in \[0, 1\]"):
+        rule.model_copy(update={"target": 1.5})
+    with pytest.raises(ValidationError, match="valid number"):
+        rule.model_copy(update={"target": "0.3"})
+    raised = policy.reservataires[0].model_copy(update={"share": 0.9})  # alone, a valid share
+    with pytest.raises(ValidationError, match="shares sum to"):
+        policy.model_copy(update={"reservataires": (raised, *policy.reservataires[1:])})
+    with pytest.raises(ValidationError, match="at least one stage"):
+        policy.objective.model_copy(update={"stages": ()})
+    with pytest.raises(ValidationError, match="yeer"):
+        policy.model_copy(update={"yeer": 2027})
+    with pytest.raises(ValidationError, match="needs a number"):
+        rule.base[0].model_copy(update={"op": "gt"})
+    soft = policy.model_copy(update={"quotas": policy.quotas.model_copy(update={"mode": "soft"})})
+    assert soft.quotas.mode == "soft" and soft.quotas.rules == policy.quotas.rules
+    assert policy.model_copy(update={"year": policy.year}) == policy

@@ -7,7 +7,8 @@ means all of them (AND). Evaluation is one numpy operation per condition, never 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,23 @@ _NUMERIC_OPS = {"lt", "le", "gt", "ge"}
 _LIST_OPS = {"contains", "nonempty", "empty"}
 
 
-class Condition(BaseModel):
+class ValidatedCopy(BaseModel):
+    """A pydantic model whose ``model_copy(update=...)`` validates, as its constructor does.
+
+    Why: pydantic's ``model_copy`` does not validate, and `SolveParams` is not the only model a
+    library caller varies so (STYLE: variants by ``model_copy(update=...)``): a quota rule
+    copied with ``target=1.5``, a réservataire's share raised until the shares passed 1, or an
+    objective without stages were solved, "OPTIMAL", without a word. Base of every policy model.
+    """
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update`` applied, validated (raising `pydantic.ValidationError`)."""
+        if not update:
+            return super().model_copy(deep=deep)
+        return type(self).model_validate({**dict(self), **update})
+
+
+class Condition(ValidatedCopy):
     """One comparison of a field with a value."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -11,7 +11,6 @@ from itertools import pairwise
 from typing import Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StrictBool,
@@ -21,12 +20,12 @@ from pydantic import (
     model_validator,
 )
 
-from matching.policy.conditions import Condition
+from matching.policy.conditions import Condition, ValidatedCopy
 from matching.policy.fields import ALLOCATION_FIELDS, DEMAND_FIELDS
 from matching.types import Bound, Financing, FluxExclusion, Measure, QuotaMode, Stage
 
 
-class Frozen(BaseModel):
+class Frozen(ValidatedCopy):
     """Base of the policy models: immutable, unknown keys refused.
 
     Numbers and booleans are strict types (``StrictFloat``, ``StrictInt``, ``StrictBool``), as
