@@ -1311,20 +1311,21 @@ def year_so_far_of(
         One problem per bad key, and per réservataire or rule the policy does not have.
     """
     problems = Problems()
-    if isinstance(data, YearSoFar):
-        year = data
-    else:
-        try:
-            year = YearSoFar.model_validate(dict(data))
-        except ValidationError as exc:
-            for err in exc.errors():
-                key = ".".join(str(p) for p in err["loc"])
-                msg = err["msg"].removeprefix("Value error, ")
-                value = cell_text(err.get("input", ""))
-                if not key:  # a check of the whole mapping names its key first, and numbers
-                    (key, _, msg), value = msg.partition(": "), ""
-                problems.add(source, None, key, value, msg)
-            raise DataError(problems.items) from None
+    # a YearSoFar is validated again, as a mapping is: pydantic's model_copy(update=...) does
+    # not validate and its dicts can be changed in place, and one with more units oriented
+    # than released (or a negative count) was solved without a word
+    mapping = data.model_dump() if isinstance(data, YearSoFar) else dict(data)
+    try:
+        year = YearSoFar.model_validate(mapping)
+    except ValidationError as exc:
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            value = cell_text(err.get("input", ""))
+            if not key:  # a check of the whole mapping names its key first, and numbers
+                (key, _, msg), value = msg.partition(": "), ""
+            problems.add(source, None, key, value, msg)
+        raise DataError(problems.items) from None
     for key, value, reason in year.problems_with(policy) if policy is not None else []:
         problems.add(source, None, key, value, reason)
     problems.raise_if_any()

@@ -32,7 +32,7 @@ from matching.kpis import RoundKpis, compute_kpis
 from matching.policy import load_policy
 from matching.policy.loader import policy_from_dict
 from matching.policy.quotas import Tally
-from matching.round import solve
+from matching.round import prepare_round, solve
 
 
 def test_read_year_so_far_yaml_and_json(tmp_path: Path) -> None:
@@ -104,6 +104,29 @@ def test_a_year_so_far_no_year_could_give_is_refused(
     (problem,) = info.value.problems
     assert (problem.file, problem.field) == (str(path), field)
     assert reason in problem.reason
+
+
+def test_a_year_so_far_object_is_checked_as_a_mapping_is() -> None:
+    """A YearSoFar made by model_copy, or changed in place, gets the mapping's checks.
+
+    pydantic's model_copy(update=...) does not validate, nor does changing one of its dicts:
+    a year with 50 units oriented out of 5 released, or -3 flux units, was solved without a
+    word, where the same counts as a mapping (or a file) are refused naming the key.
+    """
+    units = units_of(unit("U1"))
+    demands = demands_of(demand("D1"))
+    year = YearSoFar(flux_units=5, oriented={"etat": 1})
+    over = year.model_copy(update={"oriented": {"etat": 50}})
+    with pytest.raises(DataError, match=r"year_so_far: file, field 'oriented'.* 50 units"):
+        prepare_round(units, demands, "default-2026", on=ROUND_DATE, year_so_far=over)
+    negative = year.model_copy(update={"flux_units": -3})
+    with pytest.raises(DataError, match=r"year_so_far: file, field 'flux_units', value '-3'"):
+        prepare_round(units, demands, "default-2026", on=ROUND_DATE, year_so_far=negative)
+    year.oriented["etat"] = 9  # the dict of a frozen model
+    with pytest.raises(DataError, match=r"9 units oriented in all"):
+        solve(units, demands, "default-2026", on=ROUND_DATE, year_so_far=year)
+    fine = prepare_round(units, demands, "default-2026", on=ROUND_DATE, year_so_far=YearSoFar())
+    assert fine.instance.year_so_far == YearSoFar()
 
 
 def test_demands_with_derived_columns_read_back(tmp_path: Path) -> None:
