@@ -35,13 +35,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from matching import checker
 from matching.allocation.lines import QuotaLines, quota_lines
+from matching.arguments import round_arguments
 from matching.exceptions import DataError, RowProblem
 from matching.flux import YearSoFar
 from matching.policy.model import Policy
@@ -69,11 +73,11 @@ SHORTLIST_REASONS: dict[str, str] = {
 def shortlists(
     units: pd.DataFrame,
     demands: pd.DataFrame,
-    policy: Policy,
+    policy: Policy | str | Path,
     result: Result,
     *,
-    year_so_far: YearSoFar | None,
-    on: dt.date,
+    year_so_far: YearSoFar | Mapping[str, Any] | None,
+    on: dt.date | str,
     size: int = 3,
     prepared: PreparedRound | None = None,
 ) -> pd.DataFrame:
@@ -84,13 +88,15 @@ def shortlists(
     units, demands
         The round's canonical tables.
     policy
-        The policy whose quotas a substitution must keep (its hard rules, whatever the mode).
+        The policy whose quotas a substitution must keep (its hard rules, whatever the mode):
+        a `Policy`, a bundled name or a path, as `matching.round.solve` takes it.
     result
         The round's result: its ``allocation`` (unit_id, demand_id, reservataire).
     year_so_far
-        Earlier rounds of the year, counted in the quotas as the round counted them.
+        Earlier rounds of the year, counted in the quotas as the round counted them (a
+        `YearSoFar` or a mapping, as `solve` takes it).
     on
-        The round's date.
+        The round's date (a date or ``"YYYY-MM-DD"``).
     size
         Candidates wanted per unit, the allocated household included (3 in a CALEOL).
     prepared
@@ -112,6 +118,11 @@ def shortlists(
     """
     if size < 1:
         raise ValueError(f"size must be at least 1, got {size}")
+    # the forms `solve` takes (a policy name failed with an AttributeError on 'str')
+    policy, on_date, year_so_far = round_arguments(policy, on, year_so_far)
+    if on_date is None:
+        raise TypeError("on: the round's date is required (a date or 'YYYY-MM-DD')")
+    on = on_date
     if prepared is None and _same_round(result.prepared, units, demands, policy, on, year_so_far):
         prepared = result.prepared
     if prepared is None:

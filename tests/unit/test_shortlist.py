@@ -444,3 +444,27 @@ def test_a_soft_fallback_is_shortlisted_with_the_hard_policy_without_preparing_a
     other = with_rules(LANDLORD_FLOOR)  # no quota at all: another round
     shortlists(units, demands, other, result, year_so_far=None, on=ROUND_DATE)
     assert calls == [other]
+
+
+def test_shortlists_take_the_policy_date_and_year_in_the_forms_solve_takes() -> None:
+    """A policy name, an ISO date and a mapping give the shortlists of the typed arguments.
+
+    A service shortlisting the round it solved by the policy's name got an AttributeError
+    ('str' object has no attribute 'quotas').
+    """
+    from matching.policy import load_policy
+    from matching.round import solve
+
+    units = units_of(unit("U1"), unit("U2"))
+    demands = demands_of(*(
+        demand(f"D{i}", filed_on=filed(10 * i), dalo=True, annual_income_eur=9000.0)
+        for i in range(1, 6)
+    ))  # fmt: skip
+    year = {"tallies": {"priority_floor_bailleur": {"": {"base": 3, "counted": 1}}}}
+    result = solve(units, demands, "default-2026", on=ROUND_DATE, year_so_far=year)
+    typed = shortlists(units, demands, load_policy("default-2026"), result,
+                       year_so_far=YearSoFar.model_validate(year), on=ROUND_DATE)  # fmt: skip
+    plain = shortlists(units, demands, "default-2026", result,
+                       year_so_far=year, on=ROUND_DATE.isoformat())  # fmt: skip
+    pd.testing.assert_frame_equal(plain, typed)
+    assert typed["rank"].max() >= 2
