@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
 from numbers import Integral
+from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 import numpy as np
@@ -32,7 +33,10 @@ from matching.checker import (
     resolve_allocation,
 )
 from matching.flux import YearSoFar, flux_bands
+from matching.io import year_so_far_of
 from matching.policy.conditions import Condition
+from matching.policy.fields import DERIVED_DEMAND_FIELDS
+from matching.policy.loader import load_policy
 from matching.policy.model import Policy, QuotaRule
 from matching.policy.quotas import NO_RESERVATAIRE, Tally
 from matching.policy.scoring import score
@@ -405,19 +409,21 @@ def _quota_kpis(outcome: QuotaOutcome) -> QuotaKpis:
 def compute_kpis(
     units: pd.DataFrame,
     demands_with_facts: pd.DataFrame,
-    policy: Policy,
+    policy: Policy | str | Path,
     allocation: pd.DataFrame,
     orientation: pd.DataFrame | None,
-    year_so_far: YearSoFar | None = None,
+    year_so_far: YearSoFar | Mapping[str, Any] | None = None,
 ) -> RoundKpis:
     """Compute the indicators of one allocation round.
 
     Parameters
     ----------
     units, demands_with_facts
-        The round's tables, demands with the derived facts of `matching.facts.derive_facts`.
+        The round's tables, demands with the derived facts of `matching.facts.derive_facts`
+        (a solved `Result` holds them as ``result.prepared.instance.demands``).
     policy
-        The policy (réservataires, shares, quota rules, cotation grid).
+        The policy (réservataires, shares, quota rules, cotation grid): a `Policy`, a bundled
+        name or a path, as `matching.round.solve` takes it.
     allocation
         Columns ``unit_id``, ``demand_id``, ``reservataire``; rows naming an unknown unit or
         demand are left out (the checker reports them).
@@ -425,13 +431,35 @@ def compute_kpis(
         Columns ``unit_id``, ``reservataire``, one row per flux unit; None when unknown (the
         oriented counts are then None).
     year_so_far
-        Earlier rounds of the year: flux units, orientations, quota tallies.
+        Earlier rounds of the year: flux units, orientations, quota tallies (a `YearSoFar` or
+        a mapping).
 
     Returns
     -------
     RoundKpis
         Plain data; ``.to_dict()`` for JSON, `render_kpis_text` for the console.
+
+    Raises
+    ------
+    TypeError
+        ``demands_with_facts`` lacks the derived facts (naming them), or an argument is of
+        another type.
     """
+    # the forms `solve` takes: a policy name failed with an AttributeError on 'str'. The year
+    # is not held to the policy's rules here: the indicators of a policy without a rule are
+    # asked with the tallies the year kept for it (its mix is then unknown, not refused)
+    if isinstance(policy, str | Path):
+        policy = load_policy(policy)
+    if year_so_far is not None and not isinstance(year_so_far, YearSoFar):
+        year_so_far = year_so_far_of(year_so_far, "year_so_far")
+    missing = [name for name in DERIVED_DEMAND_FIELDS if name not in demands_with_facts.columns]
+    if missing:
+        # plain demands (as `solve` was given them) failed with a bare KeyError 'priority'
+        raise TypeError(
+            f"demands_with_facts: no derived column {', '.join(missing)}: pass "
+            "matching.facts.derive_facts(demands, policy, on) at the round's date, or a solved "
+            "Result's result.prepared.instance.demands"
+        )
     year = year_so_far or YearSoFar()
     rows = resolve_allocation(units, demands_with_facts, allocation)
     rows = rows.only(rows.known)

@@ -353,3 +353,24 @@ def test_mixity_year_to_date_without_a_rule_is_unknown_after_earlier_rounds(
         "-",
         "-",
     ]
+
+
+def test_compute_kpis_takes_what_solve_takes_and_names_missing_facts() -> None:
+    """A policy name and a year-so-far mapping give the typed arguments' indicators.
+
+    Plain demands are a TypeError naming the missing facts. A service computing the
+    indicators of another allocation of its round got an AttributeError on 'str' for the
+    policy's name, and a bare KeyError 'priority' for the demands it gave solve.
+    """
+    policy = load_policy("default-2026")
+    units = units_of(unit("U1"), unit("U2", qpv=True))
+    demands = demands_of(demand("D1"), demand("D2", dalo=True))
+    facts = derive_facts(demands, policy, ROUND_DATE)
+    allocation = pd.DataFrame(
+        {"unit_id": ["U1", "U2"], "demand_id": ["D1", "D2"], "reservataire": ["bailleur"] * 2}
+    )
+    year = {"flux_units": 4, "tallies": {"mixity_outside_qpv": {"": {"base": 4, "counted": 1}}}}
+    typed = compute_kpis(units, facts, policy, allocation, None, YearSoFar.model_validate(year))
+    assert compute_kpis(units, facts, "default-2026", allocation, None, year) == typed
+    with pytest.raises(TypeError, match=r"demands_with_facts: no derived column .*priority"):
+        compute_kpis(units, demands, policy, allocation, None)
