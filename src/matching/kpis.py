@@ -326,6 +326,21 @@ def _matching_rule(
     return next((r for r in same if r.scope is None), same[0] if same else None)
 
 
+def mixity_targets(policy: Policy) -> tuple[float | None, float | None]:
+    """The policy's targets for the Q1-or-ANRU rate outside QPV and the non-Q1 rate inside QPV.
+
+    Each is the target of the EPCI-wide quota rule with that base and count (`_matching_rule`),
+    None when the policy has none (or only a scoped one: its target holds per group). Why: the
+    simulated year's indicators said "target 25 %" and "50 %" whatever the policy, so a planner
+    trying a 40 % Q1 floor read a rate of 40.5 % against a 25 % target.
+    """
+    out: list[float | None] = []
+    for base, count in ((_OUTSIDE_QPV, _Q1_OR_ANRU), (_INSIDE_QPV, _NOT_Q1)):
+        rule = _matching_rule(policy, base, count)
+        out.append(rule.target if rule is not None and rule.scope is None else None)
+    return out[0], out[1]
+
+
 def _prior(year: YearSoFar, rule: QuotaRule | None) -> Tally:
     """The earlier rounds' tally of a rule over the EPCI: its scope groups summed.
 

@@ -375,6 +375,32 @@ def test_a_scoped_quota_has_a_running_rate_its_worst_groups(tmp_path: Path) -> N
     assert "mixity_outside_qpv -" not in output.splitlines()[-2]
 
 
+def test_a_stricter_q1_floor_is_the_target_the_year_reports(tmp_path: Path) -> None:
+    """A policy asking 40 % Q1 outside QPV and 60 % non-Q1 inside read 'target 25 %' and 0.5."""
+    import json
+
+    from matching.policy.loader import BUNDLED_MODELS
+
+    policy = (BUNDLED_MODELS / "default-2026.yaml").read_text(encoding="utf-8")
+    outside = "      target: 0.25\n      base: [{field: unit.qpv, op: eq, value: false}]\n"
+    inside = "      target: 0.50\n      base: [{field: unit.qpv, op: eq, value: true}]\n"
+    assert outside in policy and inside in policy
+    strict = policy.replace(outside, outside.replace("0.25", "0.40"))
+    (tmp_path / "strict.yaml").write_text(
+        strict.replace(inside, inside.replace("0.50", "0.60")), encoding="utf-8"
+    )
+    out, output = _simulate_tiny_year(tmp_path, "policy: default-2026", "policy: strict.yaml")
+    kpis = json.loads((out / "kpis.json").read_text(encoding="utf-8"))
+    assert kpis["q1_rate_outside_qpv"]["target"] == 0.40
+    assert kpis["non_q1_rate_inside_qpv"]["target"] == 0.60
+    assert output.splitlines()[-1].endswith(f"(target 40 %); wrote {out}")
+    args = ["compare", str(tmp_path / "year.yaml"), "--policies", "optimal"]
+    got = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "cmp")])
+    assert got.exit_code == 0, got.output
+    summary = (tmp_path / "cmp" / "summary.md").read_text(encoding="utf-8")
+    assert "Target for `q1_rate_outside_qpv`: 0.4 (the policy's" in summary
+
+
 def test_out_on_the_data_folder_is_refused_before_it_overwrites_the_data(tmp_path: Path) -> None:
     """``--out`` on the data's folder replaced units.csv and demands.csv with the run's tables."""
     scenario = _file_year(tmp_path, arrivals=0)

@@ -100,10 +100,13 @@ def simulate_command(
     data = year_data(sc, seed=seed, settings=settings)
     result = simulate(data, out, resume=resume, progress=_echo)
     k = result.kpis
-    q1 = k["q1_rate_outside_qpv"]["rate"]
+    q1, target = k["q1_rate_outside_qpv"]["rate"], k["q1_rate_outside_qpv"]["target"]
+    # the policy's EPCI-wide rule (a rule scoped per landlord or commune holds per group)
+    aim = "no EPCI-wide target" if target is None else f"target {100 * target:g} %"
     click.echo(
         f"{_count(k['rounds'], 'round')} to {k['end']}: "
         f"{k['units']['allocated']:,} of "
         f"{k['units']['released']:,} units let; Q1 or ANRU outside QPV "
-        f"{'-' if q1 is None else f'{100 * q1:.1f} %'} (target 25 %); wrote {out}"
+        f"{'-' if q1 is None else f'{100 * q1:.1f} %'} "
+        f"({aim}); wrote {out}"
     )

@@ -2,10 +2,11 @@
 
 Computed from the ledgers of a simulated year, on accepted allocations only (a refused offer is
 not an allocation): year-end flux shares against the targets, priority rate per réservataire,
-Q1-or-ANRU rate outside QPV (target 25 %; French EPCIs reached 15.5 % on average in 2019,
-DOMAIN B4 [K]), non-Q1 rate inside QPV, units filled, vacancy days, mean score allocated,
-waiting time of the households housed (median and 90th percentile), and the share of the
-households still waiting that are past the abnormally long delay. `flat_kpis` turns them into the
+Q1-or-ANRU rate outside QPV (against the policy's target, 25 % by default; French EPCIs reached
+15.5 % on average in 2019, DOMAIN B4 [K]), non-Q1 rate inside QPV (against the policy's target,
+50 % by default), units filled, vacancy days, mean score allocated, waiting time of the
+households housed (median and 90th percentile), and the share of the households still waiting
+that are past the abnormally long delay. `flat_kpis` turns them into the
 ``(kpi, value)`` rows of the comparison table.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from matching.facts import derive_facts, seniority_months
+from matching.kpis import mixity_targets
 from matching.policy.quotas import shortfall
 
 if TYPE_CHECKING:
@@ -150,6 +152,7 @@ def year_kpis(data: YearData, state: SimulationState, end: dt.date) -> dict[str,
                 "shortfall": shortfall(rule, t),
             }
     n_out, n_in = int((~qpv).sum()), int(qpv.sum())
+    q1_target, non_q1_target = mixity_targets(policy)
     scores = alloc["score"].to_numpy(dtype=np.float64)
     return {
         "rounds": state.round,
@@ -178,14 +181,14 @@ def year_kpis(data: YearData, state: SimulationState, end: dt.date) -> dict[str,
             "allocations": n_out,
             "q1_or_anru": int((~qpv & q1a).sum()),
             "rate": _rate(int((~qpv & q1a).sum()), n_out),
-            "target": 0.25,
+            "target": q1_target,
             "reference_2019": Q1_REFERENCE_2019,
         },
         "non_q1_rate_inside_qpv": {
             "allocations": n_in,
             "non_q1": int((qpv & ~q1).sum()),
             "rate": _rate(int((qpv & ~q1).sum()), n_in),
-            "target": 0.5,
+            "target": non_q1_target,
         },
         "mean_score_allocated": round(float(scores.mean()), 2) if len(scores) else None,
         "waiting_months": {"median": _quantile(waiting, 0.5), "p90": _quantile(waiting, 0.9)},
