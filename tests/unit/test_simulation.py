@@ -275,6 +275,26 @@ def test_resume_after_a_kill_gives_identical_outputs(tmp_path: Path) -> None:
     assert not alloc["unit_id"].duplicated().any() and not alloc["demand_id"].duplicated().any()
 
 
+def test_a_new_run_killed_mid_year_leaves_no_year_files_of_the_earlier_run(tmp_path: Path) -> None:
+    """Rerun in the same folder and killed, it kept the old kpis.json beside its new rounds."""
+    simulate(busy_year(seed=1), tmp_path, allocator=RoundSolve(), shortlister=stub_shortlists)
+    assert (tmp_path / "kpis.json").exists() and (tmp_path / "allocations.csv").exists()
+
+    def kill_after_one(summary: Any) -> None:
+        if summary.round == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        simulate(
+            busy_year(seed=2), tmp_path, allocator=RoundSolve(), shortlister=stub_shortlists,
+            progress=kill_after_one,
+        )  # fmt: skip
+    from matching.simulation.outputs import YEAR_FILES
+
+    assert [name for name in YEAR_FILES if (tmp_path / name).exists()] == []
+    assert sorted(p.name for p in (tmp_path / "rounds").iterdir()) == ["01-2026-01-31"]
+
+
 def test_refusals_with_a_fixed_seed_are_reproducible(tmp_path: Path) -> None:
     """Same seed, same offers and answers; the refusal draw of a unit ignores the other units."""
     a = simulate(busy_year(), tmp_path / "a", allocator=RoundSolve(), shortlister=stub_shortlists)

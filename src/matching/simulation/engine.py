@@ -46,7 +46,7 @@ from matching.simulation.adapters import (
 )
 from matching.simulation.inputs import YearData, canonical, year_data
 from matching.simulation.outcomes import year_kpis
-from matching.simulation.outputs import write_outputs, write_round
+from matching.simulation.outputs import YEAR_FILES, write_outputs, write_round
 from matching.simulation.periods import year_periods
 from matching.simulation.play import play_round
 from matching.simulation.state import (
@@ -168,8 +168,8 @@ def simulate(
         Output folder: ``rounds/NN-DATE/`` per round, the year's tables and KPIs, ``state/``.
     resume
         Continue from the folder's latest checkpoint (same inputs and settings only; a folder
-        without one is refused); without it, earlier checkpoints in the folder are removed and
-        the year starts over.
+        without one is refused); without it, an earlier run's checkpoints, rounds and year
+        files (`YEAR_FILES`) in the folder are removed and the year starts over.
     allocator, shortlister
         The round's services; default: the settings' allocation policy and
         `matching.shortlist.shortlists` (`adapters`).
@@ -215,6 +215,11 @@ def simulate(
     if state is None:
         clear_checkpoints(out)
         shutil.rmtree(out / "rounds", ignore_errors=True)  # an earlier run's rounds
+        for name in YEAR_FILES:
+            # and its year: a new run killed mid-year left the old kpis.json, allocations.csv,
+            # ... of another seed or policy beside its own rounds, read as this run's year
+            if (out / name).is_file():
+                (out / name).unlink()
         state = _initial_state(data)
     for folder in RUN_FOLDERS:  # a file of that name failed after the first round
         make_folder(out / folder)
