@@ -437,6 +437,37 @@ def test_compare_again_in_the_same_folder_keeps_only_its_own_runs(tmp_path: Path
     assert set(pd.read_csv(tmp_path / "kpis.csv")["policy"]) == {"a"}
 
 
+def test_a_comparison_stopped_midway_leaves_no_table_of_the_earlier_one(tmp_path: Path) -> None:
+    """Policies a and b, then a alone killed midway: kpis.csv and summary.md still showed b."""
+    from matching.simulation.compare import run_comparison
+
+    def compare(policies: list[str], progress: Any = None) -> None:
+        run_comparison(
+            lambda seed: busy_year(seed=seed, last_round=2),
+            policies,
+            [1],
+            tmp_path,
+            allocators={"a": RoundSolve(), "b": RoundSolve()},
+            shortlister=stub_shortlists,
+            progress=progress,
+        )
+
+    compare(["a", "b"])
+    assert set(pd.read_csv(tmp_path / "kpis.csv")["policy"]) == {"a", "b"}
+
+    def kill(policy: str, seed: int) -> Any:
+        def after_one(summary: Any) -> None:
+            raise Killed
+
+        return after_one
+
+    with pytest.raises(Killed):
+        compare(["a"], progress=kill)
+    assert not (tmp_path / "runs" / "b").exists()
+    left = [n for n in ("kpis.csv", "timings.csv", "summary.md") if (tmp_path / n).exists()]
+    assert left == []
+
+
 def test_compare_refuses_an_unknown_policy_before_running_any(tmp_path: Path) -> None:
     """A misspelt, missing or repeated policy is a PolicyError at once, before any year."""
     from matching.exceptions import PolicyError

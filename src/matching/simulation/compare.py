@@ -39,6 +39,9 @@ from matching.simulation.outcomes import Q1_REFERENCE_2019, flat_kpis
 
 KPI_COLUMNS: tuple[str, ...] = ("policy", "seed", "kpi", "value")
 
+COMPARISON_FILES: tuple[str, ...] = ("kpis.csv", "timings.csv", "summary.md")
+"""The files a comparison writes in its folder, once every run is done (``runs/`` beside)."""
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -155,6 +158,11 @@ def run_comparison(
             for folder in RUN_FOLDERS:
                 make_folder(out / "runs" / name / f"seed-{seed}" / folder)
     _remove_other_runs(out / "runs", policies, seeds)
+    for name in COMPARISON_FILES:
+        # an earlier comparison's table and summary, until this one writes its own: stopped
+        # midway, it left them (of policies whose runs were just removed) beside its runs
+        if (out / name).is_file():
+            (out / name).unlink()
     runs = [
         _Run(name, seed, base, out / "runs" / name / f"seed-{seed}",
              (allocators or {}).get(name), shortlister, progress)
