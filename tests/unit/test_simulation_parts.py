@@ -401,6 +401,37 @@ def test_a_stricter_q1_floor_is_the_target_the_year_reports(tmp_path: Path) -> N
     assert "Target for `q1_rate_outside_qpv`: 0.4 (the policy's" in summary
 
 
+def test_ctrl_c_after_a_round_still_interrupts_python(tmp_path: Path) -> None:
+    """After a round's CP-SAT search, SIGINT was left to the system: Ctrl-C killed the run.
+
+    It died on the spot with no message (exit 130), and a Ctrl-C during a search only cut that
+    search short. Run in a fresh interpreter: the signal would otherwise reach pytest itself.
+    """
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys\n"
+        "from matching.cli import main\n"
+        "sys.argv = ['matching', 'simulate', sys.argv[1], '--out', sys.argv[2], '--rounds', '1']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    print('not interrupted')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    args = [str(SCENARIOS / "tiny-year.yaml"), str(tmp_path / "out")]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-500:])
+    assert done.stdout.splitlines()[-1] == "interrupted"
+
+
 def test_out_on_the_data_folder_is_refused_before_it_overwrites_the_data(tmp_path: Path) -> None:
     """``--out`` on the data's folder replaced units.csv and demands.csv with the run's tables."""
     scenario = _file_year(tmp_path, arrivals=0)

@@ -48,7 +48,15 @@ class Budget:
 
 
 def run(solver: cp_model.CpSolver, model: cp_model.CpModel, budget: Budget) -> int:
-    """Solve and charge the deterministic time used to the budget; the CP-SAT status code."""
+    """Solve and charge the deterministic time used to the budget; the CP-SAT status code.
+
+    CP-SAT's own Ctrl-C handling is turned off (``catch_sigint_signal``): with it, a Ctrl-C
+    during a search only cut that search short (a round of a simulated year went on with the
+    cut result), and when the solve returned it left SIGINT to the system's default, so the
+    next Ctrl-C killed the process on the spot, with no message (exit 130). Without it, Python
+    keeps the signal and raises ``KeyboardInterrupt`` once the search returns.
+    """
+    solver.parameters.catch_sigint_signal = False
     code = int(solver.solve(model))
     budget.spend(solver.response_proto.deterministic_time)
     if code == cp_model.MODEL_INVALID:  # a bug or numbers beyond CP-SAT's: never "no time"
