@@ -262,7 +262,7 @@ def test_group_maps_errors_to_exit_codes() -> None:
         assert code == 4 and "please report" in text and "stage score differs" in text
     finally:
         cli.commands.pop("_raise_for_test")
-    assert set(EXIT_CODES) == {0, 1, 2, 3, 4, 141}
+    assert set(EXIT_CODES) == {0, 1, 2, 3, 4, 130, 141}
 
 
 def test_infeasible_round_exits_3_and_writes_the_folder(tmp_path: Path) -> None:

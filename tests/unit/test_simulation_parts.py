@@ -432,6 +432,33 @@ def test_ctrl_c_after_a_round_still_interrupts_python(tmp_path: Path) -> None:
     assert done.stdout.splitlines()[-1] == "interrupted"
 
 
+def test_ctrl_c_in_simulate_exits_130_and_says_how_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in round 2 printed click's 'Aborted!' and exited 1, the code of 'no solution'."""
+    from matching.simulation import engine
+
+    real = engine.play_round
+
+    def ctrl_c_in_round_two(data, state, period, *rest):  # type: ignore[no-untyped-def]
+        if period.index == 2:
+            raise KeyboardInterrupt
+        return real(data, state, period, *rest)
+
+    monkeypatch.setattr(engine, "play_round", ctrl_c_in_round_two)
+    out = tmp_path / "out"
+    args = ["simulate", str(SCENARIOS / "tiny-year.yaml"), "--out", str(out)]
+    got = CliRunner().invoke(cli, args)
+    assert got.exit_code == 130, got.output
+    assert got.output.splitlines()[-1] == (
+        "interrupted; run the same command with --resume to continue from the last round done"
+    )
+    assert (out / "state" / "latest.json").is_file()
+    monkeypatch.setattr(engine, "play_round", real)
+    resumed = CliRunner().invoke(cli, [*args, "--resume"])
+    assert resumed.exit_code == 0 and resumed.output.startswith("round 2/3"), resumed.output
+
+
 def test_out_on_the_data_folder_is_refused_before_it_overwrites_the_data(tmp_path: Path) -> None:
     """``--out`` on the data's folder replaced units.csv and demands.csv with the run's tables."""
     scenario = _file_year(tmp_path, arrivals=0)

@@ -33,6 +33,8 @@ EXIT_CODES: dict[int, str] = {
     "soft-mode diagnosis are printed)",
     4: "internal error: the independent checker rejected the solver's result (a bug: please "
     "report it)",
+    130: "interrupted (Ctrl-C, SIGINT: 128 + 2); `simulate --resume` continues a year from "
+    "its last checkpoint",
     141: "the reader of the output went away (``| head``): the command stopped at its next "
     "line, as one stopped by SIGPIPE (128 + 13); `solve` prints after writing its folder",
 }
@@ -40,6 +42,10 @@ EXIT_CODES: dict[int, str] = {
 
 READER_GONE = 128 + signal.SIGPIPE
 """The exit code of a command whose output pipe was closed: the shells' code for SIGPIPE."""
+
+INTERRUPTED = 128 + signal.SIGINT
+"""The exit code of a command stopped by Ctrl-C: the shells' code for SIGINT (click's 1 read as
+"no solution in time")."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,14 @@ class MatchingGroup(click.Group):
             sys.exit(2)
         except BrokenPipeError:
             _reader_gone()  # not a problem with the files (``| head``)
+        except KeyboardInterrupt:
+            # click's own handling prints "Aborted!" and exits 1, which scripts read as "no
+            # solution in time" (`EXIT_CODES`)
+            hint = ""
+            if args[:1] == ["simulate"]:
+                hint = "; run the same command with --resume to continue from the last round done"
+            click.echo(f"interrupted{hint}", err=True)
+            sys.exit(INTERRUPTED)
         except OSError as exc:
             # a file that cannot be written or read mid-run (a full disk, a quota, a folder
             # removed meanwhile): the readers and `io` writers name the file themselves; the
@@ -236,7 +250,7 @@ class _EchoWarnings(logging.Handler):
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Exit codes: 0 success; 1 check found violations, or solve found no solution in "
     "time; 2 bad input or usage; 3 infeasible hard quotas; 4 internal error (please report); "
-    "141 the output's reader went away (| head).",
+    "130 interrupted (Ctrl-C); 141 the output's reader went away (| head).",
 )
 @click.version_option(__version__, prog_name="matching")
 def cli() -> None:
