@@ -295,6 +295,28 @@ def test_a_new_run_killed_mid_year_leaves_no_year_files_of_the_earlier_run(tmp_p
     assert sorted(p.name for p in (tmp_path / "rounds").iterdir()) == ["01-2026-01-31"]
 
 
+def test_offers_count_only_the_candidates_offered_a_unit(tmp_path: Path) -> None:
+    """A candidate passed over (housed earlier in the round) is no offer: it was counted as one.
+
+    With every answer drawn at probability 0.8, refusals / offers read under 0.8, as if the
+    households refused less often than the scenario says.
+    """
+    import json
+
+    done = simulate(
+        busy_year(probability=0.8), tmp_path, allocator=RoundSolve(), shortlister=stub_shortlists
+    )
+    outcome = done.state.offers["outcome"]
+    passed = int((outcome == "already_housed").sum())
+    assert passed > 0  # the stub lists the same best-scored substitutes on every unit
+    kpis = json.loads((tmp_path / "kpis.json").read_text(encoding="utf-8"))["demands"]
+    made = int(outcome.isin(["accepted", "refused"]).sum())
+    assert (kpis["offers"], kpis["passed_over"]) == (made, passed)
+    rounds = pd.read_csv(tmp_path / "rounds.csv")
+    assert rounds["offers"].sum() == made and rounds["passed_over"].sum() == passed
+    assert kpis["refusals"] + kpis["allocated"] == kpis["offers"]
+
+
 def test_refusals_with_a_fixed_seed_are_reproducible(tmp_path: Path) -> None:
     """Same seed, same offers and answers; the refusal draw of a unit ignores the other units."""
     a = simulate(busy_year(), tmp_path / "a", allocator=RoundSolve(), shortlister=stub_shortlists)

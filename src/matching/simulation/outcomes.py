@@ -21,6 +21,7 @@ import pandas as pd
 from matching.facts import derive_facts, seniority_months
 from matching.kpis import mixity_targets
 from matching.policy.quotas import shortfall
+from matching.simulation.offers import ALREADY_HOUSED
 
 if TYPE_CHECKING:
     from matching.simulation.inputs import YearData
@@ -172,7 +173,9 @@ def year_kpis(data: YearData, state: SimulationState, end: dt.date) -> dict[str,
             "allocated": int((dled["status"] == "allocated").sum()),
             "lapsed": int((dled["status"] == "lapsed").sum()),
             "carried": int(waiting_now.sum()),
-            "offers": len(state.offers),
+            # offers made: a candidate passed over (already housed that round) got none
+            "offers": int((state.offers["outcome"] != ALREADY_HOUSED).sum()),
+            "passed_over": int((state.offers["outcome"] == ALREADY_HOUSED).sum()),
             "refusals": int((state.offers["outcome"] == "refused").sum()),
         },
         "flux": flux,

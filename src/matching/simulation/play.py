@@ -33,7 +33,7 @@ from matching.simulation.adapters import (
 from matching.simulation.arrivals import filed_in
 from matching.simulation.inputs import YearData
 from matching.simulation.lapse import lapsing
-from matching.simulation.offers import ACCEPTED, REFUSED, make_offers
+from matching.simulation.offers import ACCEPTED, ALREADY_HOUSED, REFUSED, make_offers
 from matching.simulation.periods import Period
 from matching.simulation.refusals import refusal_draws, refusal_probability
 from matching.simulation.state import (
@@ -364,7 +364,12 @@ class _Round:
             pd.concat([st.allocations, allocations], ignore_index=True), ALLOCATION_LEDGER
         )
         st.offers = typed(pd.concat([st.offers, offers], ignore_index=True), OFFER_LEDGER)
-        self.counts["offers"] = len(offers)
+        # a candidate passed over (already housed this round) was made no offer and drew no
+        # answer: counted apart, so that refusals / offers is the refusal rate (it read 25 %
+        # for a probability of 0.3 on the Caen la Mer year, 1,023 of its 6,650 "offers")
+        passed_over = int((offers["outcome"] == ALREADY_HOUSED).sum())
+        self.counts["offers"] = len(offers) - passed_over
+        self.counts["passed_over"] = passed_over
         self.counts["refusals"] = int((offers["outcome"] == REFUSED).sum())
         self.counts["allocated"] = int((offers["outcome"] == ACCEPTED).sum())
         self.counts["allocated_year"] = len(st.allocations)
