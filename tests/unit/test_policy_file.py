@@ -267,3 +267,17 @@ def test_a_policy_variant_made_by_model_copy_is_validated_as_a_file_is() -> None
     soft = policy.model_copy(update={"quotas": policy.quotas.model_copy(update={"mode": "soft"})})
     assert soft.quotas.mode == "soft" and soft.quotas.rules == policy.quotas.rules
     assert policy.model_copy(update={"year": policy.year}) == policy
+
+
+def test_a_policy_saved_in_latin1_is_refused_naming_the_file(tmp_path: Path) -> None:
+    """An editor's Windows-1252 save (accents in labels) was a traceback and exit code 1."""
+    path = tmp_path / "my-policy.yaml"
+    path.write_bytes((ROOT / "models" / "default-2026.yaml").read_text("utf-8").encode("latin-1"))
+    with pytest.raises(PolicyError, match=r"my-policy\.yaml: not UTF-8 text"):
+        load_policy(path)
+    scenario = tmp_path / "tiny.yaml"
+    tiny = (ROOT / "scenarios" / "tiny.yaml").read_text(encoding="utf-8")
+    scenario.write_text(tiny.replace("policy: default-2026", f"policy: {path}"), "utf-8")
+    result = CliRunner().invoke(cli, ["solve", str(scenario), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert f"error: {path}: not UTF-8 text" in result.output

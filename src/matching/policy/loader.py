@@ -85,6 +85,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError:
+        # an editor's Latin-1 / Windows-1252 save of a file with accents (a label, a source)
+        # was a traceback and exit code 1
+        raise PolicyError(f"{path}: not UTF-8 text: save it as UTF-8") from None
     try:
         data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader
     except DuplicateKey as exc:
