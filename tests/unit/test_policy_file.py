@@ -118,6 +118,9 @@ def variant(tmp_path: Path, old: str, new: str) -> Path:
          "household.anru_counts_as_q1: Input should be a valid boolean (got \"yes\")"),
         ("anru_counts_as_q1: true", "anru_counts_as_q1: 1",
          "household.anru_counts_as_q1: Input should be a valid boolean (got 1)"),
+        ("[12870, 18752,", "[-12870, 18752,",
+         "income_ceilings.products.PLAI.by_category.0: Input should be greater than or equal "
+         "to 0 (got -12870)"),
         ("extra_person: 3690", "extra_person: 3690.0",
          "income_ceilings.products.PLAI.extra_person: Input should be a valid integer "
          "(got 3690.0)"),

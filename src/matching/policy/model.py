@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from itertools import pairwise
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     ConfigDict,
@@ -71,10 +71,15 @@ class HouseholdRules(Frozen):
     )
 
 
+Ceiling = Annotated[StrictInt, Field(ge=0)]
+"""One income ceiling, EUR/year: a negative one (a sign typed by mistake) closed the product to
+every household without a word."""
+
+
 class CeilingRow(Frozen):
     """Income ceilings of one financing product, EUR/year, by household category."""
 
-    by_category: tuple[StrictInt, StrictInt, StrictInt, StrictInt, StrictInt, StrictInt] = Field(
+    by_category: tuple[Ceiling, Ceiling, Ceiling, Ceiling, Ceiling, Ceiling] = Field(
         description="Categories 1 to 6"
     )
     extra_person: StrictInt = Field(ge=0, description="Added per category above 6")
