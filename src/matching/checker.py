@@ -265,6 +265,15 @@ def _text(column: pd.Series) -> np.ndarray:
     return np.array([str(v).strip() for v in values], dtype=object)
 
 
+def _blank_cell(value: object) -> bool:
+    """True for a missing cell or one of spaces only."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
 def normalise_table(frame: Rows, columns: tuple[str, ...], source: str) -> pd.DataFrame:
     """Keep ``columns`` of an allocation or orientation table as text, or refuse it.
 
@@ -290,7 +299,17 @@ def normalise_table(frame: Rows, columns: tuple[str, ...], source: str) -> pd.Da
     if repeated:
         reason = "column appears more than once"
         raise DataError([RowProblem(source, None, c, "", reason) for c in repeated])
-    return pd.DataFrame({c: _text(frame[c]) for c in columns}).reset_index(drop=True)
+    table = pd.DataFrame({c: _text(frame[c]) for c in columns}).reset_index(drop=True)
+    # a blank line (an editor's or a spreadsheet's, often at the end) is the file's problem,
+    # as in the units and demands: it was judged as an allocation of unit '' to demand '',
+    # exit code 1 and one more allocation counted. Only rows with an empty first column are
+    # looked at, so a valid table costs nothing
+    suspects = np.flatnonzero(table[columns[0]].to_numpy() == "")
+    blank = [int(i) for i in suspects if all(_blank_cell(v) for v in frame.iloc[i])]
+    if blank:
+        reason = "a blank line: every field is empty (remove it)"
+        raise DataError([RowProblem(source, i + 1, "", "", reason) for i in blank])
+    return table
 
 
 def _positions(wanted: np.ndarray, ids: pd.Series) -> np.ndarray:

@@ -156,3 +156,28 @@ def test_bad_input_exits_2(files: dict[str, Path], tmp_path: Path, breakage: str
         assert "date in the future (after the as-of date 2026-03-31)" in out, out
     if breakage == "released_after":
         assert f"{files['units']}: " in out and "field 'released_on'" in out, out
+
+
+def test_a_blank_line_in_the_allocation_is_the_file_s_problem(files: dict[str, Path]) -> None:
+    """A blank line is said as in the units and demands files: the line, its row, exit 2.
+
+    It (a hand edit, a spreadsheet's save) was judged as allocating unit '' to demand '': two
+    violations, exit code 1 and one allocation more counted.
+    """
+    text = files["allocation"].read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    files["allocation"].write_text("".join([*lines[:3], "\n", *lines[3:]]), encoding="utf-8")
+    code, out = invoke(files, "--on", "2026-03-31")
+    assert code == 2, out
+    assert (
+        f"{files['allocation']}: row 3, field '', value '': a blank line: every field is empty "
+        "(remove it)"
+    ) in out
+    files["orientation"].write_text(
+        files["orientation"].read_text(encoding="utf-8") + ",\n", encoding="utf-8"
+    )
+    files["allocation"].write_text(text, encoding="utf-8")
+    code, out = invoke(files, "--on", "2026-03-31", "--orientation", str(files["orientation"]))
+    assert code == 2, out
+    assert "a blank line: every field is empty (remove it)" in out
+    assert "Traceback" not in out
