@@ -703,3 +703,19 @@ def test_out_on_the_data_folder_is_refused_before_it_overwrites_the_data(tmp_pat
     assert {p.name: p.read_bytes() for p in data.iterdir()} == before
     code, text = run("solve", "--units", units, "--demands", demands, "--out", data / "out")
     assert code == 0, text  # a folder of its own is fine
+
+
+def test_a_misspelt_tally_count_in_the_year_so_far_is_refused(tmp_path: Path) -> None:
+    """``countd: 40`` was dropped without a word: counted read as 0, the round infeasible.
+
+    The earlier rounds' 40 of 50 allocations outside QPV to Q1 households became 0 of 50, and
+    the round was declared infeasible (exit 3) blaming mixity_outside_qpv.
+    """
+    year = tmp_path / "year.yaml"
+    year.write_text('tallies:\n  mixity_outside_qpv:\n    "": {base: 50, countd: 40}\n')
+    code, text = run("solve", TINY, "--year-so-far", year, "--out", tmp_path / "out")
+    assert code == 2, text
+    assert (
+        f"{year}: file, field 'tallies.mixity_outside_qpv..countd', value '40': "
+        "Extra inputs are not permitted"
+    ) in text

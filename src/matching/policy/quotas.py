@@ -28,7 +28,7 @@ NO_RESERVATAIRE = ""
 class Tally(BaseModel):
     """Allocations in a quota's base and how many of them count toward its target."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     base: int = Field(default=0, ge=0, description="Allocations selected by the rule's base")
     counted: int = Field(default=0, ge=0, description="Those that also meet the rule's count")
