@@ -23,16 +23,25 @@ CATEGORY_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 NO_CATEGORY_WORDS: frozenset[str] = frozenset(
     {"aucun", "aucune", "neant", "non", "no", "none", "false", "faux", "nul", "na", "rien", "sans"}
+    # a missing value as pandas (str of NaN), SQL/JSON exports and forms write it, and
+    # "non communiqué / renseigné / déterminé", "vide", "inconnu": each counted as a category
+    | {"nan", "null", "nil", "vide", "nc", "nr", "nd", "inconnu"}
 )
 """Words a spreadsheet uses for "no category". The categories are an open enumeration, so each
 of them counted as one: the household became a priority household (score, État pool,
 priority floors). They are refused; an empty cell is the empty list."""
+
+YES_WORDS: frozenset[str] = frozenset({"oui", "yes", "true", "vrai"})
+"""A yes where the categories are asked for (a priority flag column): it counted as a category
+named 'oui', which no policy rule names; the household's categories must be named."""
 
 
 def category_problem(entry: str) -> str:
     """Why ``entry`` is not a priority category code, or ``""`` when it is one."""
     if entry.lower() in NO_CATEGORY_WORDS or entry in {"-", "0", "n/a", "N/A"}:
         return f"'{entry}' is not a category: leave the cell empty for none"
+    if entry.lower() in YES_WORDS:
+        return f"'{entry}' is not a category: name the household's categories (e.g. sans_logement)"
     if not re.fullmatch(CATEGORY_PATTERN, entry):
         return "not a category code (lower-case letters, digits and '_', e.g. sans_logement)"
     return ""

@@ -261,6 +261,12 @@ DEMAND_CASES: list[tuple[dict[str, str], str, str, str, dict[str, Any]]] = [
     # "none" in a spreadsheet's words: it counted as a category, making a priority household
     ({"priority_categories": "aucune"}, "priority_categories", "aucune", "not a category", {}),
     ({"priority_categories": "N/A"}, "priority_categories", "N/A", "not a category", {}),
+    # a missing value as pandas (str of NaN) and SQL/JSON exports write it, "non communiqué",
+    # and a yes from a priority flag column: each counted as a category (priority household)
+    ({"priority_categories": "nan"}, "priority_categories", "nan", "not a category", {}),
+    ({"priority_categories": "null"}, "priority_categories", "null", "not a category", {}),
+    ({"priority_categories": "nc"}, "priority_categories", "nc", "not a category", {}),
+    ({"priority_categories": "oui"}, "priority_categories", "oui", "name the household's", {}),
     (
         {"priority_categories": "handicap;Habitat_Indigne"},
         "priority_categories",
