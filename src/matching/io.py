@@ -906,7 +906,7 @@ def _read_csv(path: PathLike) -> pd.DataFrame:
     if not header:
         raise _file_error(path, "empty file (no header row)")
     for separator, name in ((";", "';'"), ("\t", "tabs")):
-        if len(header) == 1 and header[0].count(separator) >= 2:
+        if len(header) == 1 and separator in header[0]:
             # a French spreadsheet's "CSV (point-virgule)" or a tab-separated export: every
             # name in one column, then one "required column is missing" per column said
             # nothing about why

@@ -429,6 +429,9 @@ def test_row_with_wrong_number_of_fields_is_reported(tmp_path: Path) -> None:
         # a French spreadsheet's export: one problem that says why, not one per column
         ("semicolons.csv", b"unit_id;bailleur;qpv\nU1;B;oui\n", "separated by ';'"),
         ("tabs.csv", b"unit_id\tbailleur\tqpv\nU1\tB\toui\n", "separated by tabs"),
+        # two columns (an orientation table for `check`): two names missing, no word of why
+        ("two.csv", b"unit_id;reservataire\nU1;etat\n", "separated by ';'"),
+        ("two_tabs.csv", b"unit_id\treservataire\nU1\tetat\n", "separated by tabs"),
         # it said "empty file" of a file holding a header and rows after a blank first line
         ("blank_first.csv", b"\nunit_id,bailleur\nU1,B\n", "the first line is blank"),
         ("blank_only.csv", b"\n", "empty file"),
