@@ -118,6 +118,18 @@ def variant(tmp_path: Path, old: str, new: str) -> Path:
          "household.anru_counts_as_q1: Input should be a valid boolean (got \"yes\")"),
         ("anru_counts_as_q1: true", "anru_counts_as_q1: 1",
          "household.anru_counts_as_q1: Input should be a valid boolean (got 1)"),
+        # values no file may hold: the condition selected nothing, without a word
+        ("base: [{field: unit.qpv, op: eq, value: false}]",
+         "base: [{field: unit.financing, op: eq, value: PLAII}]",
+         "quotas.rules.3: quotas.mixity_outside_qpv.base[0]: 'unit.financing' is one of PLAI, "
+         "PLUS, PLS, not 'PLAII'"),
+        ("contains, value: habitat_indigne}]", "contains, value: Habitat_Indigne}]",
+         "flux: flux.exclusions.habitat_indigne[0]: 'Habitat_Indigne': not a category code "
+         "(lower-case letters, digits and '_', e.g. sans_logement)"),
+        ("when: [{field: dalo, op: eq, value: true}]",
+         "when: [{field: resident_commune_insee, op: in, value: ['14118', '1411']}]",
+         "cotation.criteria.2: cotation.criteria.dalo.when[0]: '1411' is not an INSEE commune "
+         "code (5 characters, e.g. 14118 or 2A004)"),
         ("[12870, 18752,", "[-12870, 18752,",
          "income_ceilings.products.PLAI.by_category.0: Input should be greater than or equal "
          "to 0 (got -12870)"),

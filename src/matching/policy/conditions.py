@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from matching.policy.fields import FieldKind
+from matching.policy.fields import FieldKind, value_problem
 
 Op = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "nonempty", "empty"]
 
@@ -78,12 +78,19 @@ class Condition(ValidatedCopy):
                 return f"'{self.field}' is a list: use op contains, nonempty or empty"
             if self.op == "contains" and not isinstance(self.value, str):
                 return f"'{self.field}' holds text: quote the value ('{self.value}')"
+            if self.op == "contains":
+                return value_problem(self.field, self.value)
             return None
         values = self.value if self.op in {"in", "not_in"} else [self.value]
         wrong = [v for v in values if not _of_kind(v, kind)]
         if wrong:
             hint = f": quote it ('{wrong[0]}')" if kind == "text" else ""
             return f"'{self.field}' is {kind}, {wrong[0]!r} is not{hint}"
+        if kind == "text":
+            for v in values:
+                problem = value_problem(self.field, v)
+                if problem:
+                    return problem
         return None
 
     def describe(self) -> str:

@@ -7,9 +7,11 @@ demand field prefixed with ``demand.``, or ``reservataire``.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from matching.domain import Demand, Unit
+from matching.domain import Demand, Unit, category_problem
+from matching.types import Financing, FluxExclusion
 
 FieldKind = Literal["bool", "number", "text", "list", "date"]
 
@@ -54,3 +56,32 @@ ALLOCATION_FIELDS: dict[str, FieldKind] = {
     "in_flux": "bool",
 }
 """Fields a quota rule may select on: one row per allocation (unit, demand, réservataire)."""
+
+
+_INSEE = r"\d[\dAB]\d{3}"
+_RESERVATAIRE_ID = r"[a-z][a-z0-9_]*"
+
+
+def value_problem(field: str, value: str) -> str | None:
+    """Why no row can hold the text ``value`` in ``field``, or None when one can.
+
+    Why: the files refuse any other value of these fields (docs/data-format.md), so a condition
+    on one (``unit.financing`` = ``PLAII``, ``priority_categories`` contains ``Habitat_Indigne``,
+    a commune code ``1411``) selected nothing, without a word: a quota that never bound, a
+    criterion that gave no points, an exclusion that matched no household.
+    """
+    name = field.removeprefix("unit.").removeprefix("demand.")
+    if name == "financing" and value not in {f.value for f in Financing}:
+        return f"'{field}' is one of {', '.join(f.value for f in Financing)}, not '{value}'"
+    if name == "flux_excluded" and value not in {f.value for f in FluxExclusion}:
+        allowed = ", ".join(f"'{f.value}'" for f in FluxExclusion)
+        return f"'{field}' is one of {allowed}, not '{value}'"
+    if name in {"commune_insee", "resident_commune_insee", "wished_communes"} and not re.fullmatch(
+        _INSEE, value
+    ):
+        return f"'{value}' is not an INSEE commune code (5 characters, e.g. 14118 or 2A004)"
+    if name == "priority_categories" and category_problem(value):
+        return f"'{value}': {category_problem(value)}"
+    if name == "pools" and not re.fullmatch(_RESERVATAIRE_ID, value):
+        return f"'{value}' is not a réservataire id (lower-case letters, digits and '_')"
+    return None
