@@ -519,11 +519,22 @@ def _parse_date(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
     return values, ok
 
 
+CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
+"""Characters no text cell may hold: line breaks, tabs, NUL and the other C0 controls."""
+
+
 def _parse_text(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
     text = _texts(series)
     shown = _Lazy(series, text)
     empty = _empty_and_required(spec, (text == "").to_numpy(), shown, ctx)
     ok = ~empty
+    # a line break in a quoted cell (a spreadsheet's Alt+Enter) or a control character: the
+    # value was taken as it was, a landlord 'Inolya\nSud' apart from 'Inolya', and every
+    # table printing it broken across lines
+    control = ok & text.str.contains(CONTROL_CHARACTERS, regex=True).to_numpy(dtype=bool)
+    if control.any():
+        ctx.report(control, spec.name, text, "holds a line break or a control character")
+        ok &= ~control
     if spec.kind == "choice":
         bad = ok & ~text.isin(spec.choices).to_numpy()
         if bad.any():

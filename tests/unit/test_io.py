@@ -216,6 +216,9 @@ def test_validate_numbers_rows_by_position_whatever_the_index() -> None:
 UNIT_CASES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     # field, bad cell, value shown, reason fragment, keyword arguments of read_units
     ("rooms", "x", "x", "not a whole number", {}),
+    # a quoted cell with a line break (a spreadsheet's Alt+Enter) was a landlord of its own
+    ("bailleur", "Inolya\nSud", "Inolya\nSud", "holds a line break or a control character", {}),
+    ("unit_id", "U\x002", "U\x002", "holds a line break or a control character", {}),
     ("rooms", "2.5", "2.5", "not a whole number", {}),
     ("rooms", "8", "8", "must be at most 7", {}),  # Unit.rooms le=7
     ("rooms", "0", "0", "must be at least 1", {}),  # Unit.rooms ge=1
