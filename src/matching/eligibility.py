@@ -874,7 +874,11 @@ def render_diagnostics(diag: EligibilityDiagnostics, policy: Policy, max_units: 
     lines = [
         f"{len(per_unit):,} units, {diag.n_pairs:,} eligible pairs, "
         f"{diag.n_demands_with_pair:,} demands in at least one pair, "
-        f"{diag.n_no_pool:,} eligible pairs in no pool",
+        # "and ... more": the pairs in no pool are not among the eligible pairs counted before
+        # (those someone may propose, result.json's eligible_pairs); "724 eligible pairs, ...,
+        # 7 eligible pairs in no pool" read as 7 of the 724
+        f"and {diag.n_no_pool:,} more eligible pair(s) in no pool (no réservataire may propose "
+        "them)",
         "",
         "Eligible demands per unit and pool (" + ", ".join(["any", *ids]) + "):",
     ]

@@ -535,6 +535,11 @@ def test_diagnostics_pool_binding(policy: Policy) -> None:
     diag = diagnostics(units, demands, policy, eligible_pairs(units, demands, policy))
     assert diag.per_unit["no_pool"].tolist() == [1]
     assert diag.blocked["binding"].tolist() == [POOL]
+    # the pair in no pool is not one of the eligible pairs counted (result.json's), but more
+    assert render_diagnostics(diag, policy).startswith(
+        "1 units, 0 eligible pairs, 0 demands in at least one pair, and 1 more eligible pair(s) "
+        "in no pool (no réservataire may propose them)"
+    )
 
 
 def test_diagnostics_text_separates_thousands(policy: Policy) -> None:
