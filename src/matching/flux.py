@@ -14,7 +14,7 @@ from fractions import Fraction
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from matching.policy.model import Policy
-from matching.policy.quotas import Tally
+from matching.policy.quotas import Count, Tally
 
 
 class YearSoFar(BaseModel):
@@ -22,8 +22,8 @@ class YearSoFar(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    flux_units: int = Field(default=0, ge=0, description="Flux units released in earlier rounds")
-    oriented: dict[str, int] = Field(
+    flux_units: Count = Field(default=0, ge=0, description="Flux units released in earlier rounds")
+    oriented: dict[str, Count] = Field(
         default_factory=dict, description="Flux units oriented to each réservataire so far"
     )
     tallies: dict[str, dict[str, Tally]] = Field(

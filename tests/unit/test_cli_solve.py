@@ -719,3 +719,19 @@ def test_a_misspelt_tally_count_in_the_year_so_far_is_refused(tmp_path: Path) ->
         f"{year}: file, field 'tallies.mixity_outside_qpv..countd', value '40': "
         "Extra inputs are not permitted"
     ) in text
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "reason"),
+    [("flux_units: true\n", "flux_units", "not a boolean"),
+     ("flux_units: 3\noriented: {etat: '2'}\n", "oriented.etat", "not text")],
+)  # fmt: skip
+def test_a_count_of_the_year_so_far_is_a_number_not_a_boolean_or_text(
+    tmp_path: Path, text: str, field: str, reason: str
+) -> None:
+    """``flux_units: true`` was read as 1 and ``'2'`` as 2; policy files refuse both."""
+    year = tmp_path / "year.yaml"
+    year.write_text(text)
+    code, out = run("solve", TINY, "--year-so-far", year, "--out", tmp_path / "out")
+    assert code == 2, out
+    assert f"{year}: file, field '{field}'" in out and f"a count is a whole number, {reason}" in out

@@ -12,10 +12,11 @@ and its shortfall is the least number of extra counted allocations that would ma
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from matching.policy.conditions import evaluate
 from matching.policy.model import QuotaRule
@@ -25,13 +26,30 @@ NO_RESERVATAIRE = ""
 """Réservataire of an allocation of a unit excluded from the flux: it belongs to nobody (A4)."""
 
 
+def _a_count(value: object) -> object:
+    """Refuse a boolean or a text where a count is given (a year-so-far file, a mapping).
+
+    Why: ``flux_units: true`` was read as 1 and ``counted: "12"`` as 12, where the policy and
+    scenario files refuse both.
+    """
+    if isinstance(value, bool | np.bool_):
+        raise ValueError("a count is a whole number, not a boolean")
+    if isinstance(value, str):
+        raise ValueError("a count is a whole number, not text")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_a_count)]
+"""A number of units or allocations in the year so far."""
+
+
 class Tally(BaseModel):
     """Allocations in a quota's base and how many of them count toward its target."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    base: int = Field(default=0, ge=0, description="Allocations selected by the rule's base")
-    counted: int = Field(default=0, ge=0, description="Those that also meet the rule's count")
+    base: Count = Field(default=0, ge=0, description="Allocations selected by the rule's base")
+    counted: Count = Field(default=0, ge=0, description="Those that also meet the rule's count")
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(base=self.base + other.base, counted=self.counted + other.counted)
