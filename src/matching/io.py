@@ -782,7 +782,7 @@ def _validate(
 
 
 def _blank_lines_once(frame: pd.DataFrame, ctx: _Context) -> None:
-    """One problem per blank line of a table, instead of one per required field.
+    """One problem per blank line (or repeated header) of a table, not one per required field.
 
     Why: two blank lines at the end of a CSV (an editor's or a spreadsheet's) gave 20
     "required value is missing (empty cell)" problems, burying any other one; the line is
@@ -794,13 +794,25 @@ def _blank_lines_once(frame: pd.DataFrame, ctx: _Context) -> None:
     if frame.shape[1] < 2 or not reported:
         return
     cells = frame.iloc[[row - 1 for row in reported]].astype(object)
-    empty = cells.isna() | cells.apply(lambda column: column.astype(str).str.strip() == "")
-    rows = {row for row, blank in zip(reported, empty.all(axis=1), strict=True) if blank}
-    if not rows:
+    texts = cells.apply(lambda column: column.astype(str).str.strip()).where(cells.notna(), "")
+    names = pd.Series([str(c).strip() for c in frame.columns], index=frame.columns)
+    # the header line again (two exports joined one after the other): one problem, not one per
+    # field each saying that 'qpv' is not a boolean
+    kinds = {
+        "a blank line: every field is empty (remove it)": (texts == "").all(axis=1),
+        "the header line again (two files joined?): remove it": texts.eq(names).all(axis=1),
+    }
+    found = {
+        row: reason
+        for reason, mask in kinds.items()
+        for row, hit in zip(reported, mask, strict=True)
+        if hit
+    }
+    if not found:
         return
-    ctx.problems.items[:] = [p for p in ctx.problems.items if p.row not in rows]
-    for row in sorted(rows):
-        ctx.problems.add(ctx.source, row, "", "", "a blank line: every field is empty (remove it)")
+    ctx.problems.items[:] = [p for p in ctx.problems.items if p.row not in found]
+    for row in sorted(found):
+        ctx.problems.add(ctx.source, row, "", "", found[row])
 
 
 def validate_units(

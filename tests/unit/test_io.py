@@ -408,6 +408,22 @@ def test_blank_line_is_a_row_not_skipped(tmp_path: Path) -> None:
     assert {"bailleur", "rooms"} <= {p.field for p in problems if p.row == 3}
 
 
+def test_a_repeated_header_line_is_one_problem(tmp_path: Path) -> None:
+    """Two exports joined one after the other: the second header is said once, as such.
+
+    It gave one problem per column, each saying that 'qpv' is not a boolean, 'rooms' not a
+    whole number, ...
+    """
+    path = tmp_path / "units.csv"
+    write_rows(path, unit_rows({}, {}))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[0], lines[1], lines[0], lines[2]]) + "\n", encoding="utf-8")
+    problems = problems_of(lambda: io.read_units(path))
+    assert [(p.row, p.field, p.reason) for p in problems] == [
+        (2, "", "the header line again (two files joined?): remove it")
+    ]
+
+
 def test_row_with_wrong_number_of_fields_is_reported(tmp_path: Path) -> None:
     """A CSV row with too many fields is a problem on that row (data row 2 = file line 3)."""
     path = tmp_path / "units.csv"
