@@ -139,3 +139,24 @@ def test_why_not_says_why_an_id_is_not_in_the_round(tmp_path: Path) -> None:
     assert "Invalid value for 'UNIT_ID': no unit U-TYPO in the scenario's data (300 units)" in text
     code, text = run("why-not", scenario, in_round, demands.at[0, "demand_id"])
     assert code == 0, text
+
+
+@pytest.mark.parametrize(("command", "target"), [("score", "demands"), ("eligibility", "units")])
+def test_out_over_an_input_file_is_refused(tmp_path: Path, command: str, target: str) -> None:
+    """``score --out data/demands.csv`` replaced the planner's demands with the scores."""
+    data = tmp_path / "data"
+    code, text = run("generate", "--units", "30", "--demands", "20", "--out", data)
+    assert code == 0, text
+    scenario = tmp_path / "files.yaml"
+    scenario.write_text(
+        TINY.read_text(encoding="utf-8").replace(
+            "data:\n  generate: {units: 300, demands: 300}",
+            "data: {units: data/units.csv, demands: data/demands.csv}",
+        ),
+        encoding="utf-8",
+    )
+    before = (data / f"{target}.csv").read_bytes()
+    code, text = run(command, scenario, "--out", data / f"{target}.csv")
+    assert code == 2, text
+    assert f"would overwrite {data / f'{target}.csv'} (data.{target})" in text
+    assert (data / f"{target}.csv").read_bytes() == before

@@ -22,14 +22,22 @@ from matching.eligibility import (
     why_not,
 )
 from matching.policy.scoring import explain_score, render_score_explanation, score
-from matching.scenario import RoundData, load_round, load_scenario
+from matching.scenario import RoundData, load_round, load_scenario, refuse_outputs_over_inputs
 
 SCENARIO = click.argument("scenario", type=click.Path(exists=True, path_type=Path))
 
 
-def _round(scenario: Path) -> RoundData:
-    """Load the round of a scenario (units, demands with facts, policy, on, territory)."""
-    return load_round(load_scenario(scenario))
+def _round(scenario: Path, out: Path | None = None, command: str = "") -> RoundData:
+    """Load the round of a scenario (units, demands with facts, policy, on, territory).
+
+    With ``out``, the file the command writes is first checked not to be one of the scenario's
+    inputs: ``score --out data/demands.csv`` replaced the planner's demands with the scores,
+    without a word.
+    """
+    sc = load_scenario(scenario)
+    if out is not None:
+        refuse_outputs_over_inputs(sc, out.parent, command, (out.name,), ())
+    return load_round(sc)
 
 
 def _in_round(rd: RoundData, unit_id: str | None, demand_id: str) -> None:
@@ -61,7 +69,7 @@ def _write_table(frame: pd.DataFrame, out: Path) -> None:
 )
 def score_command(scenario: Path, out: Path) -> None:
     """Score every demand of the scenario's round with the policy's cotation grid."""
-    rd = _round(scenario)
+    rd = _round(scenario, out, "score")
     result = score(rd.facts, rd.policy.cotation)
     table = pd.concat(
         [
@@ -106,7 +114,7 @@ def explain_score_command(scenario: Path, demand_id: str) -> None:
 )
 def eligibility_command(scenario: Path, max_units: int, out: Path | None) -> None:
     """Count eligible demands per unit and pool; explain units nobody can take."""
-    rd = _round(scenario)
+    rd = _round(scenario, out, "eligibility")
     pairs = eligible_pairs(rd.units, rd.facts, rd.policy)
     diag = diagnostics(rd.units, rd.facts, rd.policy, pairs)
     click.echo(render_diagnostics(diag, rd.policy, max_units=max_units))
