@@ -36,7 +36,7 @@ from matching.round import prepare_round, solve
 from matching.solver.cuts import unreachable_conflicts
 from matching.solver.instance import build_triples
 from matching.solver.rows import quota_rows
-from matching.types import Stage
+from matching.types import QuotaMode, Stage
 from tests.factories import ROUND_DATE, demand, demands_of, unit, units_of
 from tests.solver.support import (
     FAST,
@@ -317,6 +317,67 @@ def test_the_core_mip_has_half_the_budget_then_cp_sat_takes_over(
     verify(result, units, demands, policy, year, on)
     for stage, value in result.stage_values.items():
         assert result.stage_bounds[stage] >= value
+
+
+def test_a_soft_round_whose_hard_attempt_falls_short_keeps_to_one_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Soft quotas, shortfall first: the hard attempt and the soft path share the budget.
+
+    The round (30 x 800, the exactness sweep's seed 22 rules, soft, shortfall first) is
+    first tried with hard quotas on half the budget, which proves nothing; the soft path then
+    had the whole budget again and a safety net of its own from its start: with a 1 s budget
+    CP-SAT spent 1.5 s of deterministic time and the solve ran 8.3 s, past the 3 x 1 + 5 s
+    net. Now each CP-SAT call gets only what the earlier ones left, and no call may run past
+    the net counted from the start of the solve.
+    """
+    import time
+
+    from benchmarks.exactness import varied_policy
+
+    import matching.solver.solve as solve_module
+
+    calls: list[tuple[float, float, float]] = []  # (limit of work, deadline, work spent)
+    real_run = solve_module.run
+
+    def spy(solver: cp_model.CpSolver, model: cp_model.CpModel, budget: object) -> int:
+        p = solver.parameters
+        deadline = time.perf_counter() + p.max_time_in_seconds
+        code = real_run(solver, model, budget)  # type: ignore[arg-type]
+        calls.append((p.max_deterministic_time, deadline, solver.response_proto.deterministic_time))
+        return code
+
+    started: list[float] = []  # when the solver begins (after the round's preparation)
+    real_solve_round = round_module.solve_round
+
+    def timed(*args: object) -> object:
+        started.append(time.perf_counter())
+        return real_solve_round(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(solve_module, "run", spy)
+    monkeypatch.setattr(round_module, "solve_round", timed)
+    units, demands = territory(22, 30, 800)
+    varied, year, _ = varied_policy(POLICY, 22)
+    rules = tuple(r.model_copy(update={"weight": 1}) for r in varied.quotas.rules)
+    quotas = varied.quotas.model_copy(update={"mode": QuotaMode.SOFT, "rules": rules})
+    stages = (Stage.SHORTFALL, Stage.ALLOCATIONS, Stage.SCORE)
+    objective = varied.objective.model_copy(update={"stages": stages})
+    policy = varied.model_copy(update={"quotas": quotas, "objective": objective})
+    on = pd.Timestamp(units["released_on"].max()).date()
+    budget = 1.0
+    result = solve(
+        units, demands, policy, SolveParams(num_workers=1, time_limit_s=budget),
+        year_so_far=year, on=on,
+    )  # fmt: skip
+    assert "soft_solved_as_hard" not in result.stats  # the hard attempt fell short
+    assert len(calls) >= 3, calls  # CP-SAT in both attempts
+    spent = 0.0
+    for limit, deadline, work in calls:
+        assert limit <= max(0.01, budget - spent) + 1e-9, calls  # what the earlier calls left
+        assert deadline <= started[0] + 3 * budget + 5 + 0.05, calls  # one safety net
+        spent += work
+    assert result.status in {"OPTIMAL", "FEASIBLE"}
+    verify(result, units, demands, policy, year, on)
 
 
 def test_a_core_search_that_finds_nothing_keeps_the_solution_in_hand(

@@ -39,6 +39,19 @@ class Budget:
         sub.parent = self  # type: ignore[attr-defined]
         return sub
 
+    def part(self, seconds: float) -> Budget:
+        """A budget of ``seconds`` with its own end and safety net, spent from this one.
+
+        For a first attempt inside a solve (`matching.solver.solve.solve_round`'s hard proof
+        of a soft round): it stops as a budget of ``seconds`` would, never past this one's
+        net, and what it spends is no longer this one's, so the attempt and what follows it
+        share one budget and one safety net.
+        """
+        sub = Budget(seconds)
+        sub.end, sub.deadline = min(sub.end, self.end), min(sub.deadline, self.deadline)
+        sub.parent = self  # type: ignore[attr-defined]
+        return sub
+
     def spend(self, dtime: float) -> None:
         """Record deterministic time used by a CP-SAT call."""
         self.left = max(0.0, self.left - dtime)
