@@ -186,6 +186,65 @@ def test_a_conflict_cp_sat_cannot_name_is_named_by_the_deletion_filter() -> None
         assert result.status == "OPTIMAL"
 
 
+def test_naming_a_conflict_stops_at_the_safety_net(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the solve's wall-clock net, no deletion-filter check starts, CP-SAT gets 1 s.
+
+    Each check had at least 1 s of its own whatever the net said: a 50 x 300 round with a 3 s
+    budget (net 14 s), on the full model beside busy processes, ran its 13 checks of about
+    0.6 s each until 17.9 s. A check not run is a check not proven: nothing is named from it.
+    """
+    import time
+
+    import matching.solver.infeasibility as infeasibility
+
+    checks: list[float] = []
+    real_mip = infeasibility.solve_small_mip
+
+    def spy(*args: object, **kwargs: object) -> object:
+        checks.append(float(kwargs["time_limit_s"]))  # type: ignore[arg-type]
+        return real_mip(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(infeasibility, "solve_small_mip", spy)
+    floor = default_rule("mixity_outside_qpv").model_copy(update={"target": 0.52})
+    ceiling = rule(
+        "q1_ceiling_per_landlord", "ceiling", "share", 0.33,
+        [{"field": "demand.q1", "op": "eq", "value": True}], scope="unit.bailleur",
+    )  # fmt: skip
+    year = YearSoFar(tallies={"mixity_outside_qpv": {"": Tally(base=2, counted=1)}})
+    units, demands = territory(59, 14, 120)
+    on = pd.Timestamp(units["released_on"].max()).date()
+    policy = with_rules(POLICY, floor, ceiling)
+    inst = prepare_round(units, demands, policy, on=on, year_so_far=year).instance
+    triples = build_triples(inst)
+    rows = quota_rows(inst, triples)
+    named = infeasibility.minimal_conflict(inst, triples, rows, time.perf_counter() + 60)
+    assert named == ["mixity_outside_qpv", "q1_ceiling_per_landlord"]
+    assert checks  # in time, the filter checks
+    checks.clear()
+    assert infeasibility.minimal_conflict(inst, triples, rows, time.perf_counter() - 1) is None
+    assert checks == []  # past the net: none (each had 1 s)
+    # then CP-SAT's cores, the fallback when nothing is proven: 1 s of wall clock past the
+    # net, not three times its deterministic time plus 5 s from its own start
+    from matching.solver.build import build_model
+    from matching.solver.cpsat import Budget
+
+    walls: list[float] = []
+    real_run = infeasibility.run
+
+    def timed(solver: cp_model.CpSolver, model: cp_model.CpModel, budget: object) -> int:
+        walls.append(solver.parameters.max_time_in_seconds)
+        return real_run(solver, model, budget)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(infeasibility, "run", timed)
+    late = Budget(1.0)
+    late.deadline = time.perf_counter() - 1
+    built = build_model(inst, triples, diagnose=True)
+    infeasibility.conflicting_rules(built, SolveParams(num_workers=1), late)
+    assert walls == [1.0]
+
+
 def test_naming_a_conflict_spends_deterministic_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """CP-SAT's search for the conflicting rules is limited by its deterministic time.
 

@@ -137,8 +137,13 @@ def proven_conflict(
     """Whether HiGHS proves, within ``node_limit`` nodes, that ``names`` cannot all hold.
 
     ``names``: quota rule ids and ``flux_band[r]``; every other rule is left out. A band left
-    out lets the round orient 0 to all of its flux units to that réservataire.
+    out lets the round orient 0 to all of its flux units to that réservataire. Past
+    ``deadline`` (the solve's safety net) it runs no check and says not proven.
     """
+    left = deadline - time.perf_counter()
+    if left <= 0:  # past the solve's safety net: no check starts (the rules stay named; each
+        # had a second of its own, and a deletion filter of 13 checks ran 3.9 s past the net)
+        return False
     n_flux = int(inst.flux_units.sum())
     bands = {
         r: b if f"flux_band[{r}]" in names else FluxBand(
@@ -152,7 +157,7 @@ def proven_conflict(
         bands=bands,
         feasibility=True,
         node_limit=node_limit,
-        time_limit_s=max(1.0, deadline - time.perf_counter()),
+        time_limit_s=max(1.0, left),
     )  # fmt: skip
     return found.status == "INFEASIBLE"
 
@@ -163,7 +168,8 @@ def conflicting_rules(built: BuiltModel, params: SolveParams, budget: Budget) ->
     Every guard literal is assumed true; CP-SAT then returns a subset of the assumptions that is
     sufficient for infeasibility. Returns an empty list when the model is feasible or when the
     search ran out of its budget: what is left of ``budget``, at least 1 s, in CP-SAT's
-    deterministic time (its wall-clock limit, three times that plus 5 s, is only a safety net).
+    deterministic time (its wall-clock limit, three times that plus 5 s and at most the
+    budget's own net, or 1 s past it, is only a safety net).
     Why not wall-clock seconds: whether the rules were found, and which, then depended on the
     machine's load (a search cut by the clock stops at a different point beside a busy
     process).
@@ -174,7 +180,10 @@ def conflicting_rules(built: BuiltModel, params: SolveParams, budget: Budget) ->
     seconds = max(1.0, budget.left)
     solver = cp_model.CpSolver()
     solver.parameters.max_deterministic_time = seconds
-    solver.parameters.max_time_in_seconds = 3 * seconds + 5
+    # the solve's safety net, at least 1 s (it had 3 x that + 5 s from its own start, also
+    # after the deletion filter had reached the net)
+    wall = max(1.0, budget.deadline - time.perf_counter())
+    solver.parameters.max_time_in_seconds = min(3 * seconds + 5, wall)
     solver.parameters.num_workers = 1  # cores are only reported by a single-worker search
     solver.parameters.random_seed = params.seed
     status = run(solver, built.model, budget)
