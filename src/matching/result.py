@@ -202,6 +202,11 @@ class Result:
                 f"  proof: optimal on a core of {self.stats.get('core_triples', 0):,} of "
                 f"{self.stats.get('triples', 0):,} triples, certified by the LP bound"
             )
+        if self.stats.get("stopped_by_clock"):
+            lines.append(
+                "  a search stopped at its wall-clock limit, not at its budget of work: the same "
+                "inputs may give another result on a machine more or less loaded"
+            )
         lines.append(f"  wall time {self.wall_time_s:.2f} s")
         return "\n".join(lines)
 

@@ -161,6 +161,39 @@ def test_a_time_limited_run_is_reproducible() -> None:
     assert_identical(first, second)
 
 
+def test_a_run_cut_by_the_wall_clock_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search stopped by the wall-clock net, not by its work, is flagged: it may not repeat.
+
+    A FEASIBLE result cut by the budget's work repeats; one cut by the safety net (a machine
+    so loaded that three times the budget plus 5 s passes first) depends on the load: a 30 x
+    800 round on the full model with a 3 s budget gave score 4,019 twice, then 3,970 in
+    14.4 s beside three busy processes, and nothing told the two kinds apart. Here the net is
+    made to come at once (a machine loaded without limit).
+    """
+    import time
+
+    import matching.solver.solve as solve_module
+    from matching.solver.cpsat import Budget
+
+    units, demands = territory(1, 40, 400)
+    params = SolveParams(num_workers=1, time_limit_s=0.05, prune=False)
+    by_work = solve(units, demands, POLICY, params)
+    assert by_work.status == "FEASIBLE"
+    assert "stopped_by_clock" not in by_work.stats
+    assert "wall-clock" not in by_work.summary()
+
+    class Loaded(Budget):
+        def __init__(self, seconds: float) -> None:
+            super().__init__(seconds)
+            self.deadline = time.perf_counter()  # the net passes before any search ends
+
+    monkeypatch.setattr(solve_module, "Budget", Loaded)
+    by_clock = solve(units, demands, POLICY, params)
+    assert by_clock.stats["stopped_by_clock"] == 1
+    assert "wall-clock limit" in by_clock.summary()
+    assert "stopped_by_clock" not in by_clock.to_dict()["proof"]  # timings.json only
+
+
 def test_a_conflict_cp_sat_cannot_name_is_named_by_the_deletion_filter() -> None:
     """A Q1 floor outside QPV against a Q1 ceiling per landlord, on a 14-unit round.
 

@@ -31,6 +31,14 @@ class Budget:
         now = time.perf_counter()
         self.end = now + seconds
         self.deadline = now + 3 * seconds + 5
+        self.net_reached = False  # a search was cut by the wall-clock net, not by its work
+
+    def reach_net(self) -> None:
+        """Record that a search stopped at the wall-clock safety net (and in the parent's)."""
+        self.net_reached = True
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            parent.reach_net()
 
     def share(self, fraction: float) -> Budget:
         """A sub-budget of ``fraction`` of what is left (spent from this one as it is used)."""
@@ -71,7 +79,15 @@ def run(solver: cp_model.CpSolver, model: cp_model.CpModel, budget: Budget) -> i
     """
     solver.parameters.catch_sigint_signal = False
     code = int(solver.solve(model))
-    budget.spend(solver.response_proto.deterministic_time)
+    work = solver.response_proto.deterministic_time
+    budget.spend(work)
+    if (
+        code in (cp_model.FEASIBLE, cp_model.UNKNOWN)
+        and work < solver.parameters.max_deterministic_time
+    ):
+        # stopped by the wall clock before its work ran out: on a loaded machine, where the
+        # work limit would have stopped it at the same point every run
+        budget.reach_net()
     if code == cp_model.MODEL_INVALID:  # a bug or numbers beyond CP-SAT's: never "no time"
         raise MatchingError(f"CP-SAT refused the model: {model.validate()}")
     return code

@@ -275,11 +275,11 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
         and policy.objective.stages[:1] == (Stage.SHORTFALL,)
         and all(rule.weight > 0 for rule in policy.quotas.rules)
     )  # otherwise a shortfall may pay, and the hard optimum need not be the soft one
+    budget = Budget(params.time_limit_s)
     if shortfall_first and params.prune and len(inst.pair_unit) > params.prune_above_triples:
         # one budget and one safety net for both attempts: the soft path gets what the hard
         # attempt left (it had the whole budget again, and a net of its own from its start:
         # a 30 x 800 round with a 1 s budget ran 8.3 s, its CP-SAT calls 1.5 s of work)
-        budget = Budget(params.time_limit_s)
         triples = build_triples(inst)  # the same for both modes: built once
         rows = quota_rows(inst, triples)
         hard, hard_rows, shifts = _hard_with_least_shortfalls(inst, triples, rows)
@@ -297,21 +297,24 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
             attempt.stage_bounds = {Stage.SHORTFALL: float(weighted), **attempt.stage_bounds}
             attempt.shortfalls = {name: s for name, (_rule, s) in shifts.items()}
             attempt.stats["soft_solved_as_hard"] = 1
-            return _finished(inst, attempt)
-        return _finished(
-            inst, _solve_round(inst, params, triples=triples, rows=rows, budget=budget)
-        )
-    return _finished(inst, _solve_round(inst, params))
+            return _finished(inst, attempt, budget)
+        solution = _solve_round(inst, params, triples=triples, rows=rows, budget=budget)
+        return _finished(inst, solution, budget)
+    return _finished(inst, _solve_round(inst, params, budget=budget), budget)
 
 
-def _finished(inst: RoundInstance, solution: RoundSolution) -> RoundSolution:
+def _finished(inst: RoundInstance, solution: RoundSolution, budget: Budget) -> RoundSolution:
     """The solution as `solve_round` returns it: tie-broken, and said to be cut short if so.
 
     The policy's tie-break among households of equal standing (`ties`): the swaps keep every
     stage value, quota count and orientation, so the status and the bounds stand as the
     search proved them. A FEASIBLE solution is flagged ``time_limited``, which the result's
-    reasons read (`not_proven_in_time`).
+    reasons read (`not_proven_in_time`). ``stopped_by_clock``: a search of the solve stopped
+    at a wall-clock limit rather than at its count of work (`Budget.net_reached`), so the same
+    inputs may give another result on a machine more or less loaded.
     """
+    if budget.net_reached:
+        solution.stats["stopped_by_clock"] = 1
     if solution.status not in {"OPTIMAL", "FEASIBLE"}:
         return solution
     solution.demand, swaps = prefer_tie_break(inst, solution.unit, solution.demand, solution.res)
@@ -627,6 +630,8 @@ def _solve_core(
         ),
     )  # fmt: skip
     stats["core_search"] = "highs"
+    if found.out_of_time:  # its seconds, not a count (docs/solver.md, "Determinism")
+        budget.reach_net()
     if found.status == "INFEASIBLE":
         return _StagedOutcome("INFEASIBLE", found.chosen, {}, [], {}, {})
     values, bounds = _valued(found.terms, found.chosen, found.shortfall, caps)
@@ -788,6 +793,8 @@ def _lp_guided_hint(
         better_than=better_than,
         node_limit=node_limit,
     )  # fmt: skip
+    if found.out_of_time:  # its wall-clock net, not its node limit
+        budget.reach_net()
     if found.status not in {"OPTIMAL", "FEASIBLE"}:
         return None
     values, bounds = _valued(found.terms, found.chosen, found.shortfall, caps)
