@@ -353,3 +353,19 @@ def test_the_branching_stops_when_its_work_reaches_the_budget(
         for stage, value in proven.stage_values.items():
             assert result.stage_values[stage] <= value  # never above the optimum
             assert result.stage_bounds[stage] >= value  # and its bound holds
+
+
+def test_a_minimum_with_capacities_whose_best_is_no_arc() -> None:
+    """Minimising non-negative costs with right capacities: the best matching is empty.
+
+    Every arc costs 1 or more and nothing forces one, so the optimum is 0 with no arc (the
+    LP's reduced costs leave no arc in the core); with ``right_capacity`` it raised IndexError.
+    """
+    left = np.array([0, 0, 1])
+    right = np.array([0, 1, 1])
+    solution = solve_matching(
+        left, right, np.array([3, 1, 2]), maximize=False, right_capacity=np.array([1, 2])
+    )
+    assert solution.status == "OPTIMAL"
+    assert solution.value == 0
+    assert len(solution.arcs) == 0

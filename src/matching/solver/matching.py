@@ -112,7 +112,9 @@ def _core_model(
     ):
         order = np.argsort(nodes, kind="stable")
         cuts = np.flatnonzero(np.diff(nodes[order])) + 1
-        for group in np.split(order, cuts):
+        for group in np.split(order, cuts) if len(order) else ():
+            # an empty core (a minimum whose best is no arc) has no group: np.split gives one
+            # empty piece, whose node the capacity lookup read past the end
             lits = [x[i] for i in group]
             room = 1 if capacity is None else int(capacity[nodes[group[0]]])
             if exact:
