@@ -27,7 +27,7 @@ from matching.params import SolveParams
 from matching.policy.model import Policy
 from matching.solver.cuts import ShareRow, _Coverage, _lower_hull, aggregates, hull_cuts
 from matching.solver.instance import build_triples
-from matching.solver.matching import solve_matching
+from matching.solver.matching import SideRow, solve_matching
 from matching.solver.rows import quota_rows
 from matching.types import QuotaMode, Stage
 from tests.solver.support import (
@@ -369,3 +369,14 @@ def test_a_minimum_with_capacities_whose_best_is_no_arc() -> None:
     assert solution.status == "OPTIMAL"
     assert solution.value == 0
     assert len(solution.arcs) == 0
+
+
+def test_no_arc_and_a_side_row_asking_one_is_infeasible() -> None:
+    """With no arc, a side row ``>= 1`` cannot hold: INFEASIBLE, not an empty OPTIMAL."""
+    none = np.zeros(0, dtype=np.int64)
+    need_one = SideRow(none, none, ">=", 1, "need_one")
+    assert solve_matching(none, none, none, [need_one]).status == "INFEASIBLE"
+    at_most_minus_one = SideRow(none, none, "<=", -1, "negative")
+    assert solve_matching(none, none, none, [at_most_minus_one]).status == "INFEASIBLE"
+    at_most_two = SideRow(none, none, "<=", 2, "loose")
+    assert solve_matching(none, none, none, [at_most_two]).status == "OPTIMAL"

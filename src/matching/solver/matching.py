@@ -172,7 +172,12 @@ def solve_matching(
     n_right = int(right.max(initial=-1)) + 1
     if len(left) == 0:
         empty = np.zeros(0, dtype=np.int64)
-        status = "INFEASIBLE" if perfect and n_left else "OPTIMAL"
+        # with no arc every side row reads 0: one asking more (>= 1, or <= -1) cannot hold
+        unmet = any(
+            (row.sense == ">=" and row.rhs > 0) or (row.sense == "<=" and row.rhs < 0)
+            for row in rows
+        )
+        status = "INFEASIBLE" if (perfect and n_left) or unmet else "OPTIMAL"
         return MatchingSolution(status, empty, empty, empty, 0, 0.0, time.perf_counter() - start)
     budget = Budget(params.time_limit_s)
     if right_capacity is not None:
