@@ -94,8 +94,12 @@ def add_flux_exclusion(
     """Hard. A unit excluded from the flux goes only to the households its exclusion is for (A3).
 
     The eligible-pair table already applies this rule; it is restated here from the policy so
-    that the model never depends on a filter applied elsewhere.
+    that the model never depends on a filter applied elsewhere. A policy that switches the rule
+    off (``flux_exclusion`` not in ``eligibility.rules``) lets anyone eligible take such a
+    unit: the pair table and the checker have it so, and so does the model.
     """
+    if "flux_exclusion" not in inst.policy.eligibility.rules:
+        return
     t = v.triples
     excl = np.flatnonzero(t.res == NONE)
     if len(excl) == 0:
