@@ -734,3 +734,19 @@ def test_anru_household_counts_for_outside_qpv_mixity() -> None:
     result = solve_checked(units, demands, case.policy)
     assert {d for _, d, _ in rows_of(result)} == {"N1", "A"}
     assert result.stage_values == {"allocations": 2, "score": 164}
+
+
+@pytest.mark.parametrize("params", [FULL, PRUNED], ids=["full_model", "lp_path"])
+def test_soft_round_without_quota_rows_reports_a_zero_shortfall(params: SolveParams) -> None:
+    """Soft quotas and no rule that reaches the round: the shortfall stage is there, at 0.
+
+    The policy's stages are ``[shortfall, allocations, score]``; with no quota row the solver
+    had no shortfall stage to optimise and left it out of the result, so ``result.json``'s
+    objective lacked the key that every other soft round has (and the checker computes, 0).
+    """
+    units = units_of(unit("U1"))
+    demands = demands_of(demand("N", filed_on=filed(12)))
+    result = solve_checked(units, demands, soft(NO_QUOTAS), params)
+    assert result.stage_values == {"shortfall": 0, "allocations": 1, "score": 12}
+    assert list(result.to_dict()["objective"]) == ["shortfall", "allocations", "score"]
+    assert result.stage_bounds["shortfall"] == 0.0

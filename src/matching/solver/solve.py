@@ -329,6 +329,24 @@ def _finished(inst: RoundInstance, solution: RoundSolution, budget: Budget) -> R
         solution.stats["stopped_by_clock"] = 1
     if solution.status not in {"OPTIMAL", "FEASIBLE"}:
         return solution
+    policy = inst.policy
+    if (
+        policy.quotas.mode == QuotaMode.SOFT
+        and Stage.SHORTFALL in policy.objective.stages
+        and Stage.SHORTFALL not in solution.stage_values
+    ):
+        # a soft round with no quota row (no rule, or no scope group a rule can reach) has no
+        # shortfall stage to optimise; its value is 0 all the same, reported in the policy's
+        # order as the checker computes it (result.json's objective lacked the key)
+        order = {stage: k for k, stage in enumerate(policy.objective.stages)}
+        solution.stage_values = dict(
+            sorted({**solution.stage_values, Stage.SHORTFALL: 0}.items(), key=lambda i: order[i[0]])
+        )
+        solution.stage_bounds = dict(
+            sorted(
+                {**solution.stage_bounds, Stage.SHORTFALL: 0.0}.items(), key=lambda i: order[i[0]]
+            )
+        )
     solution.demand, swaps = prefer_tie_break(inst, solution.unit, solution.demand, solution.res)
     solution.stats["tie_break_swaps"] = swaps
     if solution.status == "FEASIBLE":  # the search stopped before its proof (the greedy
