@@ -1160,3 +1160,134 @@ def test_a_search_stopped_at_the_relative_gap_is_not_optimal() -> None:
     assert "candidates_taken_or_quota_bound" not in reasons
     assert "not_proven_in_time" in reasons
     assert "units_went_to_others" not in set(result.unallocated_demands["reason"])
+
+
+def test_soft_core_search_is_not_proven_at_its_start_solution() -> None:
+    """The LP path's core search reaches the full model's optimum (score 344, not 294).
+
+    A fuzzed round, shrunk (4 units excluded from the flux, 7 households, two soft rules per
+    Q1 group, a year so far): the first core's optimum, handed to HiGHS as the start of the
+    second (the whole round), came back "optimal" at a score of 294 (HiGHS 1.16 with its
+    presolve on and a start solution), where the full model and an independent model reach
+    344 at the same shortfall, 13. Unshrunk, the same start cost a shortfall: 22 for 21.
+    """
+    units = [
+        unit(
+            "U1",
+            bailleur="B1",
+            commune_insee="14341",
+            rooms=1,
+            surface_m2=28.3,
+            rent_eur=205.0,
+            accessible=True,
+            flux_excluded="anru",
+            released_on=dt.date(2026, 3, 9),
+        ),
+        unit(
+            "U2",
+            bailleur="B2",
+            commune_insee="14327",
+            qpv=True,
+            rooms=2,
+            surface_m2=39.8,
+            rent_eur=267.0,
+            flux_excluded="mutation",
+            released_on=dt.date(2026, 5, 10),
+        ),
+        unit(
+            "U4",
+            bailleur="B1",
+            commune_insee="14118",
+            qpv=True,
+            rooms=4,
+            surface_m2=89.1,
+            rent_eur=599.0,
+            flux_excluded="vente",
+            released_on=dt.date(2026, 6, 21),
+        ),
+        unit(
+            "U5",
+            bailleur="B2",
+            commune_insee="14437",
+            rooms=3,
+            surface_m2=64.5,
+            rent_eur=425.0,
+            flux_excluded="anru",
+            released_on=dt.date(2026, 10, 19),
+        ),
+    ]
+    d = dt.date
+    demands = [
+        demand("D09", filed_on=d(2025, 12, 16), household_size=3, adults=2,
+               children_under_14=1, dependants=1, annual_income_eur=23351.0,
+               monthly_resources_eur=2428.0, resident_commune_insee="14228", hosted=True),
+        demand("D16", filed_on=d(2023, 9, 16), annual_income_eur=17408.0,
+               monthly_resources_eur=1800.0, dalo=True, private_employee=True,
+               resident_commune_insee="14738", current_social_tenant=True,
+               current_rent_effort=0.218, unsuitable_size=True, refusals=1),
+        demand("D17", filed_on=d(2025, 4, 1), household_size=2, children_under_14=1,
+               dependants=1, annual_income_eur=6696.0, monthly_resources_eur=845.0,
+               housing_benefit_eur=418.0, private_employee=True,
+               resident_commune_insee="14341", current_social_tenant=True,
+               single_parent=True, current_rent_effort=0.117, unsuitable_size=True),
+        demand("D19", filed_on=d(2025, 5, 2), household_size=2, children_under_14=1,
+               dependants=1, annual_income_eur=5265.0, monthly_resources_eur=845.0,
+               housing_benefit_eur=418.0, dalo=True, resident_commune_insee="14327",
+               current_social_tenant=True, single_parent=True, current_rent_effort=0.416,
+               unsuitable_size=True),
+        demand("D22", filed_on=d(2025, 10, 6), disabled_member=True,
+               annual_income_eur=13552.0, monthly_resources_eur=1107.0,
+               housing_benefit_eur=178.0, needs_accessible=True,
+               priority_categories=("handicap",), private_employee=True,
+               current_social_tenant=True, current_rent_effort=0.239),
+        demand("D26", filed_on=d(2021, 3, 23), annual_income_eur=20160.0,
+               monthly_resources_eur=2218.0, anru=True, private_employee=True,
+               resident_commune_insee="14437", hosted=True,
+               pools=("action_logement", "collectivite")),
+        demand("D29", filed_on=d(2025, 7, 25), household_size=3, children_under_14=2,
+               dependants=2, annual_income_eur=10003.0, monthly_resources_eur=829.0,
+               housing_benefit_eur=487.0, wished_communes=("14118", "14407", "14437"),
+               priority_categories=("defavorise",), single_parent=True,
+               current_rent_effort=0.292),
+    ]  # fmt: skip
+    priority_not_q1 = [
+        {"field": "demand.priority", "op": "eq", "value": True},
+        {"field": "demand.q1", "op": "eq", "value": False},
+    ]
+    rules = (
+        QuotaRule.model_validate(
+            {"id": "r0b", "label": "r0b", "bound": "floor", "measure": "count", "target": 3,
+             "count": priority_not_q1, "scope": "demand.q1", "weight": 7}
+        ),
+        QuotaRule.model_validate(
+            {"id": "r1", "label": "r1", "bound": "floor", "measure": "share", "target": 0.6,
+             "base": [{"field": "demand.household_size", "op": "ge", "value": 3}],
+             "count": [{"field": "unit.qpv", "op": "eq", "value": True}],
+             "scope": "demand.q1", "weight": 3}
+        ),
+    )  # fmt: skip
+    eligibility = POLICY.eligibility.model_copy(
+        update={"rules": ("income_ceiling", "typology", "rent_effort", "location", "accessibility")}
+    )
+    policy = soft(with_rules(POLICY, *rules)).model_copy(
+        update={
+            "eligibility": eligibility,
+            "objective": POLICY.objective.model_copy(
+                update={"stages": (Stage.SHORTFALL, Stage.SCORE)}
+            ),
+        }
+    )
+    year = YearSoFar(
+        flux_units=13,
+        oriented={"etat": 11, "etat_agents": 2},
+        tallies={
+            "r0b": {"True": Tally(base=8, counted=3)},
+            "r1": {"False": Tally(base=3, counted=0)},
+        },
+    )
+    on = dt.date(2026, 12, 31)
+    full = solve(units_of(*units), demands_of(*demands), policy, FULL, year_so_far=year, on=on)
+    lp_path = solve(units_of(*units), demands_of(*demands), policy, PRUNED, year_so_far=year, on=on)
+    assert full.status == lp_path.status == "OPTIMAL"
+    assert full.stage_values["shortfall"] == 13
+    assert lp_path.stage_values == full.stage_values

@@ -646,10 +646,12 @@ def _solve_core(
     1e10, stalls (docs/solver.md).
     """
     now = time.perf_counter()
+    # no start solution for HiGHS: with one (the previous core's optimum) and its presolve on,
+    # HiGHS 1.16 returned that start as "optimal" on a 31-triple soft round whose optimum was
+    # one shortfall lower, and this search is the round's proof. The hint still starts the
+    # CP-SAT search below when HiGHS does not prove the core
     found = solve_small_mip(
         inst, triples.subset(core_index), np.zeros(len(core_index), dtype=bool),
-        hint=hint.chosen if hint is not None else None,
-        hint_orientation=hint.orientation if hint is not None else None,
         # seconds, not only nodes: HiGHS counts no other work, and its root node alone can
         # take seconds (a 4,218-triple soft core: 3.9 s, 3.3 s of them in 49 nested sub-MIP
         # heuristics). Nodes per second of the budget with the budget's safety net (3x + 5 s)
