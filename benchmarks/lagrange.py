@@ -295,7 +295,12 @@ def render(records: list[dict[str, Any]], command: str) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
-        reach = [f"{_cell(r[f'steps_{p:g}'])} ({_cell(r[f'seconds_{p:g}'], ' s')})" for p in CLOSED]
+        reach = [
+            "not reached"
+            if r[f"steps_{p:g}"] is None
+            else f"{r[f'steps_{p:g}']} ({r[f'seconds_{p:g}']} s)"
+            for p in CLOSED
+        ]
         lines.append(
             f"| {r['case']} | {r['engine_s']} ({r['status']}) | {r['scipy_s']} | {r['goal_s']} "
             f"| {r['optimum']:,} | {r['lp_bound']:,} | {r['first_bound']:,} | "
