@@ -24,7 +24,7 @@ import pandas as pd
 from matching.checker import ALLOCATION_COLUMNS, ORIENTATION_COLUMNS, normalise_table
 from matching.eligibility import pair_failures, proposable_pools, round_scores
 from matching.exceptions import DataError, RowProblem
-from matching.policy.fields import DERIVED_DEMAND_FIELDS
+from matching.policy.fields import FACTS_HOW, require_derived_facts
 from matching.policy.loader import load_policy
 from matching.policy.model import Policy
 from matching.policy.scoring import demand_position
@@ -139,15 +139,7 @@ def explain_demand(
     """
     if isinstance(policy, str | Path):
         policy = load_policy(policy)  # as `matching.round.solve` and `checker.audit` take it
-    missing = [name for name in DERIVED_DEMAND_FIELDS if name not in demands_with_facts.columns]
-    if missing:
-        # Why: the plain demands (as read, or as `solve` was given them) failed deep in the
-        # eligibility rules with a bare KeyError 'priority'
-        raise TypeError(
-            f"demands_with_facts: no derived column {', '.join(missing)}: pass "
-            "matching.facts.derive_facts(demands, policy, on) at the round's date, or a solved "
-            "Result's result.prepared.instance.demands"
-        )
+    require_derived_facts(demands_with_facts.columns, FACTS_HOW)
     d = demand_position(demands_with_facts, demand_id)
     allocation = normalise_table(allocation, ALLOCATION_COLUMNS, sources[0])
     orientation = normalise_table(orientation, ORIENTATION_COLUMNS, sources[1])

@@ -53,7 +53,7 @@ from matching.domain import (
 from matching.exceptions import DataError, PolicyError, Problems, RowProblem
 from matching.flux import YearSoFar
 from matching.frames import DEMAND_DTYPES, UNIT_DTYPES, is_canonical, rows_frame
-from matching.policy.fields import DERIVED_DEMAND_FIELDS
+from matching.policy.fields import DERIVED_DEMAND_FIELDS, require_derived_facts
 from matching.policy.loader import DuplicateKey, UniqueKeyLoader, load_policy
 from matching.policy.model import Policy
 
@@ -1485,14 +1485,12 @@ def write_round_inputs(
         policy = load_policy(policy)
     elif not isinstance(policy, Policy):
         raise TypeError(f"policy: a Policy, a bundled name or a path, not {type(policy).__name__}")
-    missing = [name for name in DERIVED_DEMAND_FIELDS if name not in demands_with_facts.columns]
-    if missing:
-        raise TypeError(
-            f"demands_with_facts: no derived column {', '.join(missing)}: pass the round's "
-            "demands with their facts and scores (a solved Result's "
-            "result.prepared.instance.demands, or matching.round.prepare_round(...).instance"
-            ".demands)"
-        )
+    require_derived_facts(
+        demands_with_facts.columns,
+        "the round's demands with their facts and scores (a solved Result's "
+        "result.prepared.instance.demands, or matching.round.prepare_round(...).instance"
+        ".demands)",
+    )
     folder = make_folder(out_dir)
     for name in (*RESULT_FILES, SHORTLISTS_FILE, "year_so_far.json"):
         (folder / name).unlink(missing_ok=True)

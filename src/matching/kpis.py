@@ -35,7 +35,7 @@ from matching.checker import (
 from matching.flux import YearSoFar, flux_bands
 from matching.io import year_so_far_of
 from matching.policy.conditions import Condition
-from matching.policy.fields import DERIVED_DEMAND_FIELDS
+from matching.policy.fields import FACTS_HOW, require_derived_facts
 from matching.policy.loader import load_policy
 from matching.policy.model import Policy, QuotaRule
 from matching.policy.quotas import NO_RESERVATAIRE, Tally
@@ -467,14 +467,7 @@ def compute_kpis(
         policy = load_policy(policy)
     if year_so_far is not None and not isinstance(year_so_far, YearSoFar):
         year_so_far = year_so_far_of(year_so_far, "year_so_far")
-    missing = [name for name in DERIVED_DEMAND_FIELDS if name not in demands_with_facts.columns]
-    if missing:
-        # plain demands (as `solve` was given them) failed with a bare KeyError 'priority'
-        raise TypeError(
-            f"demands_with_facts: no derived column {', '.join(missing)}: pass "
-            "matching.facts.derive_facts(demands, policy, on) at the round's date, or a solved "
-            "Result's result.prepared.instance.demands"
-        )
+    require_derived_facts(demands_with_facts.columns, FACTS_HOW)
     year = year_so_far or YearSoFar()
     rows = resolve_allocation(units, demands_with_facts, allocation)
     rows = rows.only(rows.known)

@@ -8,6 +8,7 @@ demand field prefixed with ``demand.``, or ``reservataire``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Literal
 
 from matching.domain import Demand, Unit, category_problem
@@ -44,6 +45,27 @@ DEMAND_FIELDS: dict[str, FieldKind] = {
     **{name: _kind(f.annotation) for name, f in Demand.model_fields.items()},
     **DERIVED_DEMAND_FIELDS,
 }
+
+
+FACTS_HOW = (
+    "matching.facts.derive_facts(demands, policy, on) at the round's date, or a solved "
+    "Result's result.prepared.instance.demands"
+)
+"""Where a caller of the round's explanations and indicators gets demands with their facts."""
+
+
+def require_derived_facts(columns: Iterable[str], how: str) -> None:
+    """Raise a `TypeError` naming the derived facts missing from a demands table's ``columns``.
+
+    Why: library callers hand in the plain demands (as read, or as `solve` was given them), and
+    those failed deep in the eligibility rules with a bare ``KeyError: 'priority'``. ``how``
+    says where the caller gets the demands with their facts.
+    """
+    present = set(columns)
+    missing = [name for name in DERIVED_DEMAND_FIELDS if name not in present]
+    if missing:
+        raise TypeError(f"demands_with_facts: no derived column {', '.join(missing)}: pass {how}")
+
 
 UNIT_FIELDS: dict[str, FieldKind] = {
     name: _kind(f.annotation) for name, f in Unit.model_fields.items()
