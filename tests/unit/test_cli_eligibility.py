@@ -97,6 +97,20 @@ def test_why_not_explains_a_pair(tiny: RoundData) -> None:
     assert "\n  - " in text  # at least one failed rule, with its values
 
 
+def test_ids_pasted_with_spaces_around_them_are_the_files_ids(tiny: RoundData) -> None:
+    """Spaces around an id are ignored, as they are in the data's cells: " U1 " is unit U1."""
+    pairs = eligible_pairs(tiny.units, tiny.facts, tiny.policy).pairs
+    first = pairs.iloc[0]
+    unit_id = str(tiny.units["unit_id"].iloc[int(first["unit"])])
+    demand_id = str(tiny.demands["demand_id"].iloc[int(first["demand"])])
+    code, text = run("why-not", TINY, f" {unit_id} ", f"{demand_id}\t")
+    assert code == 0, text
+    assert f"Unit {unit_id} / demand {demand_id}: eligible" in text
+    code, text = run("explain-score", TINY, f"  {demand_id} ")
+    assert code == 0, text
+    assert run("explain-score", TINY, demand_id)[1] == text
+
+
 def test_why_not_says_why_an_id_is_not_in_the_round(tmp_path: Path) -> None:
     """A unit released in March, a demand filed after the round: their dates, not "no such".
 

@@ -14,8 +14,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -107,6 +108,14 @@ a command imports only what it uses (``check`` never loads the solver).
 def short_help(name: str) -> str:
     """The one-line help of command ``name``, for its decorator (one text for both places)."""
     return COMMANDS[name].short_help
+
+
+def id_argument(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A unit or demand id argument, spaces around it ignored as they are in the data's cells.
+
+    Why: a pasted ``" U2026-000001 "`` was "no unit U2026-000001" where the files hold it.
+    """
+    return click.argument(name, callback=lambda _ctx, _param, value: value.strip())
 
 
 class MatchingGroup(click.Group):

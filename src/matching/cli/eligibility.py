@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from matching.cli import short_help
+from matching.cli import id_argument, short_help
 from matching.eligibility import (
     diagnostics,
     eligible_pairs,
@@ -88,7 +88,7 @@ def score_command(scenario: Path, out: Path) -> None:
 
 @click.command(name="explain-score", short_help=short_help("explain-score"))
 @SCENARIO
-@click.argument("demand_id")
+@id_argument("demand_id")
 def explain_score_command(scenario: Path, demand_id: str) -> None:
     """Explain one demand's score, criterion by criterion."""
     rd = _round(scenario)
@@ -125,8 +125,8 @@ def eligibility_command(scenario: Path, max_units: int, out: Path | None) -> Non
 
 @click.command(name="why-not", short_help=short_help("why-not"))
 @SCENARIO
-@click.argument("unit_id")
-@click.argument("demand_id")
+@id_argument("unit_id")
+@id_argument("demand_id")
 def why_not_command(scenario: Path, unit_id: str, demand_id: str) -> None:
     """Explain why a unit cannot go to a household (every failed rule, with its values)."""
     rd = _round(scenario)

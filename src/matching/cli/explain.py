@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from matching.checker import ALLOCATION_COLUMNS, ORIENTATION_COLUMNS, normalise_table
-from matching.cli import short_help
+from matching.cli import id_argument, short_help
 from matching.exceptions import DataError, RowProblem
 from matching.explain import explain_demand, render_demand_explanation
 from matching.facts import derive_facts
@@ -49,7 +49,7 @@ def _status(folder: Path) -> tuple[str, dt.date, bool]:
 
 @click.command(name="explain-demand", short_help=short_help("explain-demand"))
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("demand_id")
+@id_argument("demand_id")
 @click.option(
     "--max-units",
     type=click.IntRange(min=0),
