@@ -172,8 +172,17 @@ def solve_prepared(
     policy = prepared.instance.policy
     result = _solved(prepared, params, start)
     if result.status == "INFEASIBLE" and policy.quotas.mode == QuotaMode.HARD:
+        # the diagnosis is the least weighted shortfall first, then the policy's other stages:
+        # a hard policy need not rank the shortfall (it has none), and without that stage the
+        # soft round ignored every quota (stages [score, allocations]: 8 rules reported short
+        # where 1 had to be)
+        others = [s for s in policy.objective.stages if s != Stage.SHORTFALL]
+        stages = (Stage.SHORTFALL, *others)
         soft_policy = policy.model_copy(
-            update={"quotas": policy.quotas.model_copy(update={"mode": QuotaMode.SOFT})}
+            update={
+                "quotas": policy.quotas.model_copy(update={"mode": QuotaMode.SOFT}),
+                "objective": policy.objective.model_copy(update={"stages": stages}),
+            }
         )
         # the facts, scores and pairs do not depend on the quotas' mode: the same prepared
         # round, re-solved (it was prepared again: 0.13-0.15 s on the January round)

@@ -365,3 +365,37 @@ def test_excluded_units_go_to_the_households_they_are_for() -> None:
     result = allocate("greedy_score", units, demands, ALL_TO_LANDLORD)
     assert rows_of(result) == {("U1", "D_tenant", "")}
     assert result.orientation.empty
+
+
+def test_the_soft_fallback_minimises_the_shortfall_whatever_the_stages() -> None:
+    """A hard policy that ranks no shortfall stage still falls back to the least shortfall.
+
+    Same conflict as above (earlier rounds: the landlord's 2 allocations, none priority), under
+    a policy whose stages are [allocations, score]: hard quotas have no shortfall to rank. The
+    fallback minimises the weighted shortfall first: no allocation, shortfall ceil(2 / 2) = 1.
+    It kept the policy's stages, ignored the quotas and let both units: shortfall 2.
+    """
+    units = units_of(unit("U1"), unit("U2"))
+    demands = demands_of(demand("D1"), demand("D2"))
+    base = with_rules(with_shares(POLICY), PRIORITY_HALF)
+    policy = base.model_copy(
+        update={"objective": base.objective.model_copy(update={"stages": ("allocations", "score")})}
+    )
+    year = YearSoFar(tallies={"priority_half": {"": Tally(base=2, counted=0)}})
+    result = get_policy("optimal").allocate(
+        units, demands, policy, FAST, year_so_far=year, on=ROUND_DATE
+    )
+    diagnosis = soft(policy)
+    diagnosis = diagnosis.model_copy(
+        update={
+            "objective": diagnosis.objective.model_copy(
+                update={"stages": ("shortfall", "allocations", "score")}
+            )
+        }
+    )
+    assert result.stats["quota_mode"] == SOFT_FALLBACK
+    assert result.conflicts == ["priority_half"]
+    assert result.shortfalls == {"priority_half": 1}
+    assert result.counts["units_allocated"] == 0
+    assert result.stage_values == {"shortfall": 1000, "allocations": 0, "score": 0}
+    verify(result, units, demands, diagnosis, year, ROUND_DATE)
