@@ -181,3 +181,30 @@ def test_a_blank_line_in_the_allocation_is_the_file_s_problem(files: dict[str, P
     assert code == 2, out
     assert "a blank line: every field is empty (remove it)" in out
     assert "Traceback" not in out
+
+
+def test_a_soft_ceiling_says_what_it_allows_not_what_it_needs(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """A ceiling's shortfall line reads 'allows at most N' (it read 'needs N', a floor's words).
+
+    The 5 allocations hold one Q1-or-ANRU household (the mixity test above: 1 counted of the
+    3 allocations outside QPV); a count ceiling of 0 on them is over by 1.
+    """
+    import yaml
+
+    from matching.policy.loader import BUNDLED_MODELS
+
+    data = yaml.safe_load((BUNDLED_MODELS / "default-2026.yaml").read_text(encoding="utf-8"))
+    data["quotas"]["mode"] = "soft"
+    data["quotas"]["rules"].append(
+        {
+            "id": "no_q1", "label": "No Q1 household", "bound": "ceiling", "measure": "count",
+            "target": 0, "count": [{"field": "demand.q1_or_anru", "op": "eq", "value": True}],
+        }
+    )  # fmt: skip
+    policy = tmp_path / "soft.yaml"
+    policy.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    code, out = invoke(files, "--policy", str(policy), "--on", "2026-03-31")
+    assert code == 0, out
+    assert "no_q1: 1 counted of 5, allows at most 0; shortfall 1 x weight 1,000" in out

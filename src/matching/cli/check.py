@@ -28,7 +28,7 @@ from matching.frames import canonical_tables
 from matching.io import read_round_files, read_table, read_year_so_far
 from matching.kpis import compute_kpis, render_kpis_text
 from matching.policy.loader import load_policy
-from matching.types import QuotaMode
+from matching.types import Bound, QuotaMode
 
 FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -58,9 +58,11 @@ def _report(result: Audit) -> list[str]:
         lines.append("Quota shortfalls (soft mode: costs, not violations):")
         for q in soft:
             group = f" [{q.scope}]" if q.scope else ""
+            # a ceiling's limit is what it allows: 'needs 3' read as a floor's 'at least 3'
+            limit = "needs" if q.bound == Bound.FLOOR else "allows at most"
             lines.append(
                 f"  {q.rule_id}{group}: {q.total.counted:,} counted of {q.total.base:,}, "
-                f"needs {q.limit:,}; shortfall {q.shortfall:,} x weight {q.weight:,}"
+                f"{limit} {q.limit:,}; shortfall {q.shortfall:,} x weight {q.weight:,}"
             )
     stages = ", ".join(f"{stage.value} {value:,}" for stage, value in result.stages.items())
     lines.append(f"Objective: {stages}")
