@@ -148,6 +148,19 @@ class Violation:
         return f"[{self.rule_id}]{where} {self.message}" + (f" [{nums}]" if nums else "")
 
 
+def group_label(group: str, scope_field: str | None) -> str:
+    """A quota rule's scope group as printed: ``''`` only for an EPCI-wide rule.
+
+    The group ``''`` of a scoped rule is named: ``(no réservataire)`` for the units excluded
+    from the flux under a ``reservataire`` scope, ``(<field> empty)`` otherwise.
+    """
+    if scope_field is None or group:
+        return group
+    if scope_field == "reservataire":
+        return "(no réservataire)"
+    return f"({scope_field} empty)"
+
+
 @dataclass(frozen=True)
 class QuotaOutcome:
     """How one scope group of one quota rule stands after the round, year so far included.
@@ -166,6 +179,9 @@ class QuotaOutcome:
         Base and counted allocations of this round.
     prior
         Base and counted allocations of earlier rounds of the year (`YearSoFar.tallies`).
+    scope_field
+        The rule's ``scope`` (None for an EPCI-wide rule): with it, ``''`` is a group of its
+        own (``reservataire``: the units excluded from the flux), not the EPCI.
     limit
         Counted allocations the total base needs (floor) or allows (ceiling), rounded the way
         the rule reads: ``ceil(target x base)`` for a share floor, ``floor(target x base)`` for a
@@ -185,6 +201,16 @@ class QuotaOutcome:
     prior: Tally
     limit: int
     status: QuotaStatus
+    scope_field: str | None = None
+
+    @property
+    def group_label(self) -> str:
+        """The scope group as printed: ``''`` for an EPCI-wide rule, else never empty.
+
+        Why: the group ``''`` of a rule scoped by ``reservataire`` (the units excluded from the
+        flux) printed as an EPCI-wide row ('-', or no group at all), beside the réservataires'.
+        """
+        return group_label(self.scope, self.scope_field)
 
     @property
     def total(self) -> Tally:
@@ -467,6 +493,7 @@ def _quota_outcomes(
                     prior=prior,
                     limit=_limit(rule, total.base),
                     status=status,
+                    scope_field=rule.scope,
                 )
             )
     return outcomes
@@ -1026,7 +1053,7 @@ def _quota_violation(outcome: QuotaOutcome) -> Violation:
     else:
         need = f"{'at least' if floor else 'at most'} {outcome.limit}"
     miss = "short by" if floor else "over by"
-    group = f" [{outcome.scope}]" if outcome.scope else ""
+    group = f" [{outcome.group_label}]" if outcome.group_label else ""
     earlier = f" ({p.counted} of {p.base} in earlier rounds)" if p.base or p.counted else ""
     return Violation(
         outcome.rule_id,

@@ -28,6 +28,7 @@ from matching.checker import (
     ORIENTATION_COLUMNS,
     QuotaOutcome,
     fraction_text,
+    group_label,
     normalise_table,
     quota_outcomes,
     resolve_allocation,
@@ -230,7 +231,8 @@ class QuotaKpis:
     Attributes
     ----------
     rule_id, label, scope, bound, measure, target
-        The rule and its group (``''`` = EPCI-wide).
+        The rule and its group (``''``: EPCI-wide, or, for a rule scoped by ``reservataire``,
+        the units excluded from the flux).
     base, counted
         This round.
     prior_base, prior_counted
@@ -618,8 +620,14 @@ def _table(headers: list[str], rows: list[list[str]], indent: str = "  ") -> lis
     return [line(headers), *(line(r) for r in rows)]
 
 
-def render_kpis_text(kpis: RoundKpis) -> str:
-    """Render the KPIs as aligned text tables for the command line."""
+def render_kpis_text(kpis: RoundKpis, policy: Policy | None = None) -> str:
+    """Render the KPIs as aligned text tables for the command line.
+
+    With the ``policy``, the group ``''`` of a scoped quota rule is named (`group_label`:
+    ``(no réservataire)`` under a ``reservataire`` scope), not printed '-' as an EPCI-wide
+    rule is.
+    """
+    scopes = {r.id: r.scope for r in policy.quotas.rules} if policy is not None else {}
     u, d, s = kpis.units, kpis.demands, kpis.score
     out = [
         f"Units: {u.total:,} ({u.flux:,} in the flux, {u.excluded:,} excluded); "
@@ -697,7 +705,7 @@ def render_kpis_text(kpis: RoundKpis) -> str:
         ["rule", "scope", "counted/base", "rate", "target", "limit", "shortfall"],
         [
             [
-                q.rule_id, q.scope or "-",
+                q.rule_id, group_label(q.scope, scopes.get(q.rule_id)) or "-",
                 f"{_cell(q.counted + q.prior_counted)}/{_cell(q.base + q.prior_base)}",
                 _pct(q.rate), _pct(q.target) if q.measure == "share" else _cell(int(q.target)),
                 f"{'>=' if q.bound == 'floor' else '<='} {_cell(q.limit)}", _cell(q.shortfall),

@@ -208,3 +208,37 @@ def test_a_soft_ceiling_says_what_it_allows_not_what_it_needs(
     code, out = invoke(files, "--policy", str(policy), "--on", "2026-03-31")
     assert code == 0, out
     assert "no_q1: 1 counted of 5, allows at most 0; shortfall 1 x weight 1,000" in out
+
+
+def test_the_group_of_units_outside_the_flux_is_named_not_shown_as_the_epci(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """A rule scoped by réservataire names its group '' (the units outside the flux).
+
+    Each réservataire's group, and the group of U5 (excluded from the flux, réservataire ''),
+    holds 1 allocation; a count floor of 2 per group is short by 1 in each. The '' group
+    printed as an EPCI-wide rule: 'two_each: 1 counted of 1' and '-' in the KPI table.
+    """
+    import yaml
+
+    from matching.policy.loader import BUNDLED_MODELS
+
+    data = yaml.safe_load((BUNDLED_MODELS / "default-2026.yaml").read_text(encoding="utf-8"))
+    data["quotas"]["mode"] = "soft"
+    data["quotas"]["rules"] = [
+        {
+            "id": "two_each", "label": "Two per réservataire", "bound": "floor",
+            "measure": "count", "target": 2, "count": [], "scope": "reservataire",
+        }
+    ]  # fmt: skip
+    policy = tmp_path / "soft.yaml"
+    policy.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    code, out = invoke(
+        files, "--policy", str(policy), "--on", "2026-03-31",
+        "--orientation", str(files["orientation"]), "--kpis",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "two_each [(no réservataire)]: 1 counted of 1, needs 2; shortfall 1" in out
+    assert "two_each [etat]: 1 counted of 1, needs 2; shortfall 1" in out
+    kpi_row = next(line for line in out.splitlines() if line.lstrip().startswith("two_each "))
+    assert kpi_row.split()[1:3] == ["(no", "réservataire)"], kpi_row

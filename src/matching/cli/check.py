@@ -57,7 +57,7 @@ def _report(result: Audit) -> list[str]:
     if soft:
         lines.append("Quota shortfalls (soft mode: costs, not violations):")
         for q in soft:
-            group = f" [{q.scope}]" if q.scope else ""
+            group = f" [{q.group_label}]" if q.group_label else ""
             # a ceiling's limit is what it allows: 'needs 3' read as a floor's 'at least 3'
             limit = "needs" if q.bound == Bound.FLOOR else "allows at most"
             lines.append(
@@ -162,7 +162,7 @@ def check_command(
         round_kpis = compute_kpis(
             unit_table, facts, policy, allocation_table, orientation_table, year
         )
-        click.echo(render_kpis_text(round_kpis))
+        click.echo(render_kpis_text(round_kpis, policy))
     for line in _report(result):
         click.echo(line)
     if not result.ok:

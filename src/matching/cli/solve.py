@@ -258,7 +258,7 @@ def solve_command(
     click.echo(result.summary())
     if result.status in {"OPTIMAL", "FEASIBLE"}:
         click.echo("")
-        click.echo(render_kpis_text(RoundKpis.from_dict(result.kpis)))
+        click.echo(render_kpis_text(RoundKpis.from_dict(result.kpis), policy))
     click.echo("")
     click.echo(f"Wrote {len(written)} files to {out}")
     if result.status in {"OPTIMAL", "FEASIBLE"}:
