@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import json
 import os
 import shutil
 from pathlib import Path
@@ -650,3 +651,26 @@ def test_canonical_tables_skip_validation_only_for_those_frames_inside_the_block
     late = units.assign(released_on=pd.Timestamp("2026-03-01"))
     with pytest.raises(DataError, match="released_on"):  # outside the block: the date again
         prepare_round(late, demands, policy, on=on)
+
+
+class ClockStoppedSolve(RoundSolve):
+    """`optimal` whose search of the January round stopped at a wall-clock limit."""
+
+    def allocate(self, units, demands, policy, params, *, year_so_far, on):  # type: ignore[no-untyped-def]
+        result = super().allocate(units, demands, policy, params, year_so_far=year_so_far, on=on)
+        if on.month == 1:
+            result.stats["stopped_by_clock"] = 1
+        return result
+
+
+def test_round_json_says_which_solve_stopped_at_the_clock(tmp_path: Path) -> None:
+    """round.json names a solve whose search the wall clock stopped, and no other.
+
+    `solve` prints it (`stats.stopped_by_clock`); a year with such a round may differ on
+    another run, which its files did not say.
+    """
+    simulate(busy_year(), tmp_path, allocator=ClockStoppedSolve(), shortlister=stub_shortlists)
+    rounds = sorted((tmp_path / "rounds").glob("*/round.json"))
+    solves = [json.loads(r.read_text())["solves"] for r in rounds]
+    assert [s.get("stopped_by_clock") for s in solves[0]] == [True] * len(solves[0])
+    assert all("stopped_by_clock" not in s for later in solves[1:] for s in later)

@@ -247,6 +247,9 @@ class _Round:
             "proposed": len(result.allocation),
             "shortfalls": {k: int(v) for k, v in sorted(result.shortfalls.items()) if v},
         }  # fmt: skip
+        if result.stats.get("stopped_by_clock"):
+            # a search stopped at a wall-clock limit: the year may differ on another run
+            record["stopped_by_clock"] = True
         self.solves.append(record)
         if result.status not in {"OPTIMAL", "FEASIBLE"}:
             st.units.loc[mask, "reason"] = "no_solution"
