@@ -1443,7 +1443,7 @@ def write_round_inputs(
     units: pd.DataFrame,
     demands_with_facts: pd.DataFrame,
     policy: Policy | PathLike,
-    year_so_far: YearSoFar | None = None,
+    year_so_far: YearSoFar | Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Write a round's exact inputs, before solving, and remove the results of an earlier run.
 
@@ -1463,7 +1463,9 @@ def write_round_inputs(
         The policy used (``policy.yaml``, which `load_policy` reads back equal): a `Policy`, a
         bundled name or a path, as `matching.round.solve` takes it.
     year_so_far
-        Earlier rounds of the year (``year_so_far.json``), or None: a stale file is removed.
+        Earlier rounds of the year (``year_so_far.json``), a `YearSoFar` or a mapping as
+        `matching.round.solve` takes it, checked against the policy; or None: a stale file is
+        removed.
 
     Returns
     -------
@@ -1476,7 +1478,8 @@ def write_round_inputs(
         ``demands_with_facts`` lacks the derived facts, or ``policy`` is of another type;
         before anything is written.
     DataError
-        The folder or a file cannot be written.
+        The folder or a file cannot be written, or ``year_so_far`` is not a valid year so far
+        for the policy.
     """
     # Checked before the folder is touched: a policy name wrote units.csv and demands.csv and
     # then failed on policy.yaml with an AttributeError (a half-written folder), and plain
@@ -1491,6 +1494,10 @@ def write_round_inputs(
         "result.prepared.instance.demands, or matching.round.prepare_round(...).instance"
         ".demands)",
     )
+    if year_so_far is not None:
+        # a mapping, as solve takes it, failed with an AttributeError after units.csv,
+        # demands.csv and policy.yaml were written (a folder that re-checks without its year)
+        year_so_far = year_so_far_of(year_so_far, "year_so_far", policy)
     folder = make_folder(out_dir)
     for name in (*RESULT_FILES, SHORTLISTS_FILE, "year_so_far.json"):
         (folder / name).unlink(missing_ok=True)
@@ -1561,7 +1568,7 @@ def write_round_folder(
     units: pd.DataFrame,
     demands_with_facts: pd.DataFrame,
     policy: Policy | PathLike,
-    year_so_far: YearSoFar | None = None,
+    year_so_far: YearSoFar | Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Write a solved round and its exact inputs to a folder, so that it can be re-checked alone.
 

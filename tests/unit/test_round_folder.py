@@ -193,6 +193,30 @@ def test_write_round_folder_takes_a_policy_name_and_refuses_plain_demands_before
     assert not (tmp_path / "plain").exists() and not (tmp_path / "int").exists()
 
 
+def test_write_round_folder_takes_the_year_so_far_as_a_mapping_and_checks_it_first(
+    tmp_path: Path,
+) -> None:
+    """The year so far solve took as a mapping is written as solve's own folder writes it.
+
+    A library caller passing the mapping it gave solve got units.csv, demands.csv and
+    policy.yaml, then an AttributeError ('dict' has no 'model_dump'): a folder that re-checks
+    without its year. A year the policy cannot have is refused before anything is written.
+    """
+    units = units_of(unit("U1"))
+    demands = demands_of(demand("D1"))
+    year = {"flux_units": 12, "oriented": {"etat": 3}}
+    result = solve(units, demands, "default-2026", year_so_far=year, on=ROUND_DATE)
+    facts = result.prepared.instance.demands
+    write_round_folder(tmp_path / "mapping", result, units, facts, "default-2026", year)
+    assert read_year_so_far(tmp_path / "mapping" / "year_so_far.json") == YearSoFar(
+        flux_units=12, oriented={"etat": 3}
+    )
+    unknown = {"flux_units": 1, "oriented": {"nobody": 1}}
+    with pytest.raises(DataError, match=r"year_so_far: file, field 'oriented.nobody'"):
+        write_round_folder(tmp_path / "bad", result, units, facts, "default-2026", unknown)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_round_kpis_from_dict_round_trip() -> None:
     """RoundKpis.from_dict rebuilds the records that to_dict flattened."""
     policy = load_policy("default-2026")
