@@ -82,8 +82,9 @@ class RoundSummary:
     round, rounds, date
         Round number, number of rounds of the run, round date.
     counts
-        Units released, vacant in the round, demands arrived, lapsed, pending, offers,
-        refusals, allocated in the round and so far, units carried, returned, soft solves.
+        Units released, vacant in the round, demands arrived, lapsed, pending, offers made,
+        candidates passed over (already housed that round: no offer), refusals, allocated in
+        the round and so far, units carried, returned, soft solves.
     rates
         Year-so-far rate of each quota rule (EPCI-wide group; None when its base is empty).
     wall_time_s
