@@ -674,3 +674,75 @@ def test_round_json_says_which_solve_stopped_at_the_clock(tmp_path: Path) -> Non
     solves = [json.loads(r.read_text())["solves"] for r in rounds]
     assert [s.get("stopped_by_clock") for s in solves[0]] == [True] * len(solves[0])
     assert all("stopped_by_clock" not in s for later in solves[1:] for s in later)
+
+
+_INTERRUPTED_COMPARISON = """
+import sys, time
+from pathlib import Path
+
+from matching.simulation.compare import run_comparison
+from tests.unit.test_simulation import RoundSolve, busy_year, stub_shortlists
+
+
+class Paused(RoundSolve):
+    def __init__(self, name, pause):
+        self.name, self.pause = name, pause
+
+    def allocate(self, units, demands, policy, params, *, year_so_far, on):
+        (Path(sys.argv[1]) / f"{self.name}-started").touch()
+        time.sleep(self.pause)
+        return super().allocate(units, demands, policy, params, year_so_far=year_so_far, on=on)
+
+
+def year(seed):
+    return busy_year(seed=seed, last_round=1)
+
+
+if __name__ == "__main__":
+    try:
+        run_comparison(
+            year, ["fast", "slow"], [1], Path(sys.argv[1]) / "out",
+            allocators={"fast": Paused("fast", 0), "slow": Paused("slow", 120)},
+            shortlister=stub_shortlists, jobs=2,
+        )
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+"""
+
+
+def test_a_ctrl_c_stops_a_comparison_in_two_processes_without_a_traceback(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) on `--jobs 2`.
+
+    The worker that had finished its run and waited for another printed a KeyboardInterrupt
+    traceback from `concurrent.futures` above the command's `interrupted`. Now the workers
+    leave Ctrl-C to the parent, which cancels the runs not started and ends the workers at once
+    (the slow run does not go on for its two minutes).
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "compare_and_interrupt.py"
+    script.write_text(_INTERRUPTED_COMPARISON, encoding="utf-8")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "src")])}
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)], cwd=root, env=env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    fast_done = tmp_path / "out" / "runs" / "fast" / "seed-1" / "kpis.json"
+    deadline = time.monotonic() + 120
+    while not ((tmp_path / "slow-started").exists() and fast_done.exists()):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    time.sleep(0.5)  # the fast run's worker now waits for a run that will not come
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and err.strip().endswith("interrupted"), err

@@ -17,6 +17,8 @@ from __future__ import annotations
 import multiprocessing
 import re
 import shutil
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -83,6 +85,11 @@ def _simulate_run(run: _Run) -> _Outcome:
         progress=run.progress(run.name, run.seed) if run.progress else None,
     )
     return result.state.round, time.perf_counter() - start, list(flat_kpis(result.kpis))
+
+
+def _worker_start() -> None:
+    """Initialise a worker process: Ctrl-C is the parent's to handle (`run_comparison`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _remove_other_runs(runs: Path, policies: Sequence[str], seeds: Sequence[int]) -> None:
@@ -174,9 +181,31 @@ def run_comparison(
         outcomes = [_simulate_run(run) for run in runs]
     else:
         spawn = multiprocessing.get_context("spawn")  # no fork of a process with solver threads
-        with ProcessPoolExecutor(max_workers=min(jobs, len(runs)), mp_context=spawn) as pool:
-            futures: list[Future[_Outcome]] = [pool.submit(_simulate_run, r) for r in runs]
-            outcomes = [f.result() for f in futures]  # in (seed, policy) order, not finish order
+        with ProcessPoolExecutor(
+            max_workers=min(jobs, len(runs)), mp_context=spawn, initializer=_worker_start
+        ) as pool:
+            # The terminal's Ctrl-C reaches every process of the group: a worker waiting for
+            # its next run, or still importing matching, printed a KeyboardInterrupt traceback
+            # above the command's `interrupted`. Workers ignore it (from `submit`, which starts
+            # them: the child inherits the disposition; then `_worker_start`), and the parent,
+            # interrupted, cancels the runs not started and ends the workers.
+            main = threading.current_thread() is threading.main_thread()
+            previous = signal.getsignal(signal.SIGINT) if main else None
+            if previous is not None:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                futures: list[Future[_Outcome]] = [pool.submit(_simulate_run, r) for r in runs]
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGINT, previous)
+            try:
+                outcomes = [f.result() for f in futures]  # in (seed, policy) order
+            except KeyboardInterrupt:
+                for future in futures:
+                    future.cancel()
+                for process in list(pool._processes.values()):  # no public way to end them
+                    process.terminate()
+                raise
     rows: list[tuple[str, int, str, float | None]] = []
     times: list[tuple[str, int, int, float]] = []
     for run, (rounds, seconds, flat) in zip(runs, outcomes, strict=True):
