@@ -191,14 +191,14 @@ def solve_command(
     The round is a SCENARIO file (scenarios/*.yaml), or the files given with --units and
     --demands (and --policy). Written: allocations.csv, orientations.csv,
     unallocated_units.csv, unallocated_demands.csv (each with a reason), shortlists.csv (the
-    CALEOL's ranked candidates per allocated unit), kpis.json, result.json, timings.json, and
-    the inputs as used: units.csv, demands.csv (with the derived facts and scores), policy.yaml,
-    year_so_far.json. An --out folder where one of them would overwrite an input file is
-    refused (exit code 2).
+    CALEOL's ranked candidates per allocated unit, when the round has a solution), kpis.json,
+    result.json, timings.json, and the inputs as used: units.csv, demands.csv (with the derived
+    facts and scores), policy.yaml and, when the round has a year so far, year_so_far.json. An
+    --out folder where one of them would overwrite an input file is refused (exit code 2).
     Same inputs and settings give the same files, timings.json aside.
 
     Exit codes: 0 solved; 1 no solution within the time limit; 2 bad input; 3 infeasible hard
-    quotas (the folder is still written); 4 internal error (please report).
+    quotas (the folder is still written); 4 internal error (please report); 130 interrupted.
     """
     from matching.round import infeasibility_message, prepare_round, solve_prepared
     from matching.shortlist import shortlists
