@@ -749,7 +749,14 @@ def why_not(
 def render_why_not(unit_id: UnitId, demand_id: DemandId, failures: list[Failure]) -> str:
     """Render `why_not` as text, one failure per line."""
     if not failures:
-        return f"Unit {unit_id} / demand {demand_id}: eligible"
+        # Why the second line: "eligible" is read off the rules and the pools alone, before any
+        # orientation; a tester read it as "could have had the unit" for a household whose
+        # pools do not hold the réservataire the solved round oriented the unit to
+        return (
+            f"Unit {unit_id} / demand {demand_id}: eligible\n"
+            "  by the rules and the pools, before the round orients the unit to a réservataire;\n"
+            f"  after a solve, matching explain-demand FOLDER {demand_id} says what became of it"
+        )
     lines = [f"Unit {unit_id} / demand {demand_id}: not allocatable"]
     lines += [f"  - {f}" for f in failures]
     return "\n".join(lines)
