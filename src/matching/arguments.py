@@ -15,7 +15,7 @@ from typing import Any
 from matching.exceptions import PolicyError
 from matching.flux import YearSoFar
 from matching.io import year_so_far_of
-from matching.policy.loader import load_policy
+from matching.policy.loader import policy_of
 from matching.policy.model import Policy
 
 
@@ -41,10 +41,7 @@ def round_arguments(
     PolicyError
         The policy file cannot be loaded, or ``on`` lies in another year than the policy's.
     """
-    if isinstance(policy, str | Path):
-        policy = load_policy(policy)
-    elif not isinstance(policy, Policy):
-        raise TypeError(f"policy: a Policy, a bundled name or a path, not {type(policy).__name__}")
+    policy = policy_of(policy)
     if isinstance(on, str):
         try:
             on = dt.date.fromisoformat(on)

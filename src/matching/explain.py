@@ -25,7 +25,7 @@ from matching.checker import ALLOCATION_COLUMNS, ORIENTATION_COLUMNS, normalise_
 from matching.eligibility import pair_failures, proposable_pools, round_scores
 from matching.exceptions import DataError, RowProblem
 from matching.policy.fields import FACTS_HOW, require_derived_facts
-from matching.policy.loader import load_policy
+from matching.policy.loader import policy_of
 from matching.policy.model import Policy
 from matching.policy.scoring import demand_position
 from matching.result import UNALLOCATED_DEMAND_REASONS
@@ -137,8 +137,7 @@ def explain_demand(
         demand not in the round, a unit or a household allocated twice, a unit oriented twice
         or to an unknown réservataire (``matching check`` reports each as a violation).
     """
-    if isinstance(policy, str | Path):
-        policy = load_policy(policy)  # as `matching.round.solve` and `checker.audit` take it
+    policy = policy_of(policy)  # as `matching.round.solve` and `checker.audit` take it
     require_derived_facts(demands_with_facts.columns, FACTS_HOW)
     d = demand_position(demands_with_facts, demand_id)
     allocation = normalise_table(allocation, ALLOCATION_COLUMNS, sources[0])

@@ -54,7 +54,7 @@ from matching.exceptions import DataError, PolicyError, Problems, RowProblem
 from matching.flux import YearSoFar
 from matching.frames import DEMAND_DTYPES, UNIT_DTYPES, is_canonical, rows_frame
 from matching.policy.fields import DERIVED_DEMAND_FIELDS, require_derived_facts
-from matching.policy.loader import DuplicateKey, UniqueKeyLoader, load_policy
+from matching.policy.loader import DuplicateKey, UniqueKeyLoader, policy_of
 from matching.policy.model import Policy
 
 if TYPE_CHECKING:
@@ -1484,10 +1484,7 @@ def write_round_inputs(
     # Checked before the folder is touched: a policy name wrote units.csv and demands.csv and
     # then failed on policy.yaml with an AttributeError (a half-written folder), and plain
     # demands wrote a demands.csv without the facts the folder's documentation promises
-    if isinstance(policy, str | Path):
-        policy = load_policy(policy)
-    elif not isinstance(policy, Policy):
-        raise TypeError(f"policy: a Policy, a bundled name or a path, not {type(policy).__name__}")
+    policy = policy_of(policy)
     require_derived_facts(
         demands_with_facts.columns,
         "the round's demands with their facts and scores (a solved Result's "

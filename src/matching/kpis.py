@@ -37,7 +37,7 @@ from matching.flux import YearSoFar, flux_bands
 from matching.io import year_so_far_of
 from matching.policy.conditions import Condition
 from matching.policy.fields import FACTS_HOW, require_derived_facts
-from matching.policy.loader import load_policy
+from matching.policy.loader import policy_of
 from matching.policy.model import Policy, QuotaRule
 from matching.policy.quotas import NO_RESERVATAIRE, Tally
 from matching.policy.scoring import score
@@ -465,8 +465,7 @@ def compute_kpis(
     # the forms `solve` takes: a policy name failed with an AttributeError on 'str'. The year
     # is not held to the policy's rules here: the indicators of a policy without a rule are
     # asked with the tallies the year kept for it (its mix is then unknown, not refused)
-    if isinstance(policy, str | Path):
-        policy = load_policy(policy)
+    policy = policy_of(policy)
     if year_so_far is not None and not isinstance(year_so_far, YearSoFar):
         year_so_far = year_so_far_of(year_so_far, "year_so_far")
     require_derived_facts(demands_with_facts.columns, FACTS_HOW)

@@ -15,7 +15,7 @@ from matching.cli.simulate import progress_line
 from matching.exceptions import PolicyError
 from matching.limits import MAX_SEEDS, check_seeds
 from matching.scenario import load_scenario, refuse_outputs_over_inputs
-from matching.simulation.compare import compare_scenario
+from matching.simulation.compare import COMPARISON_FILES, compare_scenario
 from matching.simulation.config import SimulationSettings, last_round_problem
 from matching.simulation.engine import Progress, RoundSummary
 
@@ -56,9 +56,7 @@ def compare_command(
         check_seeds(sc.seed, seeds, f"seeds {sc.seed} (the scenario's) to {sc.seed + seeds - 1}")
     except PolicyError as exc:
         raise click.BadParameter(str(exc), param_hint="'--seeds'") from None
-    refuse_outputs_over_inputs(
-        sc, out, "compare", ("kpis.csv", "timings.csv", "summary.md"), ("runs/*/seed-*",)
-    )
+    refuse_outputs_over_inputs(sc, out, "compare", COMPARISON_FILES, ("runs/*/seed-*",))
     settings = sc.simulation or SimulationSettings()
     if rounds is not None:
         if problem := last_round_problem(rounds, settings.cadence):  # not the whole year silently

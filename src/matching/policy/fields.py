@@ -102,8 +102,8 @@ def value_problem(field: str, value: str) -> str | None:
         _INSEE, value
     ):
         return f"'{value}' is not an INSEE commune code (5 characters, e.g. 14118 or 2A004)"
-    if name == "priority_categories" and category_problem(value):
-        return f"'{value}': {category_problem(value)}"
+    if name == "priority_categories" and (problem := category_problem(value)):
+        return f"'{value}': {problem}"
     if name == "pools" and not re.fullmatch(_RESERVATAIRE_ID, value):
         return f"'{value}' is not a réservataire id (lower-case letters, digits and '_')"
     return None

@@ -144,6 +144,20 @@ def resolve_policy_path(name: str | Path) -> Path:
     raise PolicyError(f"{name}: no such policy file, and no bundled model of that name")
 
 
+def policy_of(policy: Policy | str | Path) -> Policy:
+    """The policy a library caller passes: a `Policy`, a bundled model's name or a path.
+
+    Why one function: the round functions, the checker, the indicators, the explanations and
+    the folder writer all take these forms; each spelt the test out (and one gave a bare
+    AttributeError on 'str'). Anything else is a TypeError naming the argument.
+    """
+    if isinstance(policy, str | Path):
+        return load_policy(policy)
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy: a Policy, a bundled name or a path, not {type(policy).__name__}")
+    return policy
+
+
 def load_policy(name: str | Path) -> Policy:
     """Load and validate a policy file (a path, or the name of a bundled model)."""
     path = resolve_policy_path(name)

@@ -32,19 +32,19 @@ class Budget:
         self.end = now + seconds
         self.deadline = now + 3 * seconds + 5
         self.net_reached = False  # a search was cut by the wall-clock net, not by its work
+        self.parent: Budget | None = None  # the budget this one is spent from, if any
 
     def reach_net(self) -> None:
         """Record that a search stopped at the wall-clock safety net (and in the parent's)."""
         self.net_reached = True
-        parent = getattr(self, "parent", None)
-        if parent is not None:
-            parent.reach_net()
+        if self.parent is not None:
+            self.parent.reach_net()
 
     def share(self, fraction: float) -> Budget:
         """A sub-budget of ``fraction`` of what is left (spent from this one as it is used)."""
         sub = Budget(self.left * fraction)
         sub.end, sub.deadline = self.end, self.deadline
-        sub.parent = self  # type: ignore[attr-defined]
+        sub.parent = self
         return sub
 
     def part(self, seconds: float) -> Budget:
@@ -57,15 +57,14 @@ class Budget:
         """
         sub = Budget(seconds)
         sub.end, sub.deadline = min(sub.end, self.end), min(sub.deadline, self.deadline)
-        sub.parent = self  # type: ignore[attr-defined]
+        sub.parent = self
         return sub
 
     def spend(self, dtime: float) -> None:
         """Record deterministic time used by a CP-SAT call."""
         self.left = max(0.0, self.left - dtime)
-        parent = getattr(self, "parent", None)
-        if parent is not None:
-            parent.spend(dtime)
+        if self.parent is not None:
+            self.parent.spend(dtime)
 
 
 def run(solver: cp_model.CpSolver, model: cp_model.CpModel, budget: Budget) -> int:

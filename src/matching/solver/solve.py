@@ -124,7 +124,7 @@ class StageCaps:
     upper: float
     multipliers: list[int]
     lows: list[int]
-    highs: list[int] | None = None  # each stage's range: no bound reported above it
+    highs: list[int]  # each stage's range: no bound reported above it
 
     def reported(self, k: int, cap: int) -> float:
         """Stage k's cap as a reported bound: at most the top of the stage's range.
@@ -133,7 +133,7 @@ class StageCaps:
         room far beyond anything it can reach (a 40-unit round's score "bound 20,798,613",
         a gap of 99.98 %, where no 40 households score more than a few thousand).
         """
-        return float(cap if self.highs is None else min(cap, self.highs[k]))
+        return float(min(cap, self.highs[k]))
 
     def cap(self, k: int, fixed: list[int]) -> int:
         """The cap of stage k given the values of stages 0..k-1."""
@@ -169,6 +169,8 @@ def solve_stages(
     for k, term in enumerate(built.stages or []):
         expr = built.stage_expr(term)
         cap = caps.cap(k, fixed) if caps is not None else None
+        # the cap as a bound on this stage for the whole round (None: no LP certificate)
+        capped = caps.reported(k, cap) if caps is not None and cap is not None else None
         if cap is not None:
             model.add(expr <= cap)
         model.maximize(expr)
@@ -190,8 +192,8 @@ def solve_stages(
                     # what is known of each stage not proven: at most its cap or its range
                     # (no bound at all read as "bound = value", a gap of 0 without a proof)
                     bounds[later.stage] = float(later.high)
-                if cap is not None and caps is not None:
-                    bounds[term.stage] = caps.reported(k, cap)
+                if capped is not None:
+                    bounds[term.stage] = capped
                 return _StagedOutcome("FEASIBLE", chosen, orientation, shortfall, values, bounds)
             # Never return nothing when a solution exists: the first stage found none within the
             # budget, so look for any feasible allocation (no objective), on a small extra budget.
@@ -208,9 +210,7 @@ def solve_stages(
                 values[later.stage] = int(later.x[chosen].sum()) + int(
                     np.dot(later.s[: len(shortfall)], shortfall)
                 )
-                bounds[later.stage] = (
-                    float(later.high) if cap is None or caps is None else caps.reported(k, cap)
-                )
+                bounds[later.stage] = float(later.high) if capped is None else capped
             return _StagedOutcome("FEASIBLE", chosen, orientation, shortfall, values, bounds)
         value = round(solver.objective_value)
         values[term.stage] = value
@@ -220,7 +220,7 @@ def solve_stages(
         own = min(float(solver.best_objective_bound), float(term.high))
         # with a cap from the LP certificate, the cap is the global bound (CP-SAT's own bound
         # only speaks of the core model it was given)
-        bounds[term.stage] = caps.reported(k, cap) if cap is not None and caps is not None else own
+        bounds[term.stage] = own if capped is None else capped
         # CP-SAT says OPTIMAL too when it stops at `relative_gap` (--gap): a bound above the
         # value is no proof whatever the code (a --gap 0.5 round said OPTIMAL at 21 of 24)
         if abs(own - value) > 0.5:
@@ -338,15 +338,11 @@ def _finished(inst: RoundInstance, solution: RoundSolution, budget: Budget) -> R
         # a soft round with no quota row (no rule, or no scope group a rule can reach) has no
         # shortfall stage to optimise; its value is 0 all the same, reported in the policy's
         # order as the checker computes it (result.json's objective lacked the key)
-        order = {stage: k for k, stage in enumerate(policy.objective.stages)}
-        solution.stage_values = dict(
-            sorted({**solution.stage_values, Stage.SHORTFALL: 0}.items(), key=lambda i: order[i[0]])
-        )
-        solution.stage_bounds = dict(
-            sorted(
-                {**solution.stage_bounds, Stage.SHORTFALL: 0.0}.items(), key=lambda i: order[i[0]]
-            )
-        )
+        stages = policy.objective.stages
+        values = {**solution.stage_values, Stage.SHORTFALL: 0}
+        bounds = {**solution.stage_bounds, Stage.SHORTFALL: 0.0}
+        solution.stage_values = {stage: values[stage] for stage in stages if stage in values}
+        solution.stage_bounds = {stage: bounds[stage] for stage in stages if stage in bounds}
     solution.demand, swaps = prefer_tie_break(inst, solution.unit, solution.demand, solution.res)
     solution.stats["tie_break_swaps"] = swaps
     if solution.status == "FEASIBLE":  # the search stopped before its proof (the greedy
