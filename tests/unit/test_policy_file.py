@@ -284,6 +284,53 @@ def test_a_policy_variant_made_by_model_copy_is_validated_as_a_file_is() -> None
     assert policy.model_copy(update={"year": policy.year}) == policy
 
 
+def test_a_policy_cannot_be_changed_in_place_through_its_containers() -> None:
+    """The dicts and lists a policy holds refuse changes, as its fields do; variants still work.
+
+    ``products.pop(PLS)`` left a validated policy without PLS ceilings, and a condition's
+    ``value.append(...)`` widened a rule, without any validator seeing it. A pickled or
+    deep-copied policy (``compare --jobs`` sends policies to worker processes) stays equal and
+    read-only.
+    """
+    import copy
+    import pickle
+
+    from pydantic import ValidationError
+
+    from matching.policy.conditions import Condition
+    from matching.types import Financing, FluxExclusion
+
+    policy = load_policy("default-2026")
+    how = "cannot be changed in place: make a variant with model_copy"
+    products = policy.income_ceilings.products
+    changes = [
+        lambda: products.pop(Financing.PLS),
+        lambda: products.__setitem__(Financing.PLS, products[Financing.PLAI]),
+        lambda: products.update({}),
+        lambda: policy.flux.exclusions.clear(),
+        lambda: policy.flux.exclusions.__delitem__(FluxExclusion.VENTE),
+    ]
+    for change in changes:
+        with pytest.raises(TypeError, match=how):
+            change()
+    assert set(products) == set(Financing) and len(policy.flux.exclusions) == 4
+    cond = Condition(field="commune", op="in", value=["14118", "14327"])
+    for change in [lambda: cond.value.append("14027"), lambda: cond.value.__setitem__(0, "x")]:
+        with pytest.raises(TypeError, match=how):
+            change()
+    assert cond.value == ["14118", "14327"]
+    for again in [pickle.loads(pickle.dumps(policy)), copy.deepcopy(policy)]:
+        assert again == policy
+        with pytest.raises(TypeError, match=how):
+            again.income_ceilings.products.pop(Financing.PLS)
+    assert pickle.loads(pickle.dumps(cond)) == cond
+    wider = cond.model_copy(update={"value": [*cond.value, "14027"]})
+    assert wider.value == ["14118", "14327", "14027"]
+    fewer = {k: v for k, v in products.items() if k != Financing.PLS}
+    with pytest.raises(ValidationError, match="missing products"):
+        policy.income_ceilings.model_copy(update={"products": fewer})
+
+
 def test_a_policy_saved_in_latin1_is_refused_naming_the_file(tmp_path: Path) -> None:
     """An editor's Windows-1252 save (accents in labels) was a traceback and exit code 1."""
     path = tmp_path / "my-policy.yaml"

@@ -12,9 +12,10 @@ from typing import Any, Literal, Self
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from matching.policy.fields import FieldKind, value_problem
+from matching.policy.frozen import read_only
 
 Op = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "contains", "nonempty", "empty"]
 
@@ -46,6 +47,8 @@ class Condition(ValidatedCopy):
     field: str = Field(description="Field name (see matching.policy.fields)")
     op: Op = Field(default="eq", description="Comparison operator")
     value: Any = Field(default=True, description="Value compared with (a list for in/not_in)")
+
+    _read_only = field_validator("value")(read_only)
 
     @model_validator(mode="after")
     def _value_matches_op(self) -> Condition:

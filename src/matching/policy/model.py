@@ -22,6 +22,7 @@ from pydantic import (
 
 from matching.policy.conditions import Condition, ValidatedCopy
 from matching.policy.fields import ALLOCATION_FIELDS, DEMAND_FIELDS
+from matching.policy.frozen import read_only
 from matching.types import Bound, Financing, FluxExclusion, Measure, QuotaMode, Stage
 
 
@@ -97,6 +98,8 @@ class IncomeCeilings(Frozen):
     zone: str = Field(description="Ceiling zone, e.g. autres_regions")
     source: str = Field(default="", description="Arrêté or data set the values come from")
     products: dict[Financing, CeilingRow] = Field(description="One row per financing product")
+
+    _read_only = field_validator("products")(read_only)
 
     @model_validator(mode="after")
     def _all_products(self) -> IncomeCeilings:
@@ -209,6 +212,8 @@ class FluxRules(Frozen):
     exclusions: dict[FluxExclusion, tuple[Condition, ...]] = Field(
         description="For each exclusion reason, the households an excluded unit may go to"
     )
+
+    _read_only = field_validator("exclusions")(read_only)
 
     @model_validator(mode="after")
     def _fields(self) -> FluxRules:
