@@ -274,3 +274,16 @@ def test_cli_unknown_territory(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["generate", "--territory", "paris", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "unknown territory 'paris'" in result.output
+
+
+def test_cli_output_folder_that_cannot_be_made(tmp_path: Path) -> None:
+    """An --out under a file exits with code 2, naming the folder, as every other command does."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+    out = blocker / "sub"
+    args = ["generate", "--units", "3", "--demands", "3", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "problem(s) with the output" in result.output
+    assert str(out) in result.output
+    assert "Traceback" not in result.output

@@ -13,7 +13,7 @@ import click
 
 from matching.cli import short_help
 from matching.generate import DEFAULT_DEMANDS, DEFAULT_UNITS, generate_territory
-from matching.io import write_demands, write_units
+from matching.io import make_folder, write_demands, write_units
 from matching.limits import MAX_ROWS, MAX_SEED
 
 
@@ -83,10 +83,7 @@ def generate_command(
     units, demands = generate_territory(
         territory=territory, year=year, seed=seed, n_units=n_units, n_demands=n_demands
     )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise click.ClickException(f"cannot create {out_dir}: {exc.strerror or exc}") from None
+    make_folder(out_dir)  # refused as a problem with the output, exit code 2
     units_path = out_dir / f"units.{file_format}"
     demands_path = out_dir / f"demands.{file_format}"
     write_units(units, units_path)
