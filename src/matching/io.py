@@ -900,10 +900,14 @@ def validate_demands(
 # ---------------------------------------------------------------------------------------------
 
 
-def _file_error(path: PathLike, reason: str) -> DataError:
+OUTPUT = "with the output"
+"""How a `DataError` about a file or folder being written starts (not "in the input data")."""
+
+
+def _file_error(path: PathLike, reason: str, where: str = "in the input data") -> DataError:
     problems = Problems()
     problems.add(str(path), None, "", "", reason)
-    return DataError(problems.items)
+    return DataError(problems.items, where=where)
 
 
 NOT_UTF8 = "not UTF-8 text: save it as 'CSV UTF-8 (délimité par des virgules)'"
@@ -1171,7 +1175,7 @@ def _write(frame: pd.DataFrame, path: PathLike, dtypes: Mapping[str, str] | None
         table = pa.Table.from_arrays(arrays, schema=schema)
         pq.write_table(table, path, compression="snappy")
     except OSError as exc:
-        raise _file_error(path, f"cannot write ({exc.strerror or exc})") from None
+        raise _file_error(path, f"cannot write ({exc.strerror or exc})", OUTPUT) from None
 
 
 def _write_canonical(
@@ -1409,7 +1413,7 @@ def _write_text(path: Path, text: str) -> None:
     try:
         path.write_text(text, encoding="utf-8", newline="\n")
     except OSError as exc:
-        raise _file_error(path, f"cannot write ({exc.strerror or exc})") from None
+        raise _file_error(path, f"cannot write ({exc.strerror or exc})", OUTPUT) from None
 
 
 def make_folder(out_dir: PathLike) -> Path:
@@ -1427,7 +1431,7 @@ def make_folder(out_dir: PathLike) -> Path:
     folder = Path(out_dir)
 
     def refused(reason: str) -> DataError:  # said of the output, not of "the input data"
-        return DataError([RowProblem(str(folder), None, "", "", reason)], where="with the output")
+        return DataError([RowProblem(str(folder), None, "", "", reason)], where=OUTPUT)
 
     if folder.exists() and not folder.is_dir():
         raise refused("cannot create the folder: a file of that name is in the way")

@@ -287,3 +287,14 @@ def test_cli_output_folder_that_cannot_be_made(tmp_path: Path) -> None:
     assert "problem(s) with the output" in result.output
     assert str(out) in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_output_file_that_cannot_be_written(tmp_path: Path) -> None:
+    """A units.csv that cannot be written is a problem with the output, not with the input data."""
+    (tmp_path / "units.csv").mkdir()  # a folder where the file should go
+    args = ["generate", "--units", "3", "--demands", "3", "--out", str(tmp_path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "1 problem(s) with the output" in result.output
+    assert "input data" not in result.output
+    assert "units.csv: cannot write" in result.output
