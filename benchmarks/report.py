@@ -136,13 +136,34 @@ def ladder_table(records: list[dict[str, Any]]) -> list[str]:
     return [*main, "", *peers]
 
 
+def _price_of_quotas(unconstrained: dict[str, Any], constrained: dict[str, Any]) -> str:
+    """Whether the quotas bind: what the proven quota optimum loses against the unconstrained one.
+
+    The unconstrained optimum is rarely unique, so whether the one scipy returned meets every
+    quota says nothing about the problem: another optimum, with the same allocations and score,
+    may meet them all (Caen year pooled, 2026-11-29). The quotas bind exactly when the proven
+    optimum of `matching` has fewer allocations, or the same number and a lower score.
+    """
+    if constrained.get("status") != "OPTIMAL" or "score" not in unconstrained:
+        return "-"
+    lost_allocations = unconstrained["allocations"] - constrained["allocations"]
+    lost_score = unconstrained["score"] - constrained["score"]
+    if lost_allocations > 0:
+        return f"yes ({lost_allocations:,} allocations)"
+    return f"yes (score -{lost_score:,})" if lost_score > 0 else "no (same allocations and score)"
+
+
 def binding_table(records: list[dict[str, Any]]) -> list[str]:
-    """How far the unconstrained optimum is from each quota target."""
+    """How far the unconstrained optimum is from each quota target, and whether the quotas bind.
+
+    The target columns describe the one unconstrained optimum scipy returned; the last column
+    compares it with `matching`'s proven optimum under every quota (`_price_of_quotas`).
+    """
     lines = [
         "| case | allocations | Q1/ANRU outside QPV % (>= 25) | non-Q1 inside QPV % (>= 50) | "
         "priority on flux units % | priority needed % | orientable within bands and pools | "
-        "meets every quota |",
-        "|---|---|---|---|---|---|---|---|",
+        "meets every quota | the quotas bind (price) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in CASES:
         s = _get(records, name, "scipy")
@@ -152,8 +173,15 @@ def binding_table(records: list[dict[str, Any]]) -> list[str]:
             f"| {name} | {_f(s.get('allocations'))} | {_f(s.get('q1_outside_qpv_pct'))} | "
             f"{_f(s.get('non_q1_inside_qpv_pct'))} | {_f(s.get('priority_flux_pct'))} | "
             f"{_f(s.get('priority_needed_pct'))} | {_f(s.get('feasible_orientation'))} | "
-            f"{_f(s.get('meets_all_quotas'))} |"
+            f"{_f(s.get('meets_all_quotas'))} | "
+            f"{_price_of_quotas(s, _get(records, name, 'matching'))} |"
         )
+    lines += [
+        "",
+        "The target columns describe the one unconstrained optimum scipy returned; other optima "
+        "with the same allocations and score may do better. The quotas bind when `matching`'s "
+        "proven optimum under them loses allocations or score.",
+    ]
     return lines
 
 
@@ -311,7 +339,7 @@ def render(records: list[dict[str, Any]], command: str, wall_s: float) -> str:
         "",
         *ladder_table(records),
         "",
-        "## Do the quotas bind? (the unconstrained optimum against the targets)",
+        "## Do the quotas bind? (the unconstrained optimum against the targets, and its price)",
         "",
         *binding_table(records),
         "",
