@@ -228,7 +228,10 @@ def generate_territory(
         A generated frame breaks the data contract (a bug of the generator, never expected).
     ValueError
         A size below 1 or above `matching.limits.MAX_ROWS`, or a negative seed.
+    TypeError
+        A size, seed or year that is not a whole number (the message names it).
     """
+    _require_ints(seed=seed, n_units=n_units, n_demands=n_demands, year=year)
     if not (1 <= n_units <= MAX_ROWS and 1 <= n_demands <= MAX_ROWS) or seed < 0:
         raise ValueError(
             f"need 1 <= n_units, n_demands <= {MAX_ROWS:,} and seed >= 0 "
@@ -252,6 +255,17 @@ def generate_territory(
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+
+def _require_ints(**arguments: object) -> None:
+    """Refuse a size, seed or year that is not a whole number, naming the argument.
+
+    numpy's own message for ``n_units=2.0`` or ``seed=1.5`` names neither the argument nor the
+    function ("expected a sequence of integers or a single integer, got '2.0'").
+    """
+    for name, value in arguments.items():
+        if not isinstance(value, int | np.integer):
+            raise TypeError(f"{name} must be a whole number (got {value!r})")
 
 
 def _ids(prefix: str, n: int, width: int) -> np.ndarray:
@@ -630,7 +644,10 @@ def generate_demands(
     ValueError
         ``n_demands`` below 0 or above `matching.limits.MAX_ROWS` (10**11 asked numpy for
         745 GiB), a negative seed, or ``filed_to`` before ``filed_from``.
+    TypeError
+        A size, seed or year that is not a whole number (the message names it).
     """
+    _require_ints(seed=seed, n_demands=n_demands, year=year)
     if not 0 <= n_demands <= MAX_ROWS or seed < 0:
         raise ValueError(
             f"need 0 <= n_demands <= {MAX_ROWS:,} and seed >= 0 (got {n_demands}, {seed})"

@@ -20,7 +20,7 @@ from matching.domain import DEMAND_COLUMNS, UNIT_COLUMNS
 from matching.exceptions import PolicyError
 from matching.facts import derive_facts
 from matching.frames import DEMAND_DTYPES, UNIT_DTYPES
-from matching.generate import generate_territory
+from matching.generate import generate_demands, generate_territory
 from matching.io import (
     read_demands,
     read_units,
@@ -298,3 +298,17 @@ def test_cli_output_file_that_cannot_be_written(tmp_path: Path) -> None:
     assert "1 problem(s) with the output" in result.output
     assert "input data" not in result.output
     assert "units.csv: cannot write" in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [({"n_units": 2.0}, "n_units"), ({"seed": 1.5}, "seed"), ({"n_demands": "300"}, "n_demands")],
+)
+def test_a_size_or_seed_that_is_not_a_whole_number_is_named(
+    arguments: dict[str, object], named: str
+) -> None:
+    """A library caller's 2.0 or '300' gets a TypeError naming the argument, not numpy's words."""
+    with pytest.raises(TypeError, match=rf"^{named} must be a whole number"):
+        generate_territory(**arguments)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^n_demands must be a whole number"):
+        generate_demands(n_demands=2.0)  # type: ignore[arg-type]
