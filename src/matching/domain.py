@@ -158,6 +158,8 @@ class Demand(Record):
             )
         if self.dependants > self.household_size - 1:
             raise ValueError("dependants must be fewer than household_size")
+        if self.young_couple and self.adults < 2:
+            raise ValueError(f"a young couple needs at least 2 adults (adults is {self.adults})")
         return self
 
 

@@ -726,7 +726,7 @@ def _check_unique(id_field: str, values: np.ndarray, ok: np.ndarray, ctx: _Conte
 
 
 def _check_household(columns: Mapping[str, Parsed], ctx: _Context) -> None:
-    """Cross-field rules of `domain.Demand`: composition adds up, dependants fewer than persons."""
+    """Cross-field rules of `domain.Demand`: composition, dependants, a young couple's adults."""
     needed = ("household_size", "adults", "children_under_14", "dependants")
     if not all(name in columns for name in needed):
         return
@@ -745,6 +745,14 @@ def _check_household(columns: Mapping[str, Parsed], ctx: _Context) -> None:
     for row in np.flatnonzero(too_many).tolist():
         reason = f"dependants must be fewer than household_size ({size[row]})"
         ctx.problems.add(ctx.source, row + 1, "dependants", dependants[row], reason)
+    if "young_couple" in columns:
+        # Why: the flag raises the household category (DOMAIN A1), so on a one-adult household
+        # it lifted a single person's income ceilings to those of a couple's, without a word
+        young, young_ok = columns["young_couple"]
+        alone = young_ok & adults_ok & young.astype(bool) & (adults < 2)
+        for row in np.flatnonzero(alone).tolist():
+            reason = f"a young couple needs at least 2 adults (adults is {adults[row]})"
+            ctx.problems.add(ctx.source, row + 1, "young_couple", "true", reason)
 
 
 def _validate(

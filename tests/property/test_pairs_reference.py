@@ -190,7 +190,7 @@ def demands_st(draw: st.DrawFn, i: int) -> Demand:
         children_under_14=size - adults,
         dependants=draw(st.integers(0, size - 1)),
         disabled_member=draw(st.booleans()),
-        young_couple=draw(st.booleans()),
+        young_couple=adults >= 2 and draw(st.booleans()),  # a couple: two adults
         annual_income_eur=draw(st.sampled_from(INCOMES)),
         monthly_resources_eur=draw(st.sampled_from(RESOURCES)),
         housing_benefit_eur=draw(st.sampled_from(BENEFITS)),

@@ -310,6 +310,14 @@ DEMAND_CASES: list[tuple[dict[str, str], str, str, str, dict[str, Any]]] = [
         {},
     ),
     ({"dependants": "1"}, "dependants", "1", "dependants must be fewer than household_size", {}),
+    # A young couple raises the category (higher ceilings): one adult cannot be one.
+    (
+        {"young_couple": "true"},
+        "young_couple",
+        "true",
+        "a young couple needs at least 2 adults (adults is 1)",
+        {},
+    ),
 ]
 
 
