@@ -582,6 +582,14 @@ def _show(value: Number) -> str:
     return str(value)
 
 
+def _digits_above(value: float, limit: float) -> int:
+    """Decimals (4 at least) that show ``value`` above ``limit``: 0.330006 is not '0.3300'."""
+    for digits in range(4, 16):
+        if round(value, digits) > limit:
+            return digits
+    return 16
+
+
 def _join(items: Iterable[object]) -> str:
     return ", ".join(str(i) for i in items)
 
@@ -714,7 +722,8 @@ def _describe_failures(
             net = rent - benefit
             effort = net / resources if resources > 0 else (math.inf if net > 0 else 0.0)
             finite = math.isfinite(effort)
-            shown = f"{effort:.4f}" if finite else "infinite (no resources)"
+            digits = _digits_above(effort, limit) if finite else 4
+            shown = f"{effort:.{digits}f}" if finite else "infinite (no resources)"
             out.append(
                 (
                     f"rent effort {shown} above {limit:g}: (rent {rent:g} - benefit {benefit:g}) "
@@ -723,7 +732,7 @@ def _describe_failures(
                         "rent_eur": rent,
                         "housing_benefit_eur": benefit,
                         "monthly_resources_eur": resources,
-                        "effort": round(effort, 4) if finite else "inf",
+                        "effort": round(effort, digits) if finite else "inf",
                         "max_ratio": limit,
                     },
                 )

@@ -331,6 +331,13 @@ def test_ineligible_pair(
         assert {k: v.numbers[k] for k in numbers} == numbers
 
 
+def test_rent_effort_just_above_the_limit_is_shown_above_it(policy: Policy) -> None:
+    """400 / 1,212.1 = 0.330006 is shown 0.33001 above 0.33, not '0.3300 above 0.33'."""
+    v = only(run(policy, demands={"D4": {"monthly_resources_eur": 1212.1}}), "rent_effort")
+    assert "rent effort 0.33001 above 0.33" in v.message, v.message
+    assert v.numbers["effort"] > v.numbers["max_ratio"]
+
+
 def test_income_message_shows_income_and_ceiling(policy: Policy) -> None:
     """The income message compares the income with the ceiling in words."""
     v = only(run(policy, demands={"D4": {"annual_income_eur": 30000.0}}), "income_ceiling")
