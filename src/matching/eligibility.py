@@ -915,4 +915,9 @@ def render_diagnostics(diag: EligibilityDiagnostics, policy: Policy, max_units: 
             lines.append(
                 f"  {data['unit_id']}: binding {data['binding'] or '-'}; excluded by {excluded}"
             )
+        # Why: blocked units beyond --max-units were left out without a word ("3 unit(s) ...:"
+        # then one line), as the per-unit table says how many it does not show
+        if len(diag.blocked) > max_units:
+            hidden = len(diag.blocked) - max_units
+            lines.append(f"  ... {hidden:,} more unit{'s' if hidden > 1 else ''}")
     return "\n".join(lines)

@@ -79,6 +79,15 @@ def test_eligibility_with_no_unit_listed_prints_no_pandas_repr() -> None:
     assert "  ... 21 more units" in text
 
 
+def test_eligibility_says_how_many_blocked_units_it_does_not_list() -> None:
+    """The blocked units beyond ``--max-units`` are counted, as the per-unit table's are."""
+    code, text = run("eligibility", TINY, "--max-units", "0")
+    assert code == 0, text
+    assert text.rstrip().endswith(
+        "1 unit(s) with no eligible demand in any pool:\n  ... 1 more unit"
+    ), text
+
+
 def test_why_not_explains_a_pair(tiny: RoundData) -> None:
     """`why-not` says eligible for a pair of the table, and lists the failed rules of another."""
     pairs = eligible_pairs(tiny.units, tiny.facts, tiny.policy).pairs
