@@ -30,6 +30,7 @@ import pandas as pd
 from matching.exceptions import DataError, PolicyError, RowProblem
 from matching.facts import household_category
 from matching.policy.conditions import evaluate
+from matching.policy.fields import FACTS_HOW, require_derived_facts
 from matching.policy.model import ELIGIBILITY_RULES, Policy
 from matching.policy.scoring import demand_position, score
 from matching.types import DemandId, FluxExclusion, RuleId, UnitId
@@ -512,6 +513,11 @@ def eligible_pairs(
     PairTable
         The pairs, sorted by (unit, demand), and per unit the pairs dropped for lack of a pool.
 
+    Raises
+    ------
+    TypeError
+        ``demands_with_facts`` lacks the derived facts (naming them and how to get them).
+
     Notes
     -----
     Units are grouped into classes of equal (commune, financing, rooms, accessible,
@@ -519,6 +525,7 @@ def eligible_pairs(
     unit of the class tests surface and rent effort on the class's candidates only. The cost is
     O(classes x demands + pairs), memory O(demands + pairs).
     """
+    require_derived_facts(demands_with_facts.columns, FACTS_HOW)
     n_units, n_demands = len(units), len(demands_with_facts)
     if scores is None:
         scores = round_scores(demands_with_facts, policy)
@@ -720,8 +727,10 @@ def why_not(
 
     Returns the failed rules in `RULES` order, each with the values that failed, then a
     `POOL` failure when the unit is in the flux and no réservataire may propose the household
-    (not an eligibility rule, but it keeps the pair out of the table all the same).
+    (not an eligibility rule, but it keeps the pair out of the table all the same). Plain
+    demands, without the derived facts, are a `TypeError` naming them.
     """
+    require_derived_facts(demands_with_facts.columns, FACTS_HOW)
     u = unit_position(units, unit_id)
     d = demand_position(demands_with_facts, demand_id)
     fails = pair_failures(units, demands_with_facts, np.array([u]), np.array([d]), policy)

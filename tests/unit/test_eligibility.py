@@ -556,3 +556,12 @@ def test_diagnostics_text_separates_thousands(policy: Policy) -> None:
     assert text.startswith("1 units, 528,359 eligible pairs, 13,958 demands in at least one pair")
     assert "min 1,311, median 1,311, max 1,311 per unit" in text
     assert "528359" not in text and " 1311" not in text
+
+
+def test_plain_demands_are_a_type_error_naming_the_facts(policy: Policy) -> None:
+    """`why_not` and `eligible_pairs` on the demands as read say which facts they need."""
+    units, demands = units_of(unit()), demands_of(demand())
+    with pytest.raises(TypeError, match=r"no derived column category.*derive_facts"):
+        why_not(units, demands, policy, "U1", "D1")
+    with pytest.raises(TypeError, match=r"no derived column category.*derive_facts"):
+        eligible_pairs(units, demands, policy)
