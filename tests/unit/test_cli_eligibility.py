@@ -71,6 +71,24 @@ def test_eligibility_counts_pairs(tiny: RoundData, tmp_path: Path) -> None:
     assert "(" + ", ".join(["any", *ids]) + ")" in text
 
 
+@pytest.mark.parametrize("command", ["score", "eligibility"])
+def test_out_of_another_type_than_csv_or_parquet_is_refused(command: str, tmp_path: Path) -> None:
+    """``--out counts.xlsx`` got CSV text under a spreadsheet's name: refused, exit code 2."""
+    out = tmp_path / "counts.xlsx"
+    code, text = run(command, TINY, "--out", out)
+    assert code == 2, text
+    assert "unsupported file type (.xlsx); expected .csv or .parquet" in text
+    assert not out.exists()
+
+
+def test_out_in_upper_case_parquet_is_parquet(tmp_path: Path) -> None:
+    """``--out COUNTS.PARQUET`` is a Parquet file, as ``.parquet`` is (it was CSV text)."""
+    out = tmp_path / "COUNTS.PARQUET"
+    code, text = run("eligibility", TINY, "--max-units", "0", "--out", out)
+    assert code == 0, text
+    assert len(pd.read_parquet(out)) == 21
+
+
 def test_eligibility_with_no_unit_listed_prints_no_pandas_repr() -> None:
     """``--max-units 0``: the counts and "... 21 more units", not "Empty DataFrame"."""
     code, text = run("eligibility", TINY, "--max-units", "0")

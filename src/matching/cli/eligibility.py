@@ -34,6 +34,14 @@ def _round(scenario: Path, out: Path | None = None, command: str = "") -> RoundD
     inputs: ``score --out data/demands.csv`` replaced the planner's demands with the scores,
     without a word.
     """
+    if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
+        # Why: any other name got CSV text (a counts.xlsx no spreadsheet opens), and
+        # `.PARQUET` got CSV too
+        raise click.BadParameter(
+            f"{out}: unsupported file type ({out.suffix or 'no suffix'}); expected .csv or "
+            ".parquet",
+            param_hint="'--out'",
+        )
     sc = load_scenario(scenario)
     if out is not None:
         refuse_outputs_over_inputs(sc, out.parent, command, (out.name,), ())
@@ -53,7 +61,7 @@ def _in_round(rd: RoundData, unit_id: str | None, demand_id: str) -> None:
 
 def _write_table(frame: pd.DataFrame, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".parquet":
+    if out.suffix.lower() == ".parquet":
         frame.to_parquet(out, index=False)
     else:
         frame.to_csv(out, index=False, lineterminator="\n")
