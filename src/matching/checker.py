@@ -44,6 +44,7 @@ from matching.arguments import round_arguments
 from matching.domain import Demand, Unit
 from matching.eligibility import (
     demand_pools,
+    eur_above,
     income_ceiling_eur,
     minimum_surface_m2,
     pair_failures,
@@ -672,8 +673,8 @@ def _describe_failures(
         incomes = col(demands, "annual_income_eur", d_idx)
         return [
             (
-                f"income {float(inc):,.0f} EUR/year above the {fin} ceiling {ceil:,} EUR "
-                f"for household category {int(cat)}",
+                f"income {eur_above(float(inc), ceil)} EUR/year above the {fin} ceiling "
+                f"{ceil:,} EUR for household category {int(cat)}",
                 {
                     "annual_income_eur": float(inc),
                     "ceiling_eur": int(ceil),

@@ -653,6 +653,21 @@ def _eur(x: float) -> str:
     return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
 
 
+def eur_above(value: float, limit: float) -> str:
+    """An amount above a limit, with the decimals that show it above (23,403.40, not 23,403).
+
+    Whole euros when the amount is whole; else 2 decimals, more when 2 would round it down to
+    the limit (23,403.004 is '23,403.004', not '23,403.00 > 23,403').
+    """
+    if float(value).is_integer():
+        return f"{value:,.0f}"
+    for digits in range(2, 10):
+        shown = f"{value:,.{digits}f}"
+        if float(shown.replace(",", "")) > limit:
+            return shown
+    return shown
+
+
 def _m2(x: float) -> str:
     return f"{x:g}"
 
@@ -687,7 +702,9 @@ def _failure_message(
     if rule == "income_ceiling":
         ceiling = int(income_ceiling_eur(category, str(unit["financing"]), policy))
         income = float(demand["annual_income_eur"])
-        return f"{_eur(income)} > {_eur(ceiling)} ({unit['financing']}, cat. {category})"
+        return (
+            f"{eur_above(income, ceiling)} > {_eur(ceiling)} ({unit['financing']}, cat. {category})"
+        )
     if rule == "typology":
         lo, hi = typology_rooms(np.array([size]), policy)
         return f"T{int(unit['rooms'])} outside T{int(lo[0])}-T{int(hi[0])} for {persons}"

@@ -338,6 +338,12 @@ def test_rent_effort_just_above_the_limit_is_shown_above_it(policy: Policy) -> N
     assert v.numbers["effort"] > v.numbers["max_ratio"]
 
 
+def test_income_just_above_the_ceiling_is_shown_above_it(policy: Policy) -> None:
+    """23,403.40 > 23,403: the report shows the cents, not 'income 23,403 above ... 23,403'."""
+    v = only(run(policy, demands={"D4": {"annual_income_eur": 23403.4}}), "income_ceiling")
+    assert "income 23,403.40 EUR/year above the PLUS ceiling 23,403 EUR" in v.message, v.message
+
+
 def test_income_message_shows_income_and_ceiling(policy: Policy) -> None:
     """The income message compares the income with the ceiling in words."""
     v = only(run(policy, demands={"D4": {"annual_income_eur": 30000.0}}), "income_ceiling")

@@ -89,6 +89,12 @@ def test_income_ceiling_message(policy: Policy) -> None:
     assert got == ["income_ceiling: 31,200 > 23,403 (PLUS, cat. 1)"]
 
 
+def test_income_message_just_above_the_ceiling(policy: Policy) -> None:
+    """An income a fraction above the ceiling is shown above it, never equal to it."""
+    got = messages(policy, unit(financing="PLUS"), demand(annual_income_eur=23403.004))
+    assert got == ["income_ceiling: 23,403.004 > 23,403 (PLUS, cat. 1)"]
+
+
 def test_category_bump_young_couple(policy: Policy) -> None:
     """A young couple without dependant is category 3: PLUS ceiling 37,584, not 31,254."""
     couple = dict(household_size=2, adults=2, annual_income_eur=37584.0)
