@@ -18,20 +18,24 @@ from matching.policy.model import HouseholdRules, Policy
 def household_category(demands: pd.DataFrame) -> np.ndarray:
     """Household category (arrêté of 29 July 1987), above 6 meaning 6 plus extra persons.
 
-    Start from the household size; add 1 for a young couple without dependant or one person
-    with at least one dependant; add 1 when a member is disabled (DOMAIN A1).
+    The highest of the arrêté's lines that the household meets: ``n`` persons is category
+    ``n``; one person + ``k`` dependants is ``k + 2``; a young couple without dependant is 3;
+    then 1 more when a member is disabled (DOMAIN A1). As a formula: the household size, plus
+    1 for a young couple alone (two persons, no dependant) or for one person whose every other
+    member is a dependant (``household_size - dependants == 1``), plus 1 for a disability.
 
-    "One person + 1 dependant" is category 3 whatever the dependant's age: a single adult, or
-    the one member who is not a dependant (``household_size - dependants == 1``). ``adults``
-    alone counts every person aged 14 or more, so a lone parent of a 16-year-old was category
-    2 and refused on a ceiling its category 3 meets.
+    "One person + 1 dependant" is category 3 whatever the dependant's age: ``adults`` counts
+    every person aged 14 or more, so a lone parent of a 16-year-old was category 2 and refused
+    on a ceiling its category 3 meets. The lines are not added to the size: a single adult
+    with one dependant and one other member is three persons, category 3 (it was 4), and a
+    young couple living with a third person who is not a dependant is category 3 too (it was
+    4): both were given the next category's higher ceilings.
     """
     size = demands["household_size"].to_numpy(dtype=np.int64)
     dependants = demands["dependants"].to_numpy(dtype=np.int64)
-    young = demands["young_couple"].to_numpy(dtype=bool) & (dependants == 0)
-    one_person = (demands["adults"].to_numpy(dtype=np.int64) == 1) | (size - dependants == 1)
-    single_with_dependant = one_person & (dependants >= 1)
-    bump = (young | single_with_dependant).astype(np.int64)
+    young_alone = demands["young_couple"].to_numpy(dtype=bool) & (dependants == 0) & (size == 2)
+    one_person_and_dependants = (size - dependants == 1) & (dependants >= 1)
+    bump = (young_alone | one_person_and_dependants).astype(np.int64)
     return size + bump + demands["disabled_member"].to_numpy(dtype=bool).astype(np.int64)
 
 

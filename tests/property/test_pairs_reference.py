@@ -43,16 +43,19 @@ SURFACES = (8.9, 9.0, 15.9, 16.0, 25.0, 33.9, 34.0, 52.0, 61.0, 69.9, 70.0, 120.
 
 
 def ref_category(d: Demand) -> int:
-    """DOMAIN A1, literally, and "one person + dependants" whatever the dependants' ages.
+    """The arrêté's list (DOMAIN's table of household categories): the highest line met.
 
-    A lone parent of a teenager counts two persons aged 14 or more: the arrêté counts
-    dependants, not ages.
+    ``n`` persons is category ``n``; one person + ``k`` dependants (the household is that
+    person and its dependants, whatever their ages: a lone parent of a teenager counts two
+    persons aged 14 or more) is ``k + 2``; a young couple without dependant (the two of them)
+    is 3; a disabled member moves the household up one category.
     """
-    # one person + dependants: a single adult, or one member who is not a dependant (a lone
-    # parent of a 16-year-old counts 2 adults, persons of 14 or more)
-    one_person = d.adults == 1 or d.household_size - d.dependants == 1
-    bump = (d.young_couple and d.dependants == 0) or (one_person and d.dependants >= 1)
-    return d.household_size + int(bump) + int(d.disabled_member)
+    lines = [d.household_size]
+    if d.young_couple and d.dependants == 0 and d.household_size == 2:
+        lines.append(3)
+    if d.dependants >= 1 and d.household_size == 1 + d.dependants:
+        lines.append(d.dependants + 2)
+    return max(lines) + int(d.disabled_member)
 
 
 def ref_facts(d: Demand, policy: Policy) -> dict[str, Any]:

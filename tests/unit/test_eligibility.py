@@ -128,6 +128,25 @@ def test_category_bump_single_parent_of_a_teenager(policy: Policy) -> None:
     assert got == ["income_ceiling: 37,585 > 37,584 (PLUS, cat. 3)"]
 
 
+def test_category_lines_are_not_added_to_the_household_size(policy: Policy) -> None:
+    """The arrêté's lines give a category, they do not add to the size: the highest one met.
+
+    A single adult with one dependant and a second child who is not one is three persons,
+    category 3 (PLUS 37,584), not 4 (43,627): "one person + 1 dependant" describes a household
+    of two. A young couple with a third person who is no dependant is three persons, category 3,
+    not 4. Both were given category 4's ceilings, so 40,000 EUR passed a PLUS ceiling of
+    37,584.
+    """
+    single = dict(household_size=3, adults=1, children_under_14=2, dependants=1)
+    young = dict(household_size=3, adults=3, children_under_14=0, young_couple=True)
+    for household in (single, young):
+        got = messages(policy, unit(rooms=3), demand(annual_income_eur=40000.0, **household))
+        assert got == ["income_ceiling: 40,000 > 37,584 (PLUS, cat. 3)"]
+        assert failed(policy, unit(rooms=3), demand(annual_income_eur=37584.0, **household)) == []
+    alone = dict(household_size=2, adults=2, young_couple=True)  # the couple alone: category 3
+    assert failed(policy, unit(rooms=2), demand(annual_income_eur=37584.0, **alone)) == []
+
+
 def test_category_bump_disability(policy: Policy) -> None:
     """A person alone with a disability is category 2: PLUS 31,254."""
     assert failed(policy, unit(), demand(disabled_member=True, annual_income_eur=31254.0)) == []
