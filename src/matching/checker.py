@@ -931,7 +931,9 @@ def _check_orientation(
 
     Every flux unit is oriented exactly once to a known réservataire and no excluded unit is
     oriented (A3); an allocation of a flux unit goes through its unit's orientation; each banded
-    réservataire receives between ``floor(t_r)`` and ``ceil(t_r)`` units (A4).
+    réservataire receives between ``floor(t_r)`` and ``ceil(t_r)`` units (A4). A row with an
+    empty réservataire is no orientation: right for an excluded unit, a missing one for a flux
+    unit.
     """
     ids = policy.reservataire_ids()
     table = normalise_table(orientation, ORIENTATION_COLUMNS, "orientation")
@@ -939,6 +941,11 @@ def _check_orientation(
     o_res = table["reservataire"].to_numpy(dtype=object)
     o_pos = _positions(o_unit, units["unit_id"])
     flux = _flux_mask(units)
+    # an empty réservataire says "not oriented": true of an excluded unit (as in the allocation
+    # table, where its réservataire is ''), a missing orientation for a flux unit. It was read
+    # as an orientation to a réservataire named '': an excluded unit listed with '' got two
+    # false violations ("oriented to ''", "unknown réservataire ''")
+    empty = o_res == NO_RESERVATAIRE
     out = []
     for i in np.flatnonzero(o_pos < 0):
         out.append(
@@ -950,7 +957,16 @@ def _check_orientation(
             )
         )
     known = o_pos >= 0
-    for i in np.flatnonzero(known & ~flux[np.maximum(o_pos, 0)]):
+    for i in np.flatnonzero(known & flux[np.maximum(o_pos, 0)] & empty):
+        out.append(
+            Violation(
+                ORIENTATION,
+                f"flux unit not oriented: orientation row {i + 1} names no réservataire",
+                unit_id=str(o_unit[i]),
+                numbers={"row": int(i + 1), "reservataire": ""},
+            )
+        )
+    for i in np.flatnonzero(known & ~flux[np.maximum(o_pos, 0)] & ~empty):
         reason = str(units["flux_excluded"].iloc[int(o_pos[i])])
         out.append(
             Violation(
@@ -961,7 +977,7 @@ def _check_orientation(
                 numbers={"reservataire": str(o_res[i]), "flux_excluded": reason},
             )
         )
-    for i in np.flatnonzero(known & ~np.isin(o_res, np.array(ids, dtype=object))):
+    for i in np.flatnonzero(known & ~empty & ~np.isin(o_res, np.array(ids, dtype=object))):
         out.append(
             Violation(
                 ORIENTATION,
@@ -970,8 +986,10 @@ def _check_orientation(
                 numbers={"reservataire": str(o_res[i])},
             )
         )
-    times = np.bincount(o_pos[known], minlength=len(units))
-    for p in np.flatnonzero(flux & (times != 1)):
+    times = np.bincount(o_pos[known & ~empty], minlength=len(units))
+    reported = np.zeros(len(units), dtype=bool)
+    reported[o_pos[known & empty]] = True
+    for p in np.flatnonzero(flux & (times != 1) & ~(reported & (times == 0))):
         n = int(times[p])
         out.append(
             Violation(
@@ -983,7 +1001,7 @@ def _check_orientation(
         )
 
     # The orientation of each flux unit (its first row), to compare allocations with.
-    valid = known & flux[np.maximum(o_pos, 0)]
+    valid = known & flux[np.maximum(o_pos, 0)] & ~empty
     oriented_to = np.full(len(units), None, dtype=object)
     first = pd.Series(o_pos[valid]).duplicated(keep="first").to_numpy()
     oriented_to[o_pos[valid][~first]] = o_res[valid][~first]

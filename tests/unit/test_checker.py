@@ -458,6 +458,24 @@ def test_orientation_table_itself(policy: Policy) -> None:
     assert len(result.violations) == 4
 
 
+def test_orientation_listing_excluded_units_with_an_empty_reservataire(policy: Policy) -> None:
+    """An excluded unit listed with an empty réservataire is not oriented: no violation.
+
+    An orientation table of every unit, '' for the excluded one (as in the allocation), is
+    valid; a flux unit with '' is reported once as not oriented, not as oriented to ''.
+    """
+    assert run(policy, orientation=[*ORIENTATION, ("U5", "")]).ok
+    result = run(policy, orientation=[*ORIENTATION[:4], ("U6", ""), ("U5", "")])
+    assert rule_ids(result) == {"orientation"}
+    violation = only(result, "orientation")
+    assert violation.unit_id == "U6"
+    assert violation.message == "flux unit not oriented: orientation row 5 names no réservataire"
+    # U1's allocation through etat is judged against its orientation, never against ''
+    result = run(policy, orientation=[("U1", ""), *ORIENTATION[1:]])
+    assert only(result, "orientation").message.startswith("flux unit not oriented")
+    assert rule_ids(result) == {"orientation", "flux_band"}  # etat: 0 units, band [1, 2]
+
+
 def test_orientation_to_unknown_reservataire(policy: Policy) -> None:
     """A flux unit oriented to a réservataire the policy does not know is reported."""
     result = run(policy, orientation=[*ORIENTATION[:4], ("U6", "ville")])
