@@ -13,6 +13,7 @@ from fractions import Fraction
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from matching.policy.fields import ALLOCATION_FIELDS, value_problem
 from matching.policy.model import Policy
 from matching.policy.quotas import Count, Tally
 
@@ -74,11 +75,43 @@ class YearSoFar(BaseModel):
                 group = sorted(set(groups) - {""})[0]
                 reason = f"rule '{rule_id}' has no scope: its one group is ''"
                 found.append((f"tallies.{rule_id}.{group}", group, reason))
+            elif rule.scope is not None:
+                for group in groups:
+                    problem = _group_problem(rule.scope, group, policy)
+                    if problem is not None:
+                        found.append((f"tallies.{rule_id}.{group}", group, problem))
         return found
 
     def tally(self, rule_id: str, scope: str) -> Tally:
         """Earlier allocations of one rule's scope group (zero when none)."""
         return self.tallies.get(rule_id, {}).get(scope, Tally())
+
+
+def _group_problem(scope: str, group: str, policy: Policy) -> str | None:
+    """Why no allocation can fall in scope group ``group``, or None when one can.
+
+    Groups are the scope field's values as text (`matching.policy.quotas.scope_keys`): a
+    réservataire id or ``''``, ``True``/``False`` for a yes/no field. Why: a group no allocation
+    can reach (``Collectivite``, ``true``) was judged as a group of its own, its earlier
+    allocations missing from the real group's count, and a share floor it left short failed
+    every round (the checker reported it, the round was infeasible).
+    """
+    if scope == "reservataire":
+        known = policy.reservataire_ids()
+        if group == "" or group in known:
+            return None
+        return (
+            f"not a group of scope 'reservataire': one of {', '.join(known)}, "
+            "or '' for the units excluded from the flux"
+        )
+    if ALLOCATION_FIELDS.get(scope) == "bool":
+        if group in ("True", "False"):
+            return None
+        return f"not a group of scope '{scope}', a yes/no field: 'True' or 'False'"
+    if ALLOCATION_FIELDS.get(scope) == "text" and group:
+        problem = value_problem(scope, group)
+        return f"not a group of scope '{scope}': {problem}" if problem else None
+    return None
 
 
 class FluxBand(BaseModel):

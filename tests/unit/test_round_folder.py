@@ -31,6 +31,7 @@ from matching.io import (
 from matching.kpis import RoundKpis, compute_kpis
 from matching.policy import load_policy
 from matching.policy.loader import policy_from_dict
+from matching.policy.model import Policy
 from matching.policy.quotas import Tally
 from matching.round import prepare_round, solve
 
@@ -104,6 +105,53 @@ def test_a_year_so_far_no_year_could_give_is_refused(
     (problem,) = info.value.problems
     assert (problem.file, problem.field) == (str(path), field)
     assert reason in problem.reason
+
+
+def _scoped(scope: str) -> Policy:
+    """default-2026 with its bailleur priority floor held per ``scope`` group."""
+    policy = load_policy("default-2026")
+    rules = [
+        r.model_copy(update={"scope": scope}) if r.id == "priority_floor_bailleur" else r
+        for r in policy.quotas.rules
+    ]
+    return policy.model_copy(update={"quotas": policy.quotas.model_copy(update={"rules": rules})})
+
+
+@pytest.mark.parametrize(
+    "scope,group,reason",
+    [
+        ("reservataire", "Bailleur", "not a group of scope 'reservataire': one of etat,"),
+        ("unit.qpv", "true", "a yes/no field: 'True' or 'False'"),
+        ("unit.financing", "PLAII", "'unit.financing' is one of PLAI, PLUS, PLS"),
+        ("unit.commune_insee", "1411", "'1411' is not an INSEE commune code"),
+    ],
+)  # fmt: skip
+def test_a_tally_of_a_scope_group_no_allocation_can_fall_in_is_refused(
+    tmp_path: Path, scope: str, group: str, reason: str
+) -> None:
+    """A scoped rule's tally under a group its scope never gives is refused, naming the key.
+
+    It was judged as a group of its own: the real group's earlier allocations were lost, and
+    a share floor the phantom group left short failed every round (the checker reported it,
+    the solver found the round infeasible).
+    """
+    path = tmp_path / "year.yaml"
+    path.write_text(
+        f'tallies: {{priority_floor_bailleur: {{"{group}": {{base: 8, counted: 0}}}}}}\n'
+    )
+    with pytest.raises(DataError) as info:
+        read_year_so_far(path, _scoped(scope))
+    (problem,) = info.value.problems
+    assert problem.field == f"tallies.priority_floor_bailleur.{group}"
+    assert reason in problem.reason
+    # the groups the scope does give are taken
+    good = {"reservataire": "bailleur", "unit.qpv": "True", "unit.financing": "PLAI"}
+    good["unit.commune_insee"] = "14118"
+    path.write_text(
+        f'tallies: {{priority_floor_bailleur: {{"{good[scope]}": {{base: 8, counted: 2}}}}}}\n'
+    )
+    year = read_year_so_far(path, _scoped(scope))
+    assert year.tally("priority_floor_bailleur", good[scope]).counted == 2
 
 
 def test_a_year_so_far_object_is_checked_as_a_mapping_is() -> None:
