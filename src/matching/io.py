@@ -698,6 +698,14 @@ def _check_columns(frame: pd.DataFrame, specs: tuple[ColumnSpec, ...], ctx: _Con
         mangled = re.fullmatch(r"(.+)\.(\d+)", name)
         if mangled and mangled.group(1) in names:
             reason = f"column '{mangled.group(1)}' appears more than once"
+        elif name in DERIVED_COLUMNS and "demand_id" in known:
+            # a solve folder's demands.csv: 'did you mean annual_income_eur?' sent the reader
+            # after a misspelling when the column is one the library writes itself
+            reason = (
+                "unknown column: a derived fact or the score, as `matching solve` writes them "
+                "in its demands.csv; never read, always recomputed: drop it, or read with "
+                "ignore_derived=True"
+            )
         else:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""

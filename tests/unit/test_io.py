@@ -356,6 +356,22 @@ def test_unknown_extra_column_is_refused_and_named(tmp_path: Path) -> None:
     assert problem.reason == "unknown column; did you mean 'household_size'?"
 
 
+def test_a_solve_folders_derived_columns_are_named_as_such_not_as_typos(tmp_path: Path) -> None:
+    """Reading a solve folder's demands.csv without ignore_derived names the way out.
+
+    `income_per_cu` was reported as "did you mean 'annual_income_eur'?", a typo hunt for a
+    column the library writes itself.
+    """
+    rows = [{**DEMAND_ROW, "income_per_cu": "15000.0", "score": "12"}]
+    path = write_rows(tmp_path / "demands.csv", rows)
+    problems = problems_of(lambda: io.read_demands(path))
+    assert {p.field for p in problems} == {"income_per_cu", "score"}
+    for problem in problems:
+        assert "did you mean" not in problem.reason
+        assert "ignore_derived=True" in problem.reason
+    assert len(io.read_demands(path, ignore_derived=True)) == 1
+
+
 def test_duplicate_ids_are_all_reported_naming_the_first_row(tmp_path: Path) -> None:
     """Ids U1, U2, U1, U1: rows 3 and 4 are duplicates of row 1, and both are reported."""
     rows = unit_rows({}, {}, {"unit_id": "U1"}, {"unit_id": "U1"})
