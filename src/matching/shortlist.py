@@ -6,7 +6,9 @@ goes to the second, then the third. For each allocated unit, `shortlists` lists:
 
 - rank 1: the household the round allocated the unit to;
 - ranks 2..size: the best-ranked households (score, then the policy's tie-break order, as the
-  solver breaks ties: `matching.round.tie_rank`) that are eligible for the unit, in the pool of
+  solver breaks ties: `matching.round.tie_rank`; or the allocation policy's own order when one
+  is given, as the `seniority` and `bands` policies rank by filing date or band) that are
+  eligible for the unit, in the pool of
   the réservataire the unit is oriented to (the landlord's households for a unit excluded from
   the flux), not allocated in this round, and such that giving the unit to that household
   instead, everything else unchanged, keeps every quota satisfied.
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,7 @@ def shortlists(
     on: dt.date | str,
     size: int = 3,
     prepared: PreparedRound | None = None,
+    ranking: Callable[[RoundInstance], np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Ranked candidates of each allocated unit, each one a valid substitute (module docstring).
 
@@ -102,6 +105,12 @@ def shortlists(
     prepared
         The round already prepared with this policy (`matching.round.prepare_round`), to save
         preparing it again; None prepares it.
+    ranking
+        The order in which the allocation policy ranks households (each demand position's
+        rank, 0 first: a greedy policy's ``rank``, `matching.allocation.greedy.RankKey`);
+        substitutes follow it. None: the cotation's order (score, then the tie-break). Why: a
+        year played under ``seniority`` gave a refused unit to the best score, not to the
+        household that filed first, so the policy a researcher compared was part cotation.
 
     Returns
     -------
@@ -146,7 +155,10 @@ def shortlists(
     others = np.flatnonzero(alternative)  # same unit, same réservataire, another household
     free = others[~taken[triples.demand[others]]]
     keep = free[_keeps_quotas(lines, chosen, free, of_unit[triples.unit[free]])]
-    # keep is sorted by unit then tie-break order: the first size - 1 of each unit are listed
+    if ranking is not None:  # by unit (stays sorted), then the allocation policy's order
+        order = np.asarray(ranking(inst))[triples.demand[keep]]
+        keep = keep[np.lexsort((order, triples.unit[keep]))]
+    # keep is sorted by unit then the ranking: the first size - 1 of each unit are listed
     unit_of = triples.unit[keep]
     start = np.searchsorted(unit_of, unit_of, side="left")
     rank = np.arange(len(keep)) - start + 2

@@ -135,6 +135,34 @@ def test_table_shape_and_rank_one_is_the_allocation() -> None:
     assert wider["reason"].iloc[-1] == POOL_EXHAUSTED and wider["rank"].iloc[-1] == 5
 
 
+def test_substitutes_follow_the_allocation_policys_order_when_given() -> None:
+    """Given the allocation policy's order, the substitutes follow it, not the cotation.
+
+    A year played under ``seniority`` gave a refused unit to the next best score, so the policy
+    compared was part cotation. Scores: D1 70 + 20 = 90 (allocated either way), D2 5 + 40 = 45
+    (a priority category, filed 5 months ago), D3 30, D4 20. By score: D2 then D3; by filing
+    date: D3 (30 months) then D4 (20 months). Each is still a valid substitute.
+    """
+    units = units_of(unit("U1"))
+    demands = demands_of(
+        demand("D1", filed_on=filed(70)), demand("D4", filed_on=filed(20)),
+        demand("D2", filed_on=filed(5), priority_categories=("sans_logement",)),
+        demand("D3", filed_on=filed(30)),
+    )  # fmt: skip
+    result = solve_checked(units, demands, ALL_TO_LANDLORD)
+    by_score = shortlists(units, demands, ALL_TO_LANDLORD, result, year_so_far=None, on=ROUND_DATE)
+    assert by_score["demand_id"].tolist() == ["D1", "D2", "D3"]
+    seniority = get_policy("seniority")
+    by_date = shortlists(
+        units, demands, ALL_TO_LANDLORD, result, year_so_far=None, on=ROUND_DATE,
+        ranking=seniority.rank,
+    )  # fmt: skip
+    assert by_date["demand_id"].tolist() == ["D1", "D3", "D4"]
+    assert by_date["score"].tolist() == [90, 30, 20]
+    for demand_id in ("D3", "D4"):
+        assert violations_after(result, "U1", demand_id, units, demands, ALL_TO_LANDLORD) == []
+
+
 def test_a_unit_with_one_eligible_household_gets_a_reason_row() -> None:
     """Only D1 fits the T1 unit (D2 and D3 are 3 persons, needing T3-T4): one reason row."""
     units = units_of(unit("U1", rooms=1, surface_m2=25.0))

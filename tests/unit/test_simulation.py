@@ -746,3 +746,32 @@ def test_a_ctrl_c_stops_a_comparison_in_two_processes_without_a_traceback(tmp_pa
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130, err
     assert "Traceback" not in err and err.strip().endswith("interrupted"), err
+
+
+def test_a_year_under_seniority_lists_its_substitutes_by_filing_date(tmp_path: Path) -> None:
+    """A refused unit goes to the next household in the allocation policy's own order.
+
+    Under ``seniority`` the substitutes were ranked by score, so a refused unit went to the best
+    score: the policy played was part cotation. Every round's lists now follow the filing
+    date (then the tie-break) under ``seniority``, and stay by score under ``optimal``.
+    """
+    from matching.allocation import get_policy
+
+    year = busy_year()
+    filed = dict(zip(year.demands["demand_id"], year.demands["filed_on"], strict=True))
+    seen = 0
+    for name in ("seniority", "optimal"):
+        simulate(year, tmp_path / name, allocator=get_policy(name))
+        for path in sorted((tmp_path / name / "rounds").glob("*/shortlists.csv")):
+            table = pd.read_csv(path, dtype={"demand_id": str}, keep_default_na=False)
+            listed = table[(table["rank"] >= 2) & (table["demand_id"] != "")]
+            for _, rows in listed.groupby(["solve", "unit_id"]):
+                ids = rows.sort_values("rank")["demand_id"].tolist()
+                key = [filed[d] for d in ids] if name == "seniority" else None
+                scores = rows.sort_values("rank")["score"].astype(int).tolist()
+                if name == "seniority":
+                    assert key == sorted(key), (path, ids)
+                    seen += len(ids) > 1 and sorted(scores, reverse=True) != scores
+                else:
+                    assert scores == sorted(scores, reverse=True), (path, ids)
+    assert seen > 0  # some list's filing order is not its score order: the test can tell

@@ -29,6 +29,7 @@ from matching.simulation import accounts
 from matching.simulation.adapters import (
     Allocator,
     Shortlister,
+    household_order,
 )
 from matching.simulation.arrivals import filed_in
 from matching.simulation.inputs import YearData
@@ -266,8 +267,10 @@ class _Round:
         self.seconds["allocate"] += time.perf_counter() - clock
         clock = time.perf_counter()
         with canonical_tables(units, demands):
+            order = household_order(self.allocator)
+            ranked = {} if order is None else {"ranking": order}  # a custom shortlister may not
             shortlist = self.shortlister(
-                units, demands, used, result, year_so_far=year, on=self.on, size=size
+                units, demands, used, result, year_so_far=year, on=self.on, size=size, **ranked
             )
         p = refusal_probability(units, data.settings.refusals)
         draws = refusal_draws(data.seed, self.period.index, units["unit_id"], size)
