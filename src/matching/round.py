@@ -68,7 +68,7 @@ def tie_rank(demands: pd.DataFrame, scores: np.ndarray, keys: tuple[str, ...]) -
     return rank
 
 
-def _in_id_order(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+def in_id_order(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """The table with its rows in the order of their ids (as it is, when they already are).
 
     Why: the solver's search meets the optima of a round in the order of its rows, and a
@@ -106,8 +106,8 @@ def prepare_round(
         if as_of is not None:
             same_year(policy, as_of, "on (the latest released_on)")
         on = as_of or dt.date(policy.year, 1, 1)
-    demands_df = _in_id_order(round_table(demands, "demands", as_of=as_of), "demand_id")
-    units_df = _in_id_order(units_df, "unit_id")
+    demands_df = in_id_order(round_table(demands, "demands", as_of=as_of), "demand_id")
+    units_df = in_id_order(units_df, "unit_id")
     facts = derive_facts(demands_df, policy, on)
     scores = score(facts, policy.cotation).total.to_numpy(dtype=np.int64)
     facts["score"] = scores

@@ -22,6 +22,7 @@ from matching.io import validate_demands, validate_units
 from matching.limits import check_seeds
 from matching.params import SolveParams
 from matching.policy.model import Policy
+from matching.round import in_id_order
 from matching.scenario import RoundSpec, Scenario, load_round, refuse_units_before_year
 from matching.simulation.arrivals import arrivals_count, year_arrivals
 from matching.simulation.config import SimulationSettings
@@ -146,13 +147,18 @@ def canonical(data: YearData) -> YearData:
     first round, naming its row, not at the round it enters. A unit released outside the year
     or a demand filed after it is refused too: it would be in no round (listed
     ``not_released`` or ``not_filed`` at the year's end, counted nowhere); a unit released or a
-    demand filed after a round's date is simply not in that round's tables.
+    demand filed after a round's date is simply not in that round's tables. The rows are put
+    in the order of their ids (`matching.round.in_id_order`), as a round's are: the year's
+    ledgers (``units.csv``, ``demands.csv``, the checkpoint) and the fingerprint follow them,
+    so the same data listed in another order gives the same files and resumes the same run.
     """
     year_end = dt.date(data.year, 12, 31)  # a date after the year would be in no round
     units = validate_units(data.units, "units", as_of=year_end)
     refuse_units_before_year(units, "units", data.year)
     demands = validate_demands(data.demands, "demands", as_of=year_end)
-    return dataclasses.replace(data, units=units, demands=demands)
+    return dataclasses.replace(
+        data, units=in_id_order(units, "unit_id"), demands=in_id_order(demands, "demand_id")
+    )
 
 
 def table_digest(frame: pd.DataFrame) -> bytes:
