@@ -144,3 +144,17 @@ def canonical_tables(*frames: pd.DataFrame) -> Iterator[None]:
 def is_canonical(frame: object) -> bool:
     """True when a `canonical_tables` block around this call vouches for this very frame."""
     return any(frame is f for f in _CANONICAL.get())
+
+
+def in_id_order(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The table with its rows in the order of their ids (as it is, when they already are).
+
+    Why: the solver's search meets the optima of a round in the order of its rows, and a
+    round has many of equal value; the same units and demands listed in another order (rows
+    from a database without ORDER BY) housed other households. In the ids' order, the same
+    round gives the same result, byte for byte, however its rows come.
+    """
+    ids = frame[column]
+    if ids.is_monotonic_increasing:
+        return frame
+    return frame.iloc[np.argsort(ids.to_numpy(dtype=object), kind="stable")].reset_index(drop=True)

@@ -27,7 +27,7 @@ from matching.eligibility import PairTable, eligible_pairs
 from matching.exceptions import CheckFailedError, InfeasibleError
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
-from matching.frames import canonical_tables
+from matching.frames import canonical_tables, in_id_order
 from matching.io import round_table
 from matching.kpis import compute_kpis
 from matching.params import SolveParams, solve_params
@@ -66,20 +66,6 @@ def tie_rank(demands: pd.DataFrame, scores: np.ndarray, keys: tuple[str, ...]) -
     rank = np.empty(len(demands), dtype=np.int64)
     rank[order] = np.arange(len(demands))
     return rank
-
-
-def in_id_order(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """The table with its rows in the order of their ids (as it is, when they already are).
-
-    Why: the solver's search meets the optima of a round in the order of its rows, and a
-    round has many of equal value; the same units and demands listed in another order (rows
-    from a database without ORDER BY) housed other households. In the ids' order, the same
-    round gives the same result, byte for byte, however its rows come.
-    """
-    ids = frame[column]
-    if ids.is_monotonic_increasing:
-        return frame
-    return frame.iloc[np.argsort(ids.to_numpy(dtype=object), kind="stable")].reset_index(drop=True)
 
 
 def prepare_round(

@@ -50,6 +50,7 @@ from matching.domain import Territory
 from matching.exceptions import PolicyError, Problems
 from matching.facts import derive_facts
 from matching.flux import YearSoFar
+from matching.frames import in_id_order
 from matching.generate import generate_territory
 from matching.io import read_demands, read_units, read_year_so_far
 from matching.limits import MAX_ROWS, MAX_SEED
@@ -517,8 +518,10 @@ def load_round(scenario: Scenario | ResolvedScenario) -> RoundData:
     round_units = units[kept]
     filed = pd.to_datetime(demands["filed_on"]) <= pd.Timestamp(resolved.on)
     round_demands = demands[filed]
-    round_units = round_units.reset_index(drop=True)
-    round_demands = round_demands.reset_index(drop=True)
+    # In the order of their ids, as a solve takes them: what `score`, `eligibility` and
+    # `scenario show` write or list does not depend on the order of the data's rows.
+    round_units = in_id_order(round_units.reset_index(drop=True), "unit_id")
+    round_demands = in_id_order(round_demands.reset_index(drop=True), "demand_id")
     year_so_far = (
         read_year_so_far(resolved.year_so_far_path, resolved.policy)
         if resolved.year_so_far_path is not None

@@ -201,3 +201,40 @@ def test_out_over_an_input_file_is_refused(tmp_path: Path, command: str, target:
     assert code == 2, text
     assert f"would overwrite {data / f'{target}.csv'} (data.{target})" in text
     assert (data / f"{target}.csv").read_bytes() == before
+
+
+def test_score_and_eligibility_files_do_not_depend_on_the_order_of_the_rows(
+    tmp_path: Path,
+) -> None:
+    """The same units and demands listed in another order: the same `score` and `eligibility` files.
+
+    They followed the rows of the data files (a database export without ORDER BY), and the
+    units `eligibility --max-units N` printed were the first N rows, not the first N ids.
+    """
+    from matching.generate import generate_territory
+    from matching.io import write_demands, write_units
+
+    units, demands = generate_territory(n_units=300, n_demands=300, seed=1)
+    outputs = []
+    for name, order in (("sorted", None), ("shuffled", 5)):
+        folder = tmp_path / name
+        folder.mkdir()
+        u, d = units, demands
+        if order is not None:
+            u = units.sample(frac=1, random_state=order).reset_index(drop=True)
+            d = demands.sample(frac=1, random_state=order).reset_index(drop=True)
+        write_units(u, folder / "units.csv")
+        write_demands(d, folder / "demands.csv")
+        scenario = folder / "round.yaml"
+        scenario.write_text(
+            "id: files\nterritory: caen-la-mer\nyear: 2026\nseed: 1\npolicy: default-2026\n"
+            "data: {units: units.csv, demands: demands.csv}\nround: {month: 2}\n",
+            encoding="utf-8",
+        )
+        code, text = run("score", scenario, "--out", folder / "scores.csv")
+        assert code == 0, text
+        code, listed = run("eligibility", scenario, "--max-units", "5", "--out", folder / "e.csv")
+        assert code == 0, listed
+        files = [(folder / f).read_bytes() for f in ("scores.csv", "e.csv")]
+        outputs.append((files, listed.replace(str(folder), "FOLDER")))
+    assert outputs[1] == outputs[0]

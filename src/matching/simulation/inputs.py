@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from matching.exceptions import PolicyError
+from matching.frames import in_id_order
 from matching.io import validate_demands, validate_units
 from matching.limits import check_seeds
 from matching.params import SolveParams
 from matching.policy.model import Policy
-from matching.round import in_id_order
 from matching.scenario import RoundSpec, Scenario, load_round, refuse_units_before_year
 from matching.simulation.arrivals import arrivals_count, year_arrivals
 from matching.simulation.config import SimulationSettings
@@ -148,7 +148,7 @@ def canonical(data: YearData) -> YearData:
     or a demand filed after it is refused too: it would be in no round (listed
     ``not_released`` or ``not_filed`` at the year's end, counted nowhere); a unit released or a
     demand filed after a round's date is simply not in that round's tables. The rows are put
-    in the order of their ids (`matching.round.in_id_order`), as a round's are: the year's
+    in the order of their ids (`matching.frames.in_id_order`), as a round's are: the year's
     ledgers (``units.csv``, ``demands.csv``, the checkpoint) and the fingerprint follow them,
     so the same data listed in another order gives the same files and resumes the same run.
     """
