@@ -385,6 +385,20 @@ def test_every_unit_and_demand_ends_with_a_status_and_reason(tmp_path: Path) -> 
     assert dict(allocated) == {u: d for d, u in housed.items()}
 
 
+def test_a_run_stopped_early_gives_every_unit_and_demand_a_reason(tmp_path: Path) -> None:
+    """Stopped after two rounds: the units released later say so, as the demands filed later do.
+
+    A ``not_released`` unit had an empty reason in ``units.csv`` while a ``not_filed`` demand
+    said ``filed_after_the_last_round``.
+    """
+    simulate(busy_year(last_round=2), tmp_path, allocator=RoundSolve(), shortlister=stub_shortlists)
+    units = pd.read_csv(tmp_path / "units.csv", keep_default_na=False)
+    later = units[units["status"] == "not_released"]
+    assert len(later) == 4
+    assert set(later["reason"]) == {"released_after_the_last_round"}
+    assert (units["reason"] != "").all()
+
+
 class Recording:
     """Wraps an allocation policy and keeps every round it solved."""
 

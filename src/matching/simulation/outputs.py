@@ -40,6 +40,8 @@ def _final_units(data: YearData, state: SimulationState) -> pd.DataFrame:
     led.insert(1, "released_on", pd.to_datetime(data.units["released_on"]).dt.date.astype(str))
     vacant = led["status"] == "carried"
     led.loc[vacant & (led["reason"] == ""), "reason"] = "not_yet_offered"
+    # As a demand filed after the last round says so: no unit without a reason.
+    led.loc[led["status"] == "not_released", "reason"] = "released_after_the_last_round"
     return led
 
 
