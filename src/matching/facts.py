@@ -7,6 +7,7 @@ disagree between the model and the audit. Vectorised: one numpy expression per f
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 
 import numpy as np
@@ -52,10 +53,19 @@ def consumption_units(demands: pd.DataFrame, rules: HouseholdRules) -> np.ndarra
 
 
 def seniority_months(filed_on: pd.Series, on: dt.date) -> np.ndarray:
-    """Whole months elapsed from each first filing date to ``on`` (never negative)."""
+    """Whole months elapsed from each first filing date to ``on`` (never negative).
+
+    A month is complete on the same day number, or on the last day of a month that has no such
+    day (the civil reckoning of a delay in months, code de procédure civile art. 641): filed on
+    31 December, two months have passed on 28 February. Why: rounds fall on the last day of
+    their month, and a household filed on the 31st lost a month at every round of a 30-day
+    month or of February (its +20 beyond 30 months too), behind one filed a day earlier.
+    """
     dates = pd.to_datetime(filed_on)
     months = (on.year - dates.dt.year) * 12 + (on.month - dates.dt.month)
-    months -= (dates.dt.day > on.day).astype(np.int64)
+    month_end = on.day == calendar.monthrange(on.year, on.month)[1]
+    if not month_end:
+        months -= (dates.dt.day > on.day).astype(np.int64)
     return np.maximum(months.to_numpy(dtype=np.int64), 0)
 
 

@@ -55,6 +55,36 @@ def test_seniority_counts_whole_months(policy: Policy) -> None:
     assert breakdown_of(policy, filed_on=ROUND_DATE)["seniority"] == 0
 
 
+def test_month_end_round_completes_the_month_of_a_later_day_number(policy: Policy) -> None:
+    """A month-end round completes the month of a household filed on a later day number.
+
+    Filed 31 December, 2 months on 28 February, as for one filed the 28th (rounds fall on the
+    last day of their month).
+    """
+    feb = dt.date(2026, 2, 28)
+    on_31st, on_28th = (
+        int(scored(policy, demand("D1", filed_on=d), on=feb).breakdown["seniority"].iloc[0])
+        for d in (dt.date(2025, 12, 31), dt.date(2025, 12, 28))
+    )
+    assert (on_31st, on_28th) == (2, 2)
+    # 2023-10-31 -> 2026-04-30: 30 months, not 29; 2023-09-30 -> 2026-02-28: 29 months.
+    apr, months = dt.date(2026, 4, 30), {}
+    for filed, on in ((dt.date(2023, 10, 31), apr), (dt.date(2023, 9, 30), feb)):
+        months[filed] = int(
+            scored(policy, demand("D1", filed_on=filed), on=on).breakdown["seniority"].iloc[0]
+        )
+    assert months == {dt.date(2023, 10, 31): 30, dt.date(2023, 9, 30): 29}
+    # The +20 beyond 30 months: filed 2023-07-31, on 2026-02-28 it is 31 months.
+    beyond = scored(policy, demand("D1", filed_on=dt.date(2023, 7, 31)), on=feb).breakdown
+    assert (int(beyond["seniority"].iloc[0]), int(beyond["abnormally_long_delay"].iloc[0])) == (
+        31,
+        20,
+    )
+    # Not at a month's end, the same day number is still needed: 31 Jan -> 30 Mar is 1 month.
+    mid = scored(policy, demand("D1", filed_on=dt.date(2026, 1, 31)), on=dt.date(2026, 3, 30))
+    assert int(mid.breakdown["seniority"].iloc[0]) == 1
+
+
 def test_abnormally_long_delay_starts_beyond_30_months(policy: Policy) -> None:
     """+20 only strictly beyond 30 months of seniority."""
     # 2023-09-30 -> 2026-03-31: 30 months exactly: not beyond.
@@ -70,8 +100,9 @@ def test_reference_date_is_a_parameter(policy: Policy) -> None:
     """The same demand scores more at a later round date (never the machine's clock)."""
     d = demand("D1")  # filed 2025-03-31
     early = scored(policy, d, on=dt.date(2026, 3, 31)).total.iloc[0]  # 12 months
-    late = scored(policy, d, on=dt.date(2026, 9, 30)).total.iloc[0]  # 17 months (day 30 < 31)
-    assert (early, late) == (12, 17)
+    late = scored(policy, d, on=dt.date(2026, 9, 29)).total.iloc[0]  # 17 months (day 29 < 31)
+    last = scored(policy, d, on=dt.date(2026, 9, 30)).total.iloc[0]  # 18: September's last day
+    assert (early, late, last) == (12, 17, 18)
 
 
 def test_dalo_gives_50(policy: Policy) -> None:
