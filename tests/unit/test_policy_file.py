@@ -91,6 +91,11 @@ def variant(tmp_path: Path, old: str, new: str) -> Path:
         ("      points: 50\n", "      points: 1000000000000000\n",
          "cotation.criteria.2.points: Input should be less than or equal to 10000 "
          "(got 1000000000000000)"),
+        # `matching score` writes demand_id, score, then a column per criterion: a criterion
+        # `score` gave a table with two `score` columns
+        ("id: dalo\n", "id: score\n",
+         "cotation.criteria.2: cotation.criteria.score: 'score' is the name of a column of the "
+         "score table (demand_id, score): give the criterion another id"),
         ("mode: hard", "mode: hardd",
          "quotas.mode: Input should be 'hard' or 'soft' (got \"hardd\")"),
         ("zone: autres_regions", "zone: autres_regions\n  zones: x",

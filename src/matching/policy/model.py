@@ -314,6 +314,9 @@ POINTS_LIMIT = 10_000
 Why: published grids give tens of points; a mistyped 1e15 made the scores overflow CP-SAT's
 objective (MODEL_INVALID), and the round came back "FEASIBLE" at a third of its optimum."""
 
+RESERVED_CRITERION_IDS = frozenset({"demand_id", "score"})
+"""Ids no criterion may take: the columns `matching score` writes before the criteria's."""
+
 
 class Criterion(Frozen):
     """One cotation criterion: a condition on demand fields and its points (DOMAIN A7)."""
@@ -334,6 +337,14 @@ class Criterion(Frozen):
 
     @model_validator(mode="after")
     def _fields(self) -> Criterion:
+        if self.id in RESERVED_CRITERION_IDS:
+            # `matching score` writes demand_id, score, then one column per criterion id: a
+            # criterion named `score` gave a table with two `score` columns (read back as
+            # `score` and `score.1`, the criterion's points taken for the total or the reverse)
+            raise ValueError(
+                f"cotation.criteria.{self.id}: '{self.id}' is the name of a column of the "
+                "score table (demand_id, score): give the criterion another id"
+            )
         _check_conditions(self.when, DEMAND_FIELDS, f"cotation.criteria.{self.id}.when")
         if self.per is not None and DEMAND_FIELDS.get(self.per) != "number":
             raise ValueError(
