@@ -243,3 +243,32 @@ def test_explain_score_unknown_demand(policy: Policy) -> None:
     frame = derive_facts(demands_of(demand("A")), policy, ROUND_DATE)
     with pytest.raises(DataError, match="ZZZ"):
         explain_score(frame, policy.cotation, "ZZZ")
+
+
+def test_explain_score_says_the_floored_value_and_a_cap_only_when_it_bites(
+    policy: Policy,
+) -> None:
+    """A `per` criterion's words give the points it gave.
+
+    1.3 consumption units are floored to 1 (they read "1.3 x 10 point(s)" for 10 points), and a
+    cap of 80 that 40 points do not reach is not said to have capped them.
+    """
+    g = grid(
+        [
+            {"id": "per_cu", "label": "cu", "points": 10, "per": "consumption_units"},
+            {"id": "cats", "label": "cats", "points": 40, "per": "n_priority_categories",
+             "cap": 80},
+            {"id": "months", "label": "months", "points": 3, "per": "seniority_months",
+             "cap": 20},
+        ]
+    )  # fmt: skip
+    # one adult and one child under 14: 1.3 consumption units; one category; 12 months
+    household = demand(
+        "A", household_size=2, children_under_14=1, dependants=1,
+        priority_categories=("sans_logement",),
+    )  # fmt: skip
+    frame = derive_facts(demands_of(household), policy, ROUND_DATE)
+    why = {line.criterion_id: (line.points, line.why) for line in explain_score(frame, g, "A")}
+    assert why["per_cu"] == (10, "consumption_units = 1.3, floored to 1, x 10 point(s)")
+    assert why["cats"] == (40, "n_priority_categories = 1 x 40 point(s)")
+    assert why["months"] == (20, "seniority_months = 12 x 3 point(s), capped at 20")

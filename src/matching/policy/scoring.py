@@ -133,10 +133,20 @@ def _why(row: pd.DataFrame, criterion: Criterion, points: int) -> str:
         return f"not met: {', '.join(failed)} (needs {', '.join(wanted)})"
     parts = [", ".join(facts)] if facts else []
     if criterion.per is not None:
+        # the words say what `criterion_points` did: the value floored (1.3 consumption units
+        # read "1.3 x 10 point(s)" for 10 points), and "capped" only when the cap bit (it was
+        # said of 40 points under a cap of 80)
         value = row[criterion.per].iloc[0]
+        whole = int(np.floor(float(value)))
+        floored = "" if whole == float(value) else f", floored to {whole},"
+        raw = whole * criterion.points
         parts.append(
-            f"{criterion.per} = {_value_text(value)} x {criterion.points} point(s)"
-            + (f", capped at {criterion.cap}" if criterion.cap is not None else "")
+            f"{criterion.per} = {_value_text(value)}{floored} x {criterion.points} point(s)"
+            + (
+                f", capped at {criterion.cap}"
+                if criterion.cap is not None and abs(raw) > criterion.cap
+                else ""
+            )
         )
     elif criterion.cap is not None and abs(criterion.points) > criterion.cap:
         parts.append(f"capped at {criterion.cap}")
