@@ -160,6 +160,10 @@ class Demand(Record):
             raise ValueError("dependants must be fewer than household_size")
         if self.young_couple and self.adults < 2:
             raise ValueError(f"a young couple needs at least 2 adults (adults is {self.adults})")
+        if self.single_parent and self.household_size < 2:
+            raise ValueError(
+                "a single parent lives with a child: household_size must be at least 2"
+            )
         return self
 
 

@@ -734,7 +734,7 @@ def _check_unique(id_field: str, values: np.ndarray, ok: np.ndarray, ctx: _Conte
 
 
 def _check_household(columns: Mapping[str, Parsed], ctx: _Context) -> None:
-    """Cross-field rules of `domain.Demand`: composition, dependants, a young couple's adults."""
+    """Cross-field rules of `domain.Demand`: composition, dependants, the two household flags."""
     needed = ("household_size", "adults", "children_under_14", "dependants")
     if not all(name in columns for name in needed):
         return
@@ -761,6 +761,13 @@ def _check_household(columns: Mapping[str, Parsed], ctx: _Context) -> None:
         for row in np.flatnonzero(alone).tolist():
             reason = f"a young couple needs at least 2 adults (adults is {adults[row]})"
             ctx.problems.add(ctx.source, row + 1, "young_couple", "true", reason)
+    if "single_parent" in columns:
+        # the cotation's +5 for a single parent went to a person living alone
+        single_parent, single_parent_ok = columns["single_parent"]
+        alone = size_ok & single_parent_ok & single_parent.astype(bool) & (size < 2)
+        for row in np.flatnonzero(alone).tolist():
+            reason = "a single parent lives with a child: household_size must be at least 2"
+            ctx.problems.add(ctx.source, row + 1, "single_parent", "true", reason)
 
 
 def _validate(

@@ -318,6 +318,14 @@ DEMAND_CASES: list[tuple[dict[str, str], str, str, str, dict[str, Any]]] = [
         "a young couple needs at least 2 adults (adults is 1)",
         {},
     ),
+    # the cotation's +5 for a single parent went to a person living alone
+    (
+        {"single_parent": "true"},
+        "single_parent",
+        "true",
+        "a single parent lives with a child: household_size must be at least 2",
+        {},
+    ),
 ]
 
 
