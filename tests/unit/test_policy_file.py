@@ -348,3 +348,20 @@ def test_a_policy_saved_in_latin1_is_refused_naming_the_file(tmp_path: Path) -> 
     result = CliRunner().invoke(cli, ["solve", str(scenario), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output
     assert f"error: {path}: not UTF-8 text" in result.output
+
+
+def test_a_grid_of_one_bad_criterion_is_one_error_not_two(tmp_path: Path) -> None:
+    """A one-criterion grid with a fractional `points` is refused for that, and only that.
+
+    Pydantic also said the list had "at least 1 item after validation, not 0", a second line
+    about a grid that had its one item.
+    """
+    start = DEFAULT.index("  criteria:\n")
+    grid = "  criteria:\n    - {id: dalo, label: DALO, points: 1.5}\n"
+    path = tmp_path / "my-policy.yaml"
+    path.write_text(DEFAULT[:start] + grid, encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    assert str(info.value) == (
+        f"{path}: cotation.criteria.0.points: Input should be a valid integer (got 1.5)"
+    )

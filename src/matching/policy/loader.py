@@ -110,11 +110,21 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
     household data.
     """
     lines = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors:
+        if err["type"] == "too_short" and _has_item_errors(err["loc"], errors):
+            # a list whose every item was refused is not also "too short": a grid of one bad
+            # criterion said "at least 1 item after validation, not 0" under the real error
+            continue
         key = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ") + _given(err.get("input"))
         lines.append(f"{source}: {key}: {msg}" if key else f"{source}: {msg}")
     return "\n".join(lines)
+
+
+def _has_item_errors(loc: tuple[int | str, ...], errors: list[Any]) -> bool:
+    """Whether another error lies inside the list at ``loc`` (one of its items was refused)."""
+    return any(len(e["loc"]) > len(loc) and tuple(e["loc"][: len(loc)]) == loc for e in errors)
 
 
 def _given(value: object) -> str:
