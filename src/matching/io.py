@@ -622,6 +622,12 @@ def _parse_list(spec: ColumnSpec, series: pd.Series, ctx: _Context) -> Parsed:
                 reason = judged[entry] = judge(entry)
             if reason:
                 bad_entries.setdefault(i, []).append((entry, reason))
+        if spec.name == "priority_categories":
+            # `n_priority_categories` counted `handicap;handicap` as two categories: a grid
+            # giving points per category gave them twice
+            for entry in sorted({e for e in entries if entries.count(e) > 1}):
+                reason = "category given twice in the cell (each counts once): list it once"
+                bad_entries.setdefault(i, []).append((entry, reason))
     values = parsed[codes] if len(codes) else np.empty(0, dtype=object)
     ok = np.ones(len(codes), dtype=bool)
     if bad_entries:

@@ -277,6 +277,14 @@ DEMAND_CASES: list[tuple[dict[str, str], str, str, str, dict[str, Any]]] = [
         "not a category code",
         {},
     ),
+    # counted as two categories by n_priority_categories (a grid's points per category)
+    (
+        {"priority_categories": "handicap;violences;handicap"},
+        "priority_categories",
+        "handicap",
+        "category given twice in the cell",
+        {},
+    ),
     # it wrapped round to -9223372036854775808 and passed as a number of refusals
     ({"refusals": "1e20"}, "refusals", "1e20", "too large a whole number", {}),
     ({"household_size": "-3e19"}, "household_size", "-3e19", "too large a whole number", {}),
