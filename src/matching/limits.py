@@ -56,3 +56,15 @@ def check_seeds(first: int, count: int = 1, what: str = "seed") -> None:
             f"{what}: seed {last} is above {MAX_SEED}, the largest seed (CP-SAT's random seed "
             "is a 32-bit integer)"
         )
+
+
+MAX_SCORE = 10**9
+"""Largest absolute score (cotation) of one household, and of one criterion's points.
+
+Why: a criterion with points per euro of an income that has no upper bound (10,000 points per
+euro of 1e15 EUR of monthly resources) wrapped around the 64-bit integers without a word: the
+household scored -8.4e18. Within this bound a round's total score, summed over up to a million
+units, stays an exact float (below 2**53) and CP-SAT's objective below its 64-bit limit. The
+published grids give a few hundred points; the engine is measured on scores up to about 10**4
+(docs/solver.md), and slows down well below this bound.
+"""

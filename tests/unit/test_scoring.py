@@ -197,6 +197,39 @@ def test_per_points_are_floored_and_capped_in_absolute_value(policy: Policy) -> 
     assert result.total.tolist() == [13, -2, 23]
 
 
+def test_a_score_beyond_the_bound_is_refused_naming_the_demand(policy: Policy) -> None:
+    """Points beyond ±10**9 are refused, naming the demand and criterion, never wrapped.
+
+    10,000 points per euro of 1e15 EUR of monthly resources scored -8.4e18 (the int64 product
+    wrapped around); two criteria each within the bound can sum beyond it. At the bound itself
+    the score is exact.
+    """
+    frame = derive_facts(
+        demands_of(
+            demand("D1", monthly_resources_eur=1e15),
+            demand("D2", monthly_resources_eur=100_000.0),
+            demand("D3", monthly_resources_eur=1_500.0),
+        ),
+        policy,
+        ROUND_DATE,
+    )
+    per_euro = {"id": "per_euro", "label": "per euro", "per": "monthly_resources_eur"}
+    with pytest.raises(DataError) as caught:
+        score(frame, grid([{**per_euro, "points": 10_000}]))
+    text = str(caught.value)
+    assert "demand D1: criterion 'per_euro' gives 1e+19 points" in text
+    assert "demand D2" not in text and "-8" not in text
+    both = [{**per_euro, "points": 6_000}, {**per_euro, "id": "again", "points": 6_000}]
+    with pytest.raises(DataError, match=r"demand D2: the grid gives 1\.2e\+09 points"):
+        score(frame.iloc[1:], grid(both))
+    at_bound = score(frame.iloc[1:], grid([{**per_euro, "points": 10_000}]))
+    assert at_bound.total.tolist() == [10**9, 15_000_000]
+    missing = frame.iloc[1:].copy()
+    missing.loc[missing.index[1], "monthly_resources_eur"] = np.nan  # was -9.2e18 points
+    with pytest.raises(DataError, match=r"demand D3: criterion 'per_euro' gives nan points"):
+        score(missing, grid([{**per_euro, "points": 1}]))
+
+
 def test_score_result_shape_and_dtypes(policy: Policy) -> None:
     """Total and breakdown are int64, keep the frame's index, and columns follow the grid."""
     frame = derive_facts(demands_of(demand("A"), demand("B", dalo=True)), policy, ROUND_DATE)

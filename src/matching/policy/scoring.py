@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from matching.exceptions import DataError, RowProblem
+from matching.limits import MAX_SCORE
 from matching.policy.conditions import evaluate
 from matching.policy.model import CotationGrid, Criterion
 from matching.types import DemandId, RuleId
@@ -38,6 +39,10 @@ class ScoreResult:
 
     total: pd.Series
     breakdown: pd.DataFrame
+
+
+MAX_LISTED = 10
+"""Demands named when scores go beyond the bound (then a count of the others)."""
 
 
 class ScoreLine(NamedTuple):
@@ -66,16 +71,43 @@ def criterion_points(demands: pd.DataFrame, criterion: Criterion) -> np.ndarray:
 
     The points are ``points`` when every ``when`` condition holds, multiplied by the value of
     ``per`` floored to an integer when ``per`` is set; ``cap`` bounds the absolute value, so that
-    a negative criterion (refusals) is capped symmetrically.
+    a negative criterion (refusals) is capped symmetrically. They are computed as floats and
+    refused beyond `matching.limits.MAX_SCORE` before any integer is made (`DataError` naming
+    the demands), since an integer product wraps around without a word.
     """
     applies = evaluate(criterion.when, demands)
-    points = np.full(len(demands), criterion.points, dtype=np.int64)
+    points = np.full(len(demands), float(criterion.points))
     if criterion.per is not None:
-        per = np.floor(demands[criterion.per].to_numpy(dtype=float)).astype(np.int64)
-        points = points * per
+        points = points * np.floor(demands[criterion.per].to_numpy(dtype=float))
     if criterion.cap is not None:
-        points = np.sign(points) * np.minimum(np.abs(points), criterion.cap)
-    return np.where(applies, points, 0).astype(np.int64)
+        points = np.sign(points) * np.minimum(np.abs(points), float(criterion.cap))
+    points = np.where(applies, points, 0.0)
+    _check_bound(demands, points, f"criterion '{criterion.id}'", criterion.per or "score")
+    return points.astype(np.int64)
+
+
+def _check_bound(demands: pd.DataFrame, points: np.ndarray, what: str, field: str) -> None:
+    """Refuse points beyond ±`MAX_SCORE` (or not a number), naming the first demands."""
+    bad = np.flatnonzero(~(np.abs(points) <= MAX_SCORE))
+    if len(bad) == 0:
+        return
+    ids = demands["demand_id"].to_numpy() if "demand_id" in demands else np.arange(len(points))
+    values = demands[field].to_numpy() if field in demands else points
+    problems = [
+        RowProblem(
+            "demands",
+            None,
+            field,
+            str(values[i]),
+            f"demand {ids[i]}: {what} gives {points[i]:.4g} points, beyond the "
+            f"±{MAX_SCORE:,} a household's score may reach",
+        )
+        for i in bad[:MAX_LISTED].tolist()
+    ]
+    if len(bad) > MAX_LISTED:
+        reason = f"and {len(bad) - MAX_LISTED:,} more demand(s) beyond ±{MAX_SCORE:,} points"
+        problems.append(RowProblem("demands", None, field, "", reason))
+    raise DataError(problems)
 
 
 def score(demands_with_facts: pd.DataFrame, grid: CotationGrid) -> ScoreResult:
@@ -95,6 +127,10 @@ def score(demands_with_facts: pd.DataFrame, grid: CotationGrid) -> ScoreResult:
         Total and breakdown by criterion, integers, indexed like ``demands_with_facts``.
     """
     columns = {c.id: criterion_points(demands_with_facts, c) for c in grid.criteria}
+    sums = np.zeros(len(demands_with_facts))
+    for points in columns.values():
+        sums += points  # as floats: each is within the bound, their sum may not be
+    _check_bound(demands_with_facts, sums, "the grid", "score")
     breakdown = pd.DataFrame(columns, index=demands_with_facts.index, dtype=np.int64)
     total = pd.Series(
         breakdown.to_numpy().sum(axis=1, dtype=np.int64),
