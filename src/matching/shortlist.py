@@ -14,7 +14,7 @@ goes to the second, then the third. For each allocated unit, `shortlists` lists:
   instead, everything else unchanged, keeps every quota satisfied.
 
 The quota condition is proven exactly, not by re-solving: each quota rule in each scope group is
-an integer line (`matching.allocation.lines`) whose value is evaluated once for the allocation;
+an integer line (`matching.solver.lines`) whose value is evaluated once for the allocation;
 substituting household d for the allocated d0 on unit u changes a line only by the difference
 of the two triples' coefficients (each in at most one group of a rule, so at most two lines per
 rule move). A candidate is kept when no line's shortfall grows: with hard quotas met, every
@@ -46,7 +46,6 @@ import numpy as np
 import pandas as pd
 
 from matching import checker
-from matching.allocation.lines import QuotaLines, quota_lines
 from matching.arguments import round_arguments
 from matching.exceptions import DataError, RowProblem
 from matching.flux import YearSoFar
@@ -54,6 +53,7 @@ from matching.policy.model import Policy
 from matching.result import Result
 from matching.round import PreparedRound, prepare_round
 from matching.solver.instance import RoundInstance, Triples, build_triples
+from matching.solver.lines import QuotaLines, quota_lines
 
 SHORTLIST_COLUMNS: tuple[str, ...] = ("unit_id", "rank", "demand_id", "score", "reason")
 """Columns of a shortlist table, in order."""

@@ -1291,3 +1291,54 @@ def test_soft_core_search_is_not_proven_at_its_start_solution() -> None:
     assert full.status == lp_path.status == "OPTIMAL"
     assert full.stage_values["shortfall"] == 13
     assert lp_path.stage_values == full.stage_values
+
+
+def test_an_unproven_soft_round_is_never_worse_than_the_greedy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A soft round the search does not prove returns the greedy's allocation when better.
+
+    The January round 1,000 allocations behind its Q1 floor and 300 behind the landlord's
+    priority floor defeated the LP path: it kept 99 allocations of 310 with a weighted
+    shortfall of 246,000, where `greedy_score` let all 310 with 93,000. Here the search is made
+    to stop at a poor solution (one allocation, under soft rules that no allocation can miss):
+    the result is the greedy's, checked by the independent checker, with the search's
+    statistics and the primal named. A proven solution, and a hard round, are kept.
+    """
+    from matching.allocation import get_policy
+    from matching.solver import solve as solve_module
+    from matching.solver.solution import RoundSolution
+
+    real = solve_module._solve_round
+    kept: list[RoundSolution] = []
+
+    def poor(inst, params, **kwargs):  # type: ignore[no-untyped-def]
+        solution = real(inst, params, **kwargs)
+        first = np.argsort(solution.unit, kind="stable")[:1]  # one allocation kept
+        solution.status = "FEASIBLE"
+        solution.unit, solution.demand = solution.unit[first], solution.demand[first]
+        solution.res = solution.res[first]
+        solution.stage_values = {
+            Stage.ALLOCATIONS: 1, Stage.SCORE: int(inst.scores[solution.demand].sum())
+        }  # fmt: skip
+        kept.append(solution)
+        return solution
+
+    units, demands = territory(5, 40, 300)
+    on = pd.Timestamp(units["released_on"].max()).date()
+    policy = soft(with_rules(POLICY))
+    params = SolveParams(num_workers=1, time_limit_s=10.0, prune=False)
+    greedy = get_policy("greedy_score").allocate(
+        units, demands, policy, params, year_so_far=None, on=on
+    )
+    monkeypatch.setattr(solve_module, "_solve_round", poor)
+    result = solve_checked(units, demands, policy, params, on=on)
+    assert result.status == "FEASIBLE" and result.stats["primal"] == "greedy_score"
+    assert result.stage_values == greedy.stage_values
+    assert result.counts["units_allocated"] == greedy.counts["units_allocated"] > 1
+    monkeypatch.setattr(solve_module, "_solve_round", real)
+    best = solve_checked(units, demands, policy, params, on=on)  # proven: no greedy in it
+    assert best.status == "OPTIMAL" and "primal" not in best.stats
+    assert best.stage_values["score"] >= greedy.stage_values["score"]
+    inst = prepare_round(units, demands, POLICY, on=on).instance
+    assert solve_module._no_worse_than_greedy(inst, kept[0]) is kept[0]  # hard: kept as it is

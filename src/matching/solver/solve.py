@@ -18,11 +18,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from ortools.sat.python import cp_model
 
+from matching.exceptions import InfeasibleError
 from matching.params import SolveParams
 from matching.policy.model import QuotaRule
 from matching.policy.quotas import Tally
@@ -31,6 +32,7 @@ from matching.solver.build import BuiltModel, build_model
 from matching.solver.cpsat import LARGE_MODEL, Budget, cp_solver, run
 from matching.solver.cuts import least_shortfalls, unreachable_conflicts
 from matching.solver.dominance import MIN_DROPPED, undominated, undominated_pairs
+from matching.solver.greedy import greedy_round
 from matching.solver.infeasibility import conflicting_rules, fewest_bands, minimal_conflict
 from matching.solver.instance import (
     RoundInstance,
@@ -43,6 +45,7 @@ from matching.solver.lp import Certificate, LPSession, LPValues, bound_slack, to
 from matching.solver.mip import NODE_LIMIT, solve_small_mip
 from matching.solver.objective import StageTerms, combined_weights, stage_terms
 from matching.solver.rows import QuotaRow, quota_rows, row_classes, rows_on
+from matching.solver.solution import RoundSolution
 from matching.solver.ties import prefer_tie_break
 from matching.types import QuotaMode, Stage
 
@@ -83,22 +86,6 @@ alone has a 1 s floor) and came back FEASIBLE after 2.5 s."""
 RINS_SECONDS = 10.0
 """Wall-clock safety limit of one LP-guided neighbourhood search (`matching.solver.mip`); its
 node limit, not the clock, is what normally ends a long search (so runs reproduce)."""
-
-
-@dataclass
-class RoundSolution:
-    """Raw outcome of a round's solve, in positions; `matching.round` turns it into a Result."""
-
-    status: str  # OPTIMAL, FEASIBLE, INFEASIBLE, UNKNOWN
-    unit: np.ndarray  # allocated unit positions
-    demand: np.ndarray  # allocated demand positions
-    res: np.ndarray  # réservataire index, -1 for units excluded from the flux
-    orientation: dict[int, int]  # flux unit position -> réservataire index
-    stage_values: dict[Stage, int] = field(default_factory=dict)
-    stage_bounds: dict[Stage, float] = field(default_factory=dict)
-    shortfalls: dict[str, int] = field(default_factory=dict)  # soft mode: row name -> shortfall
-    conflicts: list[str] = field(default_factory=list)
-    stats: dict[str, float | int | str] = field(default_factory=dict)
 
 
 @dataclass
@@ -311,8 +298,47 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
             attempt.stats["soft_solved_as_hard"] = 1
             return _finished(inst, attempt, budget)
         solution = _solve_round(inst, params, triples=triples, rows=rows, budget=budget)
-        return _finished(inst, solution, budget)
-    return _finished(inst, _solve_round(inst, params, budget=budget), budget)
+        return _finished(inst, _no_worse_than_greedy(inst, solution), budget)
+    solution = _solve_round(inst, params, budget=budget)
+    return _finished(inst, _no_worse_than_greedy(inst, solution), budget)
+
+
+def _no_worse_than_greedy(inst: RoundInstance, solution: RoundSolution) -> RoundSolution:
+    """An unproven soft solution, or the greedy one when it is lexicographically better.
+
+    Why: a soft round far behind its year's tallies (1,000 allocations outside QPV so far, none
+    to Q1 households) defeated the LP path: its LP did not finish, and the search kept 99
+    allocations of 310 with a weighted shortfall of 246,000, where `greedy_score` allocates all
+    310 with 93,000 in a second. The greedy skeleton (`matching.solver.greedy`) reads the same
+    instance and its values are counted as the checker counts them; the solution's bounds
+    still hold (they are the round's). A proven solution, or a hard round (the greedy may break
+    a hard quota), is returned as it is.
+    """
+    if inst.policy.quotas.mode != QuotaMode.SOFT or solution.status != "FEASIBLE":
+        return solution
+    try:
+        greedy = greedy_round(inst, inst.tie_rank, "greedy_score")
+    except InfeasibleError:  # the bands' floors need more flux units than the round has
+        return solution
+    if _lexicographic(inst, greedy) <= _lexicographic(inst, solution):
+        return solution
+    greedy.stage_bounds = solution.stage_bounds
+    greedy.stats = {**solution.stats, "primal": "greedy_score"}
+    return greedy
+
+
+def _lexicographic(inst: RoundInstance, solution: RoundSolution) -> tuple[int, ...]:
+    """A solution's stages as a tuple that compares as the policy ranks them.
+
+    Counted from the allocation itself (a search cut short may not have valued every stage);
+    the weighted shortfall is the solution's own (0 for a round with no quota row), negated.
+    """
+    values = {
+        Stage.SHORTFALL: -int(solution.stage_values.get(Stage.SHORTFALL, 0)),
+        Stage.ALLOCATIONS: len(solution.demand),
+        Stage.SCORE: int(inst.scores[solution.demand].sum()),
+    }
+    return tuple(values[stage] for stage in inst.policy.objective.stages)
 
 
 def _finished(inst: RoundInstance, solution: RoundSolution, budget: Budget) -> RoundSolution:
