@@ -380,7 +380,8 @@ class RoundData:
         The resolved scenario the round comes from.
     units
         Canonical units table of the round: the units released in the round's month (or in
-        the scenario's year when pooled), in the order of the data.
+        the scenario's year when pooled), in id order (`frames.in_id_order`), whatever the
+        order of the data's rows.
     demands
         Canonical demands table: the demands filed on or before the round date.
     facts
