@@ -1,31 +1,13 @@
 """The greedy policies: each unit in release order to the first household of a ranked list.
 
-What a landlord without an optimiser does, and what `optimal` is compared against: each unit, in
-release order (``released_on``, then ``unit_id``), is oriented and then given to the first
-household of a ranked list. The policies differ only in the ranking of households (a
-`RankKey`): by score (`greedy_score`), by first filing date (`seniority`), or by band then
-banding date (`bands`). The skeleton does the rest, the same way for all of them:
-
-1. **Orientation** (flux units): among the réservataires the flux bands still admit (band not
-   full, and the units left can still reach every band's floor, so the bands hold exactly),
-   prefer one with a free household for the unit (else the unit stays vacant), then the one
-   whose best household hurts the quotas least, then the one furthest behind its share
-   (target ``t_r`` of A4 minus units already oriented this round), then policy order. Units
-   excluded from the flux are not oriented; the landlord allocates them (A3).
-2. **Household**: the first free household of the réservataire's pool, in the policy's order,
-   among those that hurt the quotas least. "Hurt" is the increase of the weighted projected
-   shortfall: each quota line's deficit after taking the household, less the most that the
-   units still to come could recover (each at best one counted allocation; for a line of one
-   réservataire, such as its priority floor, only as many units as its flux band can still
-   give it). So a household is skipped only when taking it would make a quota unreachable
-   given the units left; when none keeps every quota reachable, the one that loses least is
-   taken: the unit is filled and the shortfall reported, never left vacant to protect a quota.
-
-The result is a soft-mode `Result` (status ``FEASIBLE``): shortfalls are reported per quota line,
-exactly as `matching.policy.quotas.shortfall` and the independent checker compute them, and
-`matching.round.build_result` runs that checker on it. The work is one pass over the units;
-each step is vectorised over that unit's candidates (no loop over unit x demand pairs). The
-skeleton's code is `matching.solver.greedy`, below the exact engine, which also uses it.
+What a landlord without an optimiser does, and what `optimal` is compared against. The policies
+differ only in the ranking of households (a `RankKey`): by score (`greedy_score`), by first
+filing date (`seniority`), or by band then banding date (`bands`). The skeleton that orients
+each unit and picks its household, the same way for all of them, is
+`matching.solver.greedy` (below the exact engine, which also compares its unproven soft
+solutions with it). The result is a soft-mode `Result` (status ``FEASIBLE``) whose shortfalls
+are counted as the independent checker counts them; `matching.round.build_result` runs that
+checker on it.
 """
 
 from __future__ import annotations
