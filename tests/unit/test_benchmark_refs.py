@@ -467,5 +467,12 @@ def test_the_binding_table_says_the_quotas_cost_nothing_on_the_pooled_year() -> 
     ]
     lines = {line.split(" | ")[0]: line for line in report.binding_table(records)}
     assert lines["| caen-year"].endswith("| no (same allocations and score) |")
+    for r in records:
+        r["solve_s"] = 14.5 if r["case"] == "caen-year" else 0.5
+    goal = [g for g in report.goals_table(records) if "year pooled" in g]
+    assert goal == [
+        "| Caen year pooled proven optimal in < 30 s | OPTIMAL, 14.5 s | yes, on quotas that do "
+        "not bind (price 0) |"
+    ]
     assert lines["| caen-month"].endswith("| yes (score -282) |")
     assert lines["| caleol"].endswith("| - |")  # not proven: nothing can be said
