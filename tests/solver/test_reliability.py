@@ -1053,7 +1053,11 @@ def test_no_solution_reports_no_shortfall_and_a_full_gap(monkeypatch: pytest.Mon
     def unknown(built: object, params: object, budget: object, *args: object) -> object:
         return solve_module._StagedOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], {}, {})
 
+    def no_greedy(*args: object) -> object:  # as when the bands' floors cannot be met
+        raise InfeasibleError("flux bands", ["flux_band"])
+
     monkeypatch.setattr(solve_module, "solve_stages", unknown)
+    monkeypatch.setattr(solve_module, "greedy_round", no_greedy)
     units, demands = territory(1, 40, 400)
     result = solve(units, demands, soft(POLICY), SolveParams(num_workers=1, prune=False))
     assert result.status == "UNKNOWN"
@@ -1061,6 +1065,34 @@ def test_no_solution_reports_no_shortfall_and_a_full_gap(monkeypatch: pytest.Mon
     assert result.gap == 1.0
     assert "quota shortfalls" not in result.summary()
     assert set(result.unallocated_units["reason"]) <= {"no_solution_in_time", "no_eligible_demand"}
+
+
+def test_a_soft_search_that_finds_nothing_returns_the_greedys_allocation_unproven(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A soft round whose search finds nothing in time gets the greedy's allocation, unproven.
+
+    It was an empty allocation (UNKNOWN), where the greedy skeleton answers in a second. The
+    bounds are loose but valid (each unit's best pair for the score), so the gap says the
+    result is not proven; the independent checker agrees with its values.
+    """
+    import matching.solver.solve as solve_module
+
+    def unknown(built: object, params: object, budget: object, *args: object) -> object:
+        return solve_module._StagedOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], {}, {})
+
+    units, demands = territory(1, 40, 400)
+    on = pd.Timestamp(units["released_on"].max()).date()
+    params = SolveParams(num_workers=1, prune=False)
+    optimum = solve_checked(units, demands, soft(POLICY), params, on=on)
+    monkeypatch.setattr(solve_module, "solve_stages", unknown)
+    result = solve_checked(units, demands, soft(POLICY), params, on=on)
+    assert result.status == "FEASIBLE" and result.stats["primal"] == "greedy_score"
+    assert result.counts["units_allocated"] > 0
+    assert 0.0 < result.gap < 1.0
+    for stage, value in optimum.stage_values.items():  # the bounds hold for the optimum
+        bound = result.stage_bounds[stage]
+        assert value >= bound if stage == "shortfall" else value <= bound
 
 
 def test_result_tables_have_one_text_dtype_whatever_the_status() -> None:

@@ -304,27 +304,48 @@ def solve_round(inst: RoundInstance, params: SolveParams) -> RoundSolution:
 
 
 def _no_worse_than_greedy(inst: RoundInstance, solution: RoundSolution) -> RoundSolution:
-    """An unproven soft solution, or the greedy one when it is lexicographically better.
+    """An unproven soft solution (or none), or the greedy one when it is lexicographically better.
 
     Why: a soft round far behind its year's tallies (1,000 allocations outside QPV so far, none
     to Q1 households) defeated the LP path: its LP did not finish, and the search kept 99
     allocations of 310 with a weighted shortfall of 246,000, where `greedy_score` allocates all
     310 with 93,000 in a second. The greedy skeleton (`matching.solver.greedy`) reads the same
     instance and its values are counted as the checker counts them; the solution's bounds
-    still hold (they are the round's). A proven solution, or a hard round (the greedy may break
-    a hard quota), is returned as it is.
+    still hold (they are the round's). A soft search that found nothing in time (UNKNOWN, an
+    LP unfinished on a huge round) gets the greedy's allocation with loose bounds
+    (`_trivial_bounds`), not an empty one. A proven solution, or a hard round (the greedy may
+    break a hard quota), is returned as it is.
     """
-    if inst.policy.quotas.mode != QuotaMode.SOFT or solution.status != "FEASIBLE":
+    if inst.policy.quotas.mode != QuotaMode.SOFT or solution.status not in {"FEASIBLE", "UNKNOWN"}:
         return solution
     try:
         greedy = greedy_round(inst, inst.tie_rank, "greedy_score")
     except InfeasibleError:  # the bands' floors need more flux units than the round has
         return solution
-    if _lexicographic(inst, greedy) <= _lexicographic(inst, solution):
+    if solution.status == "FEASIBLE" and _lexicographic(inst, greedy) <= _lexicographic(
+        inst, solution
+    ):
         return solution
-    greedy.stage_bounds = solution.stage_bounds
+    greedy.stage_bounds = solution.stage_bounds or _trivial_bounds(inst)
     greedy.stats = {**solution.stats, "primal": "greedy_score"}
     return greedy
+
+
+def _trivial_bounds(inst: RoundInstance) -> dict[Stage, float]:
+    """Bounds every allocation of the round keeps, for a search that found nothing to bound.
+
+    No shortfall below 0, no more allocations than units with an eligible pair, no more score
+    than each unit's best pair (or 0, left empty). Loose, so the gap says the result is
+    unproven: without them a greedy answer read "bound = value", a gap of 0.
+    """
+    best = np.zeros(len(inst.units))
+    np.maximum.at(best, inst.pair_unit, inst.scores[inst.pair_demand].astype(np.float64))
+    values = {
+        Stage.SHORTFALL: 0.0,
+        Stage.ALLOCATIONS: float(len(np.unique(inst.pair_unit))),
+        Stage.SCORE: float(best.sum()),
+    }
+    return {stage: values[stage] for stage in inst.policy.objective.stages}
 
 
 def _lexicographic(inst: RoundInstance, solution: RoundSolution) -> tuple[int, ...]:
