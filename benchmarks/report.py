@@ -136,18 +136,31 @@ def ladder_table(records: list[dict[str, Any]]) -> list[str]:
     return [*main, "", *peers]
 
 
-def _price_of_quotas(unconstrained: dict[str, Any], constrained: dict[str, Any]) -> str:
-    """Whether the quotas bind: what the proven quota optimum loses against the unconstrained one.
+def _quota_cost(
+    unconstrained: dict[str, Any], constrained: dict[str, Any]
+) -> tuple[int, int] | None:
+    """What the proven quota optimum loses against the unconstrained one: (allocations, score).
 
-    The unconstrained optimum is rarely unique, so whether the one scipy returned meets every
-    quota says nothing about the problem: another optimum, with the same allocations and score,
-    may meet them all (Caen year pooled, 2026-11-29). The quotas bind exactly when the proven
-    optimum of `matching` has fewer allocations, or the same number and a lower score.
+    None when `matching` did not prove its optimum (nothing can be said). The unconstrained
+    optimum is rarely unique, so whether the one scipy returned meets every quota says nothing
+    about the problem: another optimum, with the same allocations and score, may meet them all
+    (Caen year pooled, 2026-11-29). The quotas bind exactly when the proven optimum of
+    `matching` has fewer allocations, or the same number and a lower score.
     """
     if constrained.get("status") != "OPTIMAL" or "score" not in unconstrained:
+        return None
+    return (
+        unconstrained["allocations"] - constrained["allocations"],
+        unconstrained["score"] - constrained["score"],
+    )
+
+
+def _price_of_quotas(unconstrained: dict[str, Any], constrained: dict[str, Any]) -> str:
+    """Whether the quotas bind, in words, with their price (`_quota_cost`)."""
+    cost = _quota_cost(unconstrained, constrained)
+    if cost is None:
         return "-"
-    lost_allocations = unconstrained["allocations"] - constrained["allocations"]
-    lost_score = unconstrained["score"] - constrained["score"]
+    lost_allocations, lost_score = cost
     if lost_allocations > 0:
         return f"yes ({lost_allocations:,} allocations)"
     return f"yes (score -{lost_score:,})" if lost_score > 0 else "no (same allocations and score)"
@@ -209,8 +222,8 @@ def goals_table(records: list[dict[str, Any]]) -> list[str]:
     year = _get(records, "caen-year", "matching")
     if year:
         # the issue asks for quotas that bind: a proof on quotas that cost nothing says so
-        price = _price_of_quotas(_get(records, "caen-year", "scipy"), year)
-        caveat = ", on quotas that do not bind (price 0)" if price.startswith("no") else ""
+        cost = _quota_cost(_get(records, "caen-year", "scipy"), year)
+        caveat = ", on quotas that do not bind (price 0)" if cost == (0, 0) else ""
         lines.append(
             f"| Caen year pooled proven optimal in < 30 s | {_status(year)}, "
             f"{_f(year.get('solve_s'))} s | {_f(proven(year) and year['solve_s'] < 30)}{caveat} |"

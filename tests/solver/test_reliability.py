@@ -62,6 +62,13 @@ def territory(
     return generate_territory("caen-la-mer", 2026, seed=seed, n_units=n_units, n_demands=n_demands)
 
 
+def finds_nothing(built: object, params: object, budget: object, *args: object) -> object:
+    """A stand-in for `solve_stages` whose search found nothing in its budget (UNKNOWN)."""
+    from matching.solver.solve import _StagedOutcome
+
+    return _StagedOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], {}, {})
+
+
 def outcome(
     units: pd.DataFrame, demands: pd.DataFrame, policy: Policy, params: SolveParams
 ) -> object:
@@ -495,12 +502,9 @@ def test_a_core_search_that_finds_nothing_keeps_the_solution_in_hand(
             return real_mip(inst, triples, fixed, **kw)  # type: ignore[arg-type]
         return MipOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], [], out_of_time=True)
 
-    def unknown(built: object, params: object, budget: object, *args: object) -> object:
-        return solve_module._StagedOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], {}, {})
-
     monkeypatch.setattr(solve_module, "_prove_by_branching", lambda *args, **kw: (False, args[3]))
     monkeypatch.setattr(solve_module, "solve_small_mip", core_mip_finds_nothing)
-    monkeypatch.setattr(solve_module, "solve_stages", unknown)
+    monkeypatch.setattr(solve_module, "solve_stages", finds_nothing)
     units, demands = territory(1, 40, 400)
     result = solve(units, demands, POLICY, PRUNED)
     assert result.stats["hint"] == "lp_rounding"
@@ -536,11 +540,8 @@ def test_a_later_stages_bound_stays_within_what_the_round_can_reach(
             return real_mip(inst, triples, fixed, **kw)  # type: ignore[arg-type]
         return MipOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], [], out_of_time=True)
 
-    def unknown(built: object, params: object, budget: object, *args: object) -> object:
-        return solve_module._StagedOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], {}, {})
-
     monkeypatch.setattr(solve_module, "solve_small_mip", core_mip_finds_nothing)
-    monkeypatch.setattr(solve_module, "solve_stages", unknown)
+    monkeypatch.setattr(solve_module, "solve_stages", finds_nothing)
     units, demands = territory(103, 40, 400)
     policy, year, _ = varied_policy(POLICY, 103)
     on = pd.Timestamp(units["released_on"].max()).date()
@@ -1050,13 +1051,10 @@ def test_no_solution_reports_no_shortfall_and_a_full_gap(monkeypatch: pytest.Mon
     """
     import matching.solver.solve as solve_module
 
-    def unknown(built: object, params: object, budget: object, *args: object) -> object:
-        return solve_module._StagedOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], {}, {})
-
     def no_greedy(*args: object) -> object:  # as when the bands' floors cannot be met
         raise InfeasibleError("flux bands", ["flux_band"])
 
-    monkeypatch.setattr(solve_module, "solve_stages", unknown)
+    monkeypatch.setattr(solve_module, "solve_stages", finds_nothing)
     monkeypatch.setattr(solve_module, "greedy_round", no_greedy)
     units, demands = territory(1, 40, 400)
     result = solve(units, demands, soft(POLICY), SolveParams(num_workers=1, prune=False))
@@ -1078,14 +1076,11 @@ def test_a_soft_search_that_finds_nothing_returns_the_greedys_allocation_unprove
     """
     import matching.solver.solve as solve_module
 
-    def unknown(built: object, params: object, budget: object, *args: object) -> object:
-        return solve_module._StagedOutcome("UNKNOWN", np.zeros(0, np.int64), {}, [], {}, {})
-
     units, demands = territory(1, 40, 400)
     on = pd.Timestamp(units["released_on"].max()).date()
     params = SolveParams(num_workers=1, prune=False)
     optimum = solve_checked(units, demands, soft(POLICY), params, on=on)
-    monkeypatch.setattr(solve_module, "solve_stages", unknown)
+    monkeypatch.setattr(solve_module, "solve_stages", finds_nothing)
     result = solve_checked(units, demands, soft(POLICY), params, on=on)
     assert result.status == "FEASIBLE" and result.stats["primal"] == "greedy_score"
     assert result.counts["units_allocated"] > 0
