@@ -170,6 +170,69 @@ Q1_QPV_COMMUNE_BONUS = 1.4
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """The four levers that decide how far the unconstrained optimum is from the quotas.
+
+    docs/territory.md ("Q1 and priority households") argues each one. The defaults are the
+    module's constants, which give the bundled territory. A researcher can vary them, and the
+    benchmark's binding pooled year uses stronger survivorship (`BINDING_YEAR`). Only the demands
+    depend on them: the units are the same for every calibration of a seed.
+    """
+
+    income_seniority_effect: tuple[float, ...] = tuple(INCOME_SENIORITY_EFFECT.tolist())
+    """Latent income shift by seniority band (< 1, 1-2, > 2 years): `INCOME_SENIORITY_EFFECT`."""
+    priority_seniority_factor: tuple[float, ...] = tuple(PRIORITY_SENIORITY_FACTOR.tolist())
+    """Relative frequency of priority categories by seniority band: `PRIORITY_SENIORITY_FACTOR`
+    (normalised, so the overall priority share stays about 22 %)."""
+    hosted_share_q1: float = HOSTED_SHARE["q1"]
+    """Share of hosted households among Q1 non-tenants: `HOSTED_SHARE` (the others keep theirs)."""
+    q1_qpv_commune_bonus: float = Q1_QPV_COMMUNE_BONUS
+    """Weight on the communes with a QPV for Q1 residence and wishes: `Q1_QPV_COMMUNE_BONUS`."""
+
+    def __post_init__(self) -> None:
+        for name in ("income_seniority_effect", "priority_seniority_factor"):
+            values = getattr(self, name)
+            try:
+                numbers = tuple(float(v) for v in values)
+            except (TypeError, ValueError):
+                numbers = ()
+            if len(numbers) != 3 or not all(np.isfinite(numbers)):
+                raise ValueError(f"Calibration.{name} needs 3 finite numbers, got {values!r}")
+            object.__setattr__(self, name, numbers)  # a list given stays hashable and frozen
+        if not all(float(v) >= 0 for v in self.priority_seniority_factor) or not any(
+            float(v) > 0 for v in self.priority_seniority_factor
+        ):
+            raise ValueError(
+                "Calibration.priority_seniority_factor needs numbers >= 0, not all 0, "
+                f"got {self.priority_seniority_factor!r}"
+            )
+        if not 0.0 <= float(self.hosted_share_q1) <= 1.0:
+            raise ValueError(
+                f"Calibration.hosted_share_q1 must be in [0, 1], got {self.hosted_share_q1!r}"
+            )
+        if not (np.isfinite(float(self.q1_qpv_commune_bonus)) and self.q1_qpv_commune_bonus > 0):
+            raise ValueError(
+                "Calibration.q1_qpv_commune_bonus must be a finite number > 0, "
+                f"got {self.q1_qpv_commune_bonus!r}"
+            )
+
+
+DEFAULT_CALIBRATION = Calibration()
+"""The bundled territory's calibration (the module constants)."""
+
+BINDING_YEAR = Calibration(priority_seniority_factor=(3.0, 0.4, 0.05))
+"""Stronger survivorship of priority households: the pooled-year benchmark rung's calibration.
+
+Why: a pooled year houses 4,000 of 17,000 households, so it reaches far down the integer
+cotation, where hundreds of households share each score. With the default levers some optimum
+without quotas already meets every quota (its priority share of flux units ranges 35.7-47.6 %
+over the optima, against about 43.8 % needed), so the quotas cost nothing. With pending priority
+households even more recent (factors 3.0 / 0.4 / 0.05, still about 21 % of the demands), the
+highest share over the optima is 41.5 % and the priority floors bind (measured 2026-11-30,
+seed 1; docs/territory.md)."""
+
+
+@dataclass(frozen=True)
 class _Communes:
     """Commune arrays of a territory, in file order (the first one is the central commune)."""
 
@@ -196,6 +259,8 @@ def generate_territory(
     seed: int = 1,
     n_units: int = DEFAULT_UNITS,
     n_demands: int = DEFAULT_DEMANDS,
+    *,
+    calibration: Calibration = DEFAULT_CALIBRATION,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Generate one year of released units and the pending demands of a bundled territory.
 
@@ -213,6 +278,9 @@ def generate_territory(
         Units released over the year (4,000 for Caen la Mer; 40 for a tiny round).
     n_demands
         Pending demands (17,000 for Caen la Mer; 250,000 for a Paris-sized file).
+    calibration
+        The levers that decide how far the unconstrained optimum is from the quotas
+        (`Calibration`); the default gives the bundled territory. The units do not depend on it.
 
     Returns
     -------
@@ -229,9 +297,11 @@ def generate_territory(
     ValueError
         A size below 1 or above `matching.limits.MAX_ROWS`, or a negative seed.
     TypeError
-        A size, seed or year that is not a whole number (the message names it).
+        A size, seed or year that is not a whole number (the message names it), or a calibration
+        that is not a `Calibration`.
     """
     _require_ints(seed=seed, n_units=n_units, n_demands=n_demands, year=year)
+    _require_calibration(calibration)
     if not (1 <= n_units <= MAX_ROWS and 1 <= n_demands <= MAX_ROWS) or seed < 0:
         raise ValueError(
             f"need 1 <= n_units, n_demands <= {MAX_ROWS:,} and seed >= 0 "
@@ -242,7 +312,7 @@ def generate_territory(
     unit_stream, demand_stream = np.random.SeedSequence(seed).spawn(2)
     units = _generate_units(communes, year, np.random.default_rng(unit_stream), n_units)
     demands = _generate_demands(
-        communes, quartiles, year, np.random.default_rng(demand_stream), n_demands
+        communes, quartiles, year, np.random.default_rng(demand_stream), n_demands, calibration
     )
     # Self-check against the data contract: a generator bug fails here, not in a later round.
     codes = load_territory(territory).commune_codes()
@@ -266,6 +336,13 @@ def _require_ints(**arguments: object) -> None:
     for name, value in arguments.items():
         if not isinstance(value, int | np.integer):
             raise TypeError(f"{name} must be a whole number (got {value!r})")
+
+
+def _require_calibration(calibration: object) -> None:
+    if not isinstance(calibration, Calibration):
+        raise TypeError(
+            f"calibration must be a matching.generate.Calibration, got {type(calibration).__name__}"
+        )
 
 
 def _ids(prefix: str, n: int, width: int) -> np.ndarray:
@@ -436,8 +513,9 @@ def _generate_demands(
     year: int,
     rng: np.random.Generator,
     n: int,
+    calibration: Calibration,
 ) -> pd.DataFrame:
-    """Draw the demands pending on 1 January of ``year`` (the module constants give the shares)."""
+    """Draw the demands pending on 1 January of ``year`` (constants and levers give the shares)."""
     # Seniority at 1 January: 56 % < 1 year, 19 % 1-2 years, 25 % > 2 years (F09-F11).
     band = rng.choice(3, size=n, p=SENIORITY_BAND_SHARES)
     tail_mass = 1.0 - np.exp(-(SENIORITY_CAP_DAYS - 730) / SENIORITY_TAIL_MEAN_DAYS)
@@ -466,7 +544,8 @@ def _generate_demands(
     cu = 1.0 + 0.5 * (adults - 1) + 0.3 * children
 
     # Income per CU with the arrêté's exact quartiles; ranks shifted by household type.
-    latent = rng.normal(size=n) + INCOME_TYPE_EFFECT[htype] + INCOME_SENIORITY_EFFECT[band]
+    seniority_effect = np.asarray(calibration.income_seniority_effect)
+    latent = rng.normal(size=n) + INCOME_TYPE_EFFECT[htype] + seniority_effect[band]
     income_per_cu = _income_per_cu(quartiles, latent)
     u_income = income_per_cu / quartiles.q2  # relative income, for the correlated flags below
     q1 = income_per_cu < quartiles.q1
@@ -481,7 +560,8 @@ def _generate_demands(
     # Status: 39 % current social tenants (F07); among the others, hosted households (reasons
     # "family/personal", F02) are more frequent in Q1; the rest rent privately.
     tenant = rng.random(n) < CURRENT_SOCIAL_TENANT_SHARE
-    hosted = ~tenant & (rng.random(n) < np.where(q1, HOSTED_SHARE["q1"], HOSTED_SHARE["other"]))
+    hosted_share = np.where(q1, calibration.hosted_share_q1, HOSTED_SHARE["other"])
+    hosted = ~tenant & (rng.random(n) < hosted_share)
     status = np.where(tenant, 0, np.where(hosted, 2, 1))  # 0 tenant, 1 private renter, 2 hosted
 
     # Expected housing benefit: a simplified APL of zone 2 (rent ceiling + flat charges, minus a
@@ -514,7 +594,7 @@ def _generate_demands(
     log_w = np.log(communes.weight)
     group_log_w = np.stack(
         [
-            log_w + np.log(Q1_QPV_COMMUNE_BONUS) * communes.has_qpv,  # Q1 households
+            log_w + np.log(calibration.q1_qpv_commune_bonus) * communes.has_qpv,  # Q1 households
             log_w,  # current social tenants outside Q1
             NON_TENANT_WISH_FLATTENING * log_w,  # the others
         ]
@@ -537,7 +617,8 @@ def _generate_demands(
 
     # Priority (L441-1 categories, default-policy codes) and DALO. Pending priority households
     # are mostly recent: the older ones have been housed first (survivorship of the stock).
-    recent = PRIORITY_SENIORITY_FACTOR[band] / (PRIORITY_SENIORITY_FACTOR @ SENIORITY_BAND_SHARES)
+    factor = np.asarray(calibration.priority_seniority_factor, dtype=float)
+    recent = factor[band] / (factor @ SENIORITY_BAND_SHARES)
     not_tenant = ~tenant
     base = np.stack(
         [
@@ -613,6 +694,7 @@ def generate_demands(
     filed_from: dt.date | None = None,
     filed_to: dt.date | None = None,
     id_prefix: str = "N",
+    calibration: Calibration = DEFAULT_CALIBRATION,
 ) -> pd.DataFrame:
     """Generate demands filed during ``year``, with the profile of the recent demands.
 
@@ -633,6 +715,8 @@ def generate_demands(
         First and last filing date (default: 2 January and 31 December of ``year``).
     id_prefix
         Letter that starts the ids.
+    calibration
+        As in `generate_territory`: new filings follow the same levers as the stock.
 
     Returns
     -------
@@ -645,9 +729,11 @@ def generate_demands(
         ``n_demands`` below 0 or above `matching.limits.MAX_ROWS` (10**11 asked numpy for
         745 GiB), a negative seed, or ``filed_to`` before ``filed_from``.
     TypeError
-        A size, seed or year that is not a whole number (the message names it).
+        A size, seed or year that is not a whole number (the message names it), or a calibration
+        that is not a `Calibration`.
     """
     _require_ints(seed=seed, n_demands=n_demands, year=year)
+    _require_calibration(calibration)
     if not 0 <= n_demands <= MAX_ROWS or seed < 0:
         raise ValueError(
             f"need 0 <= n_demands <= {MAX_ROWS:,} and seed >= 0 (got {n_demands}, {seed})"
@@ -662,7 +748,7 @@ def generate_demands(
     rng = np.random.default_rng(stream)
     draw = max(16, int(np.ceil(1.25 * n_demands / RECENT_BAND_SHARE)))
     while True:
-        pool = _generate_demands(communes, quartiles, year, rng, draw)
+        pool = _generate_demands(communes, quartiles, year, rng, draw, calibration)
         age = (np.datetime64(f"{year}-01-01", "ns") - pool["filed_on"].to_numpy()).astype(
             "timedelta64[D]"
         )

@@ -20,7 +20,13 @@ from matching.domain import DEMAND_COLUMNS, UNIT_COLUMNS
 from matching.exceptions import PolicyError
 from matching.facts import derive_facts
 from matching.frames import DEMAND_DTYPES, UNIT_DTYPES
-from matching.generate import generate_demands, generate_territory
+from matching.generate import (
+    BINDING_YEAR,
+    DEFAULT_CALIBRATION,
+    Calibration,
+    generate_demands,
+    generate_territory,
+)
 from matching.io import (
     read_demands,
     read_units,
@@ -191,6 +197,73 @@ def test_q1_households_fit_fewer_rents_outside_qpv(
     inside = sample.loc[sample["qpv"], "rent_eur"].to_numpy()
     assert fit_rate(outside, q1) < fit_rate(inside, q1) - 0.05
     assert fit_rate(outside, q1) < fit_rate(outside, ~q1) - 0.15
+
+
+# --- calibration levers --------------------------------------------------------------------------
+
+
+def _priority_by_seniority(demands: pd.DataFrame) -> tuple[float, float, float]:
+    """Share of demands with a priority category: overall, under a year old, over two years."""
+    age = (pd.Timestamp(JAN_1) - demands["filed_on"]).dt.days.to_numpy()
+    flagged = demands["priority_categories"].map(len).to_numpy() > 0
+    return (
+        float(flagged.mean()),
+        float(flagged[age < 365].mean()),
+        float(flagged[age >= 730].mean()),
+    )
+
+
+def test_calibration_levers_change_the_demands_only() -> None:
+    """Stronger survivorship (the binding year's levers) moves priority households to recent ones.
+
+    The units and the overall priority share stay; the shares by seniority move as the levers say
+    (docs/territory.md, "Q1 and priority households").
+    """
+    units, base = generate_territory(seed=5, n_units=300, n_demands=6000)
+    same_units, moved = generate_territory(
+        seed=5, n_units=300, n_demands=6000, calibration=BINDING_YEAR
+    )
+    pd.testing.assert_frame_equal(units, same_units)
+    overall, recent, old = _priority_by_seniority(base)
+    overall_b, recent_b, old_b = _priority_by_seniority(moved)
+    assert overall_b == pytest.approx(overall, abs=0.02)
+    assert recent_b > recent + 0.02
+    assert old_b < old / 2
+    # the default calibration is the module's constants: passing it changes nothing
+    _, explicit = generate_territory(seed=5, n_units=300, n_demands=6000, calibration=Calibration())
+    pd.testing.assert_frame_equal(base, explicit)
+    assert Calibration() == DEFAULT_CALIBRATION
+
+
+def test_new_filings_follow_the_calibration() -> None:
+    """New demands of a year use the same levers as the stock (here: more hosted Q1 households)."""
+    base = generate_demands(seed=2, n_demands=3000)
+    hosted = generate_demands(seed=2, n_demands=3000, calibration=Calibration(hosted_share_q1=0.9))
+    assert hosted["hosted"].mean() > base["hosted"].mean() + 0.05
+
+
+@pytest.mark.parametrize(
+    ("levers", "named"),
+    [
+        ({"priority_seniority_factor": (1.0, 2.0)}, "priority_seniority_factor needs 3"),
+        ({"income_seniority_effect": (0.0, float("nan"), 1.0)}, "income_seniority_effect"),
+        ({"priority_seniority_factor": (0, 0, 0)}, "not all 0"),
+        ({"hosted_share_q1": 1.5}, "hosted_share_q1 must be in"),
+        ({"q1_qpv_commune_bonus": 0.0}, "q1_qpv_commune_bonus must be"),
+    ],
+)
+def test_a_bad_lever_is_named(levers: dict[str, object], named: str) -> None:
+    """A lever out of its range is a ValueError naming it, before anything is generated."""
+    with pytest.raises(ValueError, match=named):
+        Calibration(**levers)  # type: ignore[arg-type]
+
+
+def test_a_calibration_that_is_not_one_is_refused() -> None:
+    """A dict of levers is a TypeError naming the class to build, not an AttributeError."""
+    with pytest.raises(TypeError, match=r"calibration must be a matching\.generate\.Calibration"):
+        generate_territory(n_units=10, n_demands=10, calibration={"hosted_share_q1": 0.5})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="calibration must be"):
+        generate_demands(n_demands=10, calibration=None)  # type: ignore[arg-type]
 
 
 # --- sizes and the command line -----------------------------------------------------------------
