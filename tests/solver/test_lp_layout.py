@@ -252,6 +252,46 @@ def test_session_bound_is_the_lp_optimum_and_its_solution_reaches_it(seed: int) 
     )
 
 
+@pytest.mark.parametrize("seed", range(1, 7))
+def test_rescue_and_purge_keep_the_lp_optimum(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rescue columns and a purge after the first round: the bound is still the LP optimum.
+
+    The purge drops the columns that do not improve at the restricted LP's duals; pricing must
+    bring back any that the optimum needs, so the bound and the solution are the explicit LP's.
+    """
+    from matching.solver import lp
+    from matching.solver.solve import _greedy_triples
+
+    monkeypatch.setattr(lp, "RESCUE_AFTER_ROUNDS", 1)
+    monkeypatch.setattr(lp, "RESCUE_GAP", -1.0)
+    inst, triples, rows, weights = _round(seed)
+    session = lp.LPSession.for_round(
+        inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
+    )
+    session.first_duals = None  # no early stop at the prices: the rounds must run
+    session.rescue = lambda: _greedy_triples(inst, triples)
+    purged: list[int] = []
+    real = lp.LPSession._purge
+
+    def spy(self: lp.LPSession, col_dual: np.ndarray) -> int:
+        purged.append(real(self, col_dual))
+        return purged[-1]
+
+    monkeypatch.setattr(lp.LPSession, "_purge", spy)
+    cert = session.solve()
+    explicit = _explicit_lp_value(inst, triples, rows, weights)
+    # the rescue came after the first round (and purged what did not improve), unless the first
+    # round's restricted LP was already optimal (seed 4)
+    assert purged or cert.rounds == 1
+    assert cert.status == "bound"
+    assert explicit - 1e-6 <= cert.upper_bound <= explicit + lp.bound_slack(explicit)
+    assert cert.primal is not None
+    assert float(weights @ cert.primal.dense(len(weights))) == pytest.approx(
+        explicit, rel=1e-9, abs=1e-6
+    )
+    assert session.in_lp.sum() == len(session.col_global[session.col_global < len(triples)])
+
+
 @pytest.mark.parametrize("scoped", [False, True])
 def test_row_classes_share_every_coefficient(scoped: bool) -> None:
     """Triples of one class have one unit, one réservataire and one coefficient per row.

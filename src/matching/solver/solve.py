@@ -16,6 +16,7 @@ The algorithm (measured in benchmarks/, argued in docs/solver.md):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -331,6 +332,30 @@ def _no_worse_than_greedy(inst: RoundInstance, solution: RoundSolution) -> Round
     return greedy
 
 
+def _greedy_triples(inst: RoundInstance, triples: Triples) -> np.ndarray:
+    """Positions in ``triples`` of the greedy's allocation (`greedy_round`), those it holds.
+
+    The LP's rescue columns (`matching.solver.lp.RESCUE_AFTER_ROUNDS`): an allocation of every
+    unit it can fill that keeps the quotas reachable, where the unconstrained optimum's pairs may
+    not. Triples the round dropped as dominated are left out; none at all if the bands' floors
+    cannot be met (the LP then proves the round infeasible by itself).
+    """
+    try:
+        greedy = greedy_round(inst, inst.tie_rank, "greedy_score")
+    except InfeasibleError:
+        return np.zeros(0, dtype=np.int64)
+    # each housed household's unit and réservataire, read off per triple (one pass, no sort of
+    # the round's triples: sorting the pooled year's 18.9 million keys took about 2 s); int32,
+    # as the triples' own positions, so that a Paris-sized round's gathers stay small
+    unit_of = np.full(len(inst.demands), -1, dtype=np.int32)
+    res_of = np.full(len(inst.demands), -2, dtype=np.int32)
+    unit_of[greedy.demand] = greedy.unit
+    res_of[greedy.demand] = greedy.res
+    return np.flatnonzero(
+        (unit_of[triples.demand] == triples.unit) & (res_of[triples.demand] == triples.res)
+    )
+
+
 def _trivial_bounds(inst: RoundInstance) -> dict[Stage, float]:
     """Bounds every allocation of the round keeps, for a search that found nothing to bound.
 
@@ -503,6 +528,8 @@ def _solve_round(
         )
         del classes
         del wx  # the session holds its own costs (560 MB each on a Paris-sized round)
+        if not soft:  # a hard round's LP may need an allocation that meets the quotas
+            session.rescue = functools.partial(_greedy_triples, inst, triples)
         cert = session.solve(time_limit_s=max(30.0, budget.deadline - time.perf_counter()))
         stats.update(lp_bound=cert.upper_bound, lp_rounds=cert.rounds, lp_columns=cert.lp_columns,
                      lp_seconds=round(cert.seconds, 3))  # fmt: skip
