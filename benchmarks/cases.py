@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from matching.generate import generate_territory
+from matching.generate import BINDING_YEAR, DEFAULT_CALIBRATION, Calibration, generate_territory
 from matching.policy import load_policy
 from matching.policy.model import Policy
 from matching.round import PreparedRound, prepare_round
@@ -40,6 +40,7 @@ class Case:
     why_no_highs: str = ""
     time_factor: float = 1.0  # the engine's budget is this times --time-limit (the case's goal)
     highs_time_limit: float | None = None  # HiGHS's own budget when it differs from the engine's
+    calibration: Calibration = DEFAULT_CALIBRATION  # the generator's levers (matching.generate)
 
     def units(self, units: pd.DataFrame) -> pd.DataFrame:
         """The round's units taken from the generated year."""
@@ -93,6 +94,17 @@ CASES: dict[str, Case] = {
             time_factor=4.0,  # the goal is 30 s; the budget shows how far from it the proof is
         ),
         Case(
+            "caen-year-binding",
+            "Caen la Mer year pooled, generated so that the quotas bind (`generate.BINDING_YEAR`)",
+            4_000,
+            17_000,
+            "all",
+            highs=False,
+            why_no_highs="about 18 M triples, as caen-year",
+            time_factor=4.0,
+            calibration=BINDING_YEAR,
+        ),
+        Case(
             "paris",
             "Paris-sized round (Caen la Mer scaled: first 1,000 of 13,334 units, 250,000 demands)",
             13_334,
@@ -112,7 +124,12 @@ QUICK_CASES = ("small-round", "caleol", "caen-month")
 def load_units_demands(case: Case) -> tuple[pd.DataFrame, pd.DataFrame, dt.date]:
     """Generate the case's territory; return the round's units, all demands and the round date."""
     units, demands = generate_territory(
-        territory=TERRITORY, year=YEAR, seed=SEED, n_units=case.year_units, n_demands=case.n_demands
+        territory=TERRITORY,
+        year=YEAR,
+        seed=SEED,
+        n_units=case.year_units,
+        n_demands=case.n_demands,
+        calibration=case.calibration,
     )
     round_units = case.units(units)
     on = pd.Timestamp(round_units["released_on"].max()).date()

@@ -437,7 +437,7 @@ def test_the_month_sweep_solves_each_months_units_and_counts_the_goals() -> None
     assert "3 rounds: 2 proven optimal; **1 in under 2 s**; **1 within 10x scipy**" in page
 
 
-def test_the_binding_table_says_the_quotas_cost_nothing_on_the_pooled_year() -> None:
+def test_the_binding_table_says_the_quotas_cost_nothing_on_the_default_pooled_year() -> None:
     """Whether the quotas bind is the price of the proven quota optimum.
 
     Not whether the one unconstrained optimum scipy returned meets them: on the 2026-11-29
@@ -460,6 +460,8 @@ def test_the_binding_table_says_the_quotas_cost_nothing_on_the_pooled_year() -> 
     records = [
         row("caen-year", "scipy", "OPTIMAL (no quotas)", 4000, 408543),
         row("caen-year", "matching", "OPTIMAL", 4000, 408543),
+        row("caen-year-binding", "scipy", "OPTIMAL (no quotas)", 4000, 398797),
+        row("caen-year-binding", "matching", "OPTIMAL", 4000, 398666),
         row("caen-month", "scipy", "OPTIMAL (no quotas)", 310, 48352),
         row("caen-month", "matching", "OPTIMAL", 310, 48070),
         row("caleol", "scipy", "OPTIMAL (no quotas)", 40, 7509),
@@ -467,12 +469,15 @@ def test_the_binding_table_says_the_quotas_cost_nothing_on_the_pooled_year() -> 
     ]
     lines = {line.split(" | ")[0]: line for line in report.binding_table(records)}
     assert lines["| caen-year"].endswith("| no (same allocations and score) |")
+    assert lines["| caen-year-binding"].endswith("| yes (score -131) |")
     for r in records:
-        r["solve_s"] = 14.5 if r["case"] == "caen-year" else 0.5
+        r["solve_s"] = {"caen-year": 14.5, "caen-year-binding": 177.5}.get(r["case"], 0.5)
     goal = [g for g in report.goals_table(records) if "year pooled" in g]
     assert goal == [
-        "| Caen year pooled proven optimal in < 30 s | OPTIMAL, 14.5 s | yes, on quotas that do "
-        "not bind (price 0) |"
+        "| Caen year pooled (caen-year) proven optimal in < 30 s | OPTIMAL, 14.5 s | yes, on "
+        "quotas that do not bind (price 0) |",
+        "| Caen year pooled, generated to bind (caen-year-binding) proven optimal in < 30 s | "
+        "OPTIMAL, 177.5 s | no |",
     ]
     assert lines["| caen-month"].endswith("| yes (score -282) |")
     assert lines["| caleol"].endswith("| - |")  # not proven: nothing can be said
