@@ -196,7 +196,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--months", default="1:13", help="'1:13' (all) or '1,7'")
     parser.add_argument("--time-limit", type=float, default=60.0)
     args = parser.parse_args(argv)
-    records = measure(_range(args.seeds), _range(args.months), args.time_limit)
+    seeds, months = _range(args.seeds), _range(args.months)
+    for name, text, values in (("--seeds", args.seeds, seeds), ("--months", args.months, months)):
+        if not values:  # nothing to solve: the summary's statistics would be of nothing
+            parser.error(f"{name} {text} selects nothing ('A:B' is A to B - 1: '3:4' for 3)")
+    if not set(months) <= set(range(1, 13)):
+        parser.error(f"--months {args.months}: months are 1 to 12")
+    records = measure(seeds, months, args.time_limit)
     page = write_page("months", records, render, "benchmarks.months", argv)
     s = summary(records)
     print(

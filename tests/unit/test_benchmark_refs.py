@@ -481,3 +481,23 @@ def test_the_binding_table_says_the_quotas_cost_nothing_on_the_default_pooled_ye
     ]
     assert lines["| caen-month"].endswith("| yes (score -282) |")
     assert lines["| caleol"].endswith("| - |")  # not proven: nothing can be said
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--seeds", "3:3"], "--seeds 3:3 selects nothing"),
+        (["--months", "7:7"], "--months 7:7 selects nothing"),
+        (["--months", "0,13"], "months are 1 to 12"),
+    ],
+)
+def test_months_refuses_a_selection_of_nothing(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--seeds 3:3` (half-open: no seed) is a usage error naming it, not a numpy traceback."""
+    from benchmarks import months
+
+    with pytest.raises(SystemExit) as stopped:
+        months.main(argv)
+    assert stopped.value.code == 2
+    assert said in capsys.readouterr().err
