@@ -17,6 +17,7 @@ against the data contract before it is returned); writes no file (the CLI writes
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,6 +178,15 @@ class Calibration:
     module's constants, which give the bundled territory. A researcher can vary them, and the
     benchmark's binding pooled year uses stronger survivorship (`BINDING_YEAR`). Only the demands
     depend on them: the units are the same for every calibration of a seed.
+
+    Raises
+    ------
+    TypeError
+        A lever of the wrong kind, named: a string, a bool, a mapping or ``None`` where a number
+        or a tuple of 3 numbers is expected (a list or a 1-D numpy array of 3 numbers is fine).
+    ValueError
+        A lever out of its range, named (not 3 finite numbers, a negative survivorship factor,
+        a share outside [0, 1], a bonus not > 0).
     """
 
     income_seniority_effect: tuple[float, ...] = tuple(INCOME_SENIORITY_EFFECT.tolist())
@@ -190,31 +200,48 @@ class Calibration:
     """Weight on the communes with a QPV for Q1 residence and wishes: `Q1_QPV_COMMUNE_BONUS`."""
 
     def __post_init__(self) -> None:
+        # Each lever is stored as float(s): a list or a 1-D numpy array given stays hashable and
+        # frozen. A string, a bool or a mapping is refused by name rather than read as numbers
+        # ("123" as (1, 2, 3), True as 1.0) or left to fail later inside numpy.
         for name in ("income_seniority_effect", "priority_seniority_factor"):
             values = getattr(self, name)
-            try:
-                numbers = tuple(float(v) for v in values)
-            except (TypeError, ValueError):
-                numbers = ()
+            if isinstance(values, np.ndarray) and values.ndim == 1:
+                values = values.tolist()
+            if not isinstance(values, (tuple, list)) or not all(map(_is_real, values)):
+                raise TypeError(
+                    f"Calibration.{name} needs a tuple of 3 numbers (one per seniority band), "
+                    f"got {values!r}"
+                )
+            numbers = tuple(float(v) for v in values)
             if len(numbers) != 3 or not all(np.isfinite(numbers)):
                 raise ValueError(f"Calibration.{name} needs 3 finite numbers, got {values!r}")
-            object.__setattr__(self, name, numbers)  # a list given stays hashable and frozen
-        if not all(float(v) >= 0 for v in self.priority_seniority_factor) or not any(
-            float(v) > 0 for v in self.priority_seniority_factor
+            object.__setattr__(self, name, numbers)
+        for name in ("hosted_share_q1", "q1_qpv_commune_bonus"):
+            value = getattr(self, name)
+            if not _is_real(value):
+                raise TypeError(f"Calibration.{name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if not all(v >= 0 for v in self.priority_seniority_factor) or not any(
+            v > 0 for v in self.priority_seniority_factor
         ):
             raise ValueError(
                 "Calibration.priority_seniority_factor needs numbers >= 0, not all 0, "
                 f"got {self.priority_seniority_factor!r}"
             )
-        if not 0.0 <= float(self.hosted_share_q1) <= 1.0:
+        if not 0.0 <= self.hosted_share_q1 <= 1.0:
             raise ValueError(
                 f"Calibration.hosted_share_q1 must be in [0, 1], got {self.hosted_share_q1!r}"
             )
-        if not (np.isfinite(float(self.q1_qpv_commune_bonus)) and self.q1_qpv_commune_bonus > 0):
+        if not (np.isfinite(self.q1_qpv_commune_bonus) and self.q1_qpv_commune_bonus > 0):
             raise ValueError(
                 "Calibration.q1_qpv_commune_bonus must be a finite number > 0, "
                 f"got {self.q1_qpv_commune_bonus!r}"
             )
+
+
+def _is_real(value: object) -> bool:
+    """A real number (Python or numpy), not a bool: what a calibration lever may hold."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 DEFAULT_CALIBRATION = Calibration()

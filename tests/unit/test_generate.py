@@ -258,6 +258,41 @@ def test_a_bad_lever_is_named(levers: dict[str, object], named: str) -> None:
         Calibration(**levers)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("levers", "named"),
+    [
+        ({"hosted_share_q1": "0.5"}, "hosted_share_q1 must be a number"),
+        ({"hosted_share_q1": True}, "hosted_share_q1 must be a number"),
+        ({"q1_qpv_commune_bonus": None}, "q1_qpv_commune_bonus must be a number"),
+        ({"q1_qpv_commune_bonus": np.array([2.0])}, "q1_qpv_commune_bonus must be a number"),
+        ({"income_seniority_effect": "123"}, "income_seniority_effect needs a tuple of 3"),
+        ({"income_seniority_effect": (True, False, True)}, "income_seniority_effect needs a"),
+        ({"priority_seniority_factor": {1: 0, 2: 0, 3: 1}}, "priority_seniority_factor needs a"),
+    ],
+)
+def test_a_lever_of_the_wrong_kind_is_named(levers: dict[str, object], named: str) -> None:
+    """A string, bool, mapping or None is a TypeError naming the lever, not a lever read wrong.
+
+    Before: ``hosted_share_q1="0.5"`` was accepted and failed inside numpy when generating,
+    ``"123"`` became (1.0, 2.0, 3.0), and True became 1.0.
+    """
+    with pytest.raises(TypeError, match=named):
+        Calibration(**levers)  # type: ignore[arg-type]
+
+
+def test_levers_are_stored_as_floats() -> None:
+    """A list, a numpy array or numpy scalars give the same (equal, hashable) calibration."""
+    given = Calibration(
+        income_seniority_effect=np.array([-0.5, 0.0, 0.5]),  # type: ignore[arg-type]
+        priority_seniority_factor=[1.7, 0.7, 0.25],  # type: ignore[arg-type]
+        hosted_share_q1=np.float64(0.4),  # type: ignore[arg-type]
+        q1_qpv_commune_bonus=np.float32(1.5),  # type: ignore[arg-type]
+    )
+    assert given == Calibration(q1_qpv_commune_bonus=float(np.float32(1.5)))
+    assert hash(given) == hash(Calibration(q1_qpv_commune_bonus=float(np.float32(1.5))))
+    assert type(given.hosted_share_q1) is float and type(given.q1_qpv_commune_bonus) is float
+
+
 def test_a_calibration_that_is_not_one_is_refused() -> None:
     """A dict of levers is a TypeError naming the class to build, not an AttributeError."""
     with pytest.raises(TypeError, match=r"calibration must be a matching\.generate\.Calibration"):
