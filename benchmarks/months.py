@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import sys
 import time
 from typing import Any
@@ -182,11 +183,16 @@ def render(records: list[dict[str, Any]], command: str) -> str:
 
 
 def _range(text: str) -> list[int]:
-    """``"1:5"`` (1 to 4) or ``"1,7"``."""
-    if ":" in text:
-        low, high = text.split(":")
-        return list(range(int(low), int(high)))
-    return [int(v) for v in text.split(",")]
+    """``"1:5"`` (1 to 4) or ``"1,7"``; a ValueError saying what is expected otherwise."""
+    try:
+        if ":" in text:
+            low, high = text.split(":")
+            return list(range(int(low), int(high)))
+        return [int(v) for v in text.split(",")]
+    except ValueError:  # "abc", "1:2:3", "1.5", ",": int() or the unpacking failed
+        raise ValueError(
+            f"{text!r} is not 'A:B' (A to B - 1) or a list of whole numbers like '1,7'"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -196,12 +202,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--months", default="1:13", help="'1:13' (all) or '1,7'")
     parser.add_argument("--time-limit", type=float, default=60.0)
     args = parser.parse_args(argv)
-    seeds, months = _range(args.seeds), _range(args.months)
-    for name, text, values in (("--seeds", args.seeds, seeds), ("--months", args.months, months)):
+    selected = {}
+    for name, text in (("--seeds", args.seeds), ("--months", args.months)):
+        try:
+            values = _range(text)
+        except ValueError as error:
+            parser.error(f"{name} {error}")
         if not values:  # nothing to solve: the summary's statistics would be of nothing
             parser.error(f"{name} {text} selects nothing ('A:B' is A to B - 1: '3:4' for 3)")
+        if len(set(values)) < len(values):  # a round solved twice counts twice in the summary
+            parser.error(f"{name} {text} names a value twice")
+        selected[name] = values
+    seeds, months = selected["--seeds"], selected["--months"]
     if not set(months) <= set(range(1, 13)):
         parser.error(f"--months {args.months}: months are 1 to 12")
+    if min(seeds) < 0:  # refused by the generator, but only after a traceback
+        parser.error(f"--seeds {args.seeds}: seeds are >= 0")
+    if not (math.isfinite(args.time_limit) and args.time_limit > 0):  # SolveParams refuses it
+        parser.error(f"--time-limit {args.time_limit}: a number of seconds > 0")
     records = measure(seeds, months, args.time_limit)
     page = write_page("months", records, render, "benchmarks.months", argv)
     s = summary(records)

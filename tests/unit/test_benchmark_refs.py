@@ -489,14 +489,30 @@ def test_the_binding_table_says_the_quotas_cost_nothing_on_the_default_pooled_ye
         (["--seeds", "3:3"], "--seeds 3:3 selects nothing"),
         (["--months", "7:7"], "--months 7:7 selects nothing"),
         (["--months", "0,13"], "months are 1 to 12"),
+        (["--seeds", "abc"], "--seeds 'abc' is not 'A:B'"),
+        (["--seeds", "1:2:3"], "--seeds '1:2:3' is not 'A:B'"),
+        (["--months", "1.5"], "--months '1.5' is not 'A:B'"),
+        (["--seeds", "-1"], "seeds are >= 0"),
+        (["--months", "7,7"], "--months 7,7 names a value twice"),
+        (["--time-limit", "0"], "--time-limit 0.0: a number of seconds > 0"),
+        (["--time-limit", "nan"], "--time-limit nan: a number of seconds > 0"),
     ],
 )
 def test_months_refuses_a_selection_of_nothing(
-    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`--seeds 3:3` (half-open: no seed) is a usage error naming it, not a numpy traceback."""
+    """`--seeds 3:3` (half-open: no seed) is a usage error naming it, not a numpy traceback.
+
+    So are a selection that is not one (a traceback from int()), a negative seed (the
+    generator's traceback), a month or seed named twice (solved and counted twice) and a time
+    limit that is not > 0 (SolveParams's traceback after the first year was generated).
+    """
     from benchmarks import months
 
+    def solving(*args: object) -> None:
+        raise AssertionError("the arguments were accepted: the rounds would be solved")
+
+    monkeypatch.setattr(months, "measure", solving)
     with pytest.raises(SystemExit) as stopped:
         months.main(argv)
     assert stopped.value.code == 2
