@@ -207,7 +207,21 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--worker", nargs=3, metavar=("KIND", "NAME", "METHOD"), help=argparse.SUPPRESS
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.only and not args.worker:
+        # a name that selects nothing ("caen-year-bindng", or a case a --quick run does not
+        # have) was dropped without a word: a typo alone wrote an empty results page, exit 0
+        everything = plan(argparse.Namespace(**{**vars(args), "only": None}))
+        parts = {part for item in everything for part in item[:3]} - {"-"}
+        known = parts | {f"{name}:{method}" for _, name, method, _ in everything}
+        unknown = [name for name in args.only if name not in known]
+        if unknown:
+            parser.error(
+                f"--only {', '.join(unknown)}: selects nothing"
+                f"{' in a --quick run' if args.quick else ''} (known: {', '.join(sorted(parts))}, "
+                "or case:method)"
+            )
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -178,6 +178,37 @@ def test_only_the_full_ladder_refreshes_the_readme_table(
     assert (run_name(args), updates_readme(args)) == (name, refreshes)
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--only", "caen-year-bindng"], "--only caen-year-bindng: selects nothing (known: "),
+        (["--only", "caen-year-binding", "--only", "hgihs"], "--only hgihs: selects nothing"),
+        (["--quick", "--only", "caen-year-binding"], "selects nothing in a --quick run"),
+    ],
+)
+def test_an_only_that_selects_nothing_is_a_usage_error(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typo in ``--only`` is exit 2 naming it; it wrote an empty results page, exit 0.
+
+    Names that do select something (a case, a method, an instance, case:method) still pass.
+    """
+    import benchmarks.__main__ as bench
+    from benchmarks import report
+
+    def measuring(*args: object) -> None:
+        raise AssertionError("the arguments were accepted: a measurement or a page would come")
+
+    monkeypatch.setattr(bench, "run_child", measuring)
+    monkeypatch.setattr(report, "write", measuring)
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(argv)
+    assert stopped.value.code == 2
+    assert said in capsys.readouterr().err
+    for fine in (["caen-year-binding:scipy"], ["caen-year-binding"], ["highs"], ["assign100"]):
+        assert bench.plan(bench.parse([arg for name in fine for arg in ("--only", name)]))
+
+
 def test_a_quick_run_writes_its_page_and_leaves_the_readme_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
