@@ -343,6 +343,8 @@ def render(records: list[dict[str, Any]], command: str, wall_s: float) -> str:
         "Data: `matching.generate.generate_territory('caen-la-mer', 2026, seed 1)`; policy "
         "`default-2026` (hard quotas). The Paris-sized round is Caen la Mer scaled (no Paris "
         "territory is bundled): the first 1,000 of 13,334 units against 250,000 demands. "
+        "caen-year-binding is the same pooled year with `calibration=generate.BINDING_YEAR` "
+        "(the same units; demands generated so that the priority floors bind). "
         "`solve s` is the exact engine's `solve_round` (triples, certificate, CP-SAT); `prepare s` "
         "is facts, scores and eligible pairs; `gap %` is (score bound - score) / bound; `peak MB` "
         "the peak RSS of the case's process (in brackets: before the solve, i.e. generating and "

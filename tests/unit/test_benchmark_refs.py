@@ -548,3 +548,16 @@ def test_months_refuses_a_selection_of_nothing(
         months.main(argv)
     assert stopped.value.code == 2
     assert said in capsys.readouterr().err
+
+
+def test_the_page_says_how_the_binding_year_was_generated() -> None:
+    """The page's "Data:" line names the binding year's calibration, not only seed 1.
+
+    Its demands are not the default year's (another calibration), which the page did not say.
+    """
+    from benchmarks.report import render
+
+    page = render([], "python -m benchmarks", 0.0)
+    assert "caen-year-binding is the same pooled year with `calibration=generate.BINDING_YEAR`" in (
+        page
+    )
