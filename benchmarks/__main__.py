@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import signal
@@ -208,6 +209,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--worker", nargs=3, metavar=("KIND", "NAME", "METHOD"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
+    for option in ("time_limit", "budget_min", "memory_gb"):
+        value = getattr(args, option)
+        if not (math.isfinite(value) and value > 0):  # every measurement failed, exit 0
+            parser.error(f"--{option.replace('_', '-')} {value}: a number > 0")
     if args.only and not args.worker:
         # a name that selects nothing ("caen-year-bindng", or a case a --quick run does not
         # have) was dropped without a word: a typo alone wrote an empty results page, exit 0

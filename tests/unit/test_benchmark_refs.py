@@ -184,14 +184,20 @@ def test_only_the_full_ladder_refreshes_the_readme_table(
         (["--only", "caen-year-bindng"], "--only caen-year-bindng: selects nothing (known: "),
         (["--only", "caen-year-binding", "--only", "hgihs"], "--only hgihs: selects nothing"),
         (["--quick", "--only", "caen-year-binding"], "selects nothing in a --quick run"),
+        (["--time-limit", "0", "--only", "assign100"], "--time-limit 0.0: a number > 0"),
+        (["--time-limit", "nan"], "--time-limit nan: a number > 0"),
+        (["--budget-min", "-1"], "--budget-min -1.0: a number > 0"),
+        (["--memory-gb", "0"], "--memory-gb 0.0: a number > 0"),
     ],
 )
-def test_an_only_that_selects_nothing_is_a_usage_error(
+def test_an_option_that_selects_or_allows_nothing_is_a_usage_error(
     argv: list[str], said: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A typo in ``--only`` is exit 2 naming it; it wrote an empty results page, exit 0.
 
-    Names that do select something (a case, a method, an instance, case:method) still pass.
+    So is a time limit, budget or memory cap that is not > 0 (every measurement failed, and the
+    page of errors was written with exit 0). Names that do select something (a case, a method,
+    an instance, case:method) still pass.
     """
     import benchmarks.__main__ as bench
     from benchmarks import report
