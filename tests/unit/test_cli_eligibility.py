@@ -138,6 +138,21 @@ def test_ids_pasted_with_spaces_around_them_are_the_files_ids(tiny: RoundData) -
     assert run("explain-score", TINY, demand_id)[1] == text
 
 
+def _files_scenario(folder: Path, units: pd.DataFrame, demands: pd.DataFrame, month: int) -> Path:
+    """Write the tables and a scenario of that month's round reading them; the scenario's path."""
+    from matching.io import write_demands, write_units
+
+    write_units(units, folder / "units.csv")
+    write_demands(demands, folder / "demands.csv")
+    scenario = folder / "round.yaml"
+    scenario.write_text(
+        "id: files\nterritory: caen-la-mer\nyear: 2026\nseed: 1\npolicy: default-2026\n"
+        f"data: {{units: units.csv, demands: demands.csv}}\nround: {{month: {month}}}\n",
+        encoding="utf-8",
+    )
+    return scenario
+
+
 def test_why_not_says_why_an_id_is_not_in_the_round(tmp_path: Path) -> None:
     """A unit released in March, a demand filed after the round: their dates, not "no such".
 
@@ -145,20 +160,12 @@ def test_why_not_says_why_an_id_is_not_in_the_round(tmp_path: Path) -> None:
     An id in no file is still refused, with the data's size. Exit code 2 each time.
     """
     from matching.generate import generate_territory
-    from matching.io import write_demands, write_units
 
     units, demands = generate_territory(n_units=300, n_demands=300, seed=1)
     march = units.index[pd.to_datetime(units["released_on"]).dt.month == 3][0]
     january = units.index[pd.to_datetime(units["released_on"]).dt.month == 1][0]
     demands.loc[5, "filed_on"] = pd.Timestamp("2026-02-14")
-    write_units(units, tmp_path / "units.csv")
-    write_demands(demands, tmp_path / "demands.csv")
-    scenario = tmp_path / "round.yaml"
-    scenario.write_text(
-        "id: files\nterritory: caen-la-mer\nyear: 2026\nseed: 1\npolicy: default-2026\n"
-        "data: {units: units.csv, demands: demands.csv}\nround: {month: 1}\n",
-        encoding="utf-8",
-    )
+    scenario = _files_scenario(tmp_path, units, demands, month=1)
     in_round, late = units.at[january, "unit_id"], demands.at[5, "demand_id"]
     code, text = run("why-not", scenario, units.at[march, "unit_id"], demands.at[0, "demand_id"])
     assert code == 2 and "Traceback" not in text
@@ -212,7 +219,6 @@ def test_score_and_eligibility_files_do_not_depend_on_the_order_of_the_rows(
     units `eligibility --max-units N` printed were the first N rows, not the first N ids.
     """
     from matching.generate import generate_territory
-    from matching.io import write_demands, write_units
 
     units, demands = generate_territory(n_units=300, n_demands=300, seed=1)
     outputs = []
@@ -223,14 +229,7 @@ def test_score_and_eligibility_files_do_not_depend_on_the_order_of_the_rows(
         if order is not None:
             u = units.sample(frac=1, random_state=order).reset_index(drop=True)
             d = demands.sample(frac=1, random_state=order).reset_index(drop=True)
-        write_units(u, folder / "units.csv")
-        write_demands(d, folder / "demands.csv")
-        scenario = folder / "round.yaml"
-        scenario.write_text(
-            "id: files\nterritory: caen-la-mer\nyear: 2026\nseed: 1\npolicy: default-2026\n"
-            "data: {units: units.csv, demands: demands.csv}\nround: {month: 2}\n",
-            encoding="utf-8",
-        )
+        scenario = _files_scenario(folder, u, d, month=2)
         code, text = run("score", scenario, "--out", folder / "scores.csv")
         assert code == 0, text
         code, listed = run("eligibility", scenario, "--max-units", "5", "--out", folder / "e.csv")

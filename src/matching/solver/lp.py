@@ -1098,8 +1098,11 @@ class LPSession:
                 break
             if best.reduced_cost is not rc:  # an earlier dual bounds better than this one
                 improving = self._near(improving, best.reduced_cost)
-            lagging = upper - best.upper_bound > RESCUE_GAP * self.scale
-            if rescue is not None and rounds >= RESCUE_AFTER_ROUNDS and lagging:
+            if (
+                rescue is not None
+                and rounds >= RESCUE_AFTER_ROUNDS
+                and upper - best.upper_bound > RESCUE_GAP * self.scale  # still lagging
+            ):
                 purged = self._purge(np.asarray(sol.col_dual))
                 self.add_triples(rescue())
                 rescue = None
