@@ -794,8 +794,11 @@ def _prove_by_branching(
         # the node LP's tight triples (reduced cost 0), with its support: a neighbourhood
         # small enough to build and search in seconds (the gap-wide core can be 100 times larger)
         small = 0.5 * (multipliers[-1] if multipliers else 1.0)
+        # a mask, not a union of index arrays: on a pooled year whose LP is degenerate the
+        # tight set is 4.8 million triples, and sorting their union took 4.2 s
         tight = cert.reduced_cost <= small + 1e-6 * small
-        core = np.union1d(np.flatnonzero(tight), cert.primal.cols[cert.primal.values > 1e-6])
+        tight[cert.primal.cols[cert.primal.values > 1e-6]] = True
+        core = np.flatnonzero(tight)
         # the node LP's ones fixed, and only a better solution than the incumbent looked for
         # (HiGHS prunes the rest). A second, larger neighbourhood (only the ones the LP shares
         # with the incumbent fixed, hinted by it) found nothing in its 4 runs in three simulated
