@@ -212,10 +212,10 @@ class Calibration:
                     f"Calibration.{name} needs a tuple of 3 numbers (one per seniority band), "
                     f"got {values!r}"
                 )
-            numbers = tuple(float(v) for v in values)
-            if len(numbers) != 3 or not all(np.isfinite(numbers)):
+            floats = tuple(float(v) for v in values)
+            if len(floats) != 3 or not all(np.isfinite(floats)):
                 raise ValueError(f"Calibration.{name} needs 3 finite numbers, got {values!r}")
-            object.__setattr__(self, name, numbers)
+            object.__setattr__(self, name, floats)
         for name in ("hosted_share_q1", "q1_qpv_commune_bonus"):
             value = getattr(self, name)
             if not _is_real(value):

@@ -42,6 +42,8 @@ def test_rescue_columns_are_the_greedys_allocation(seed: int) -> None:
         zip(greedy.unit.tolist(), greedy.demand.tolist(), greedy.res.tolist(), strict=True)
     )
     assert got == want
+    # the round's own triples given to the greedy (not built again): the same allocation
+    assert np.array_equal(solve_module._greedy_triples(inst, triples, built=True), picked)
 
 
 @pytest.mark.parametrize(("seed", "mode"), [(4, "hard"), (5, "hard"), (6, "hard"), (7, "soft")])

@@ -152,9 +152,16 @@ class _State:
                 self.values[row] += self.lines.coef[j, c]
 
 
-def greedy_round(inst: RoundInstance, rank: np.ndarray, name: str) -> RoundSolution:
-    """Run the greedy skeleton on a prepared round with the households ranked by ``rank``."""
-    triples = build_triples(inst)  # sorted by unit, réservataire, then the policy's tie-break
+def greedy_round(
+    inst: RoundInstance, rank: np.ndarray, name: str, triples: Triples | None = None
+) -> RoundSolution:
+    """Run the greedy skeleton on a prepared round with the households ranked by ``rank``.
+
+    ``triples``: ``build_triples(inst)`` itself when the caller has it (not a subset of it), so
+    that it is not built twice (18.9 million triples on a pooled year, 1.2 s).
+    """
+    # sorted by unit, réservataire, then the policy's tie-break
+    triples = build_triples(inst) if triples is None else triples
     n_units, n_res = len(inst.units), len(inst.reservataires)
     # slot (unit, réservataire) -> contiguous triples; slot res + 1 so that NONE (-1) is slot 0
     slot = triples.unit.astype(np.int64) * (n_res + 1) + (triples.res.astype(np.int64) + 1)

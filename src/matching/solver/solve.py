@@ -332,16 +332,19 @@ def _no_worse_than_greedy(inst: RoundInstance, solution: RoundSolution) -> Round
     return greedy
 
 
-def _greedy_triples(inst: RoundInstance, triples: Triples) -> np.ndarray:
+def _greedy_triples(inst: RoundInstance, triples: Triples, built: bool = False) -> np.ndarray:
     """Positions in ``triples`` of the greedy's allocation (`greedy_round`), those it holds.
 
     The LP's rescue columns (`matching.solver.lp.RESCUE_AFTER_ROUNDS`): an allocation of every
     unit it can fill that keeps the quotas reachable, where the unconstrained optimum's pairs may
     not. Triples the round dropped as dominated are left out; none at all if the bands' floors
-    cannot be met (the LP then proves the round infeasible by itself).
+    cannot be met (the LP then proves the round infeasible by itself). ``built``: ``triples`` is
+    ``build_triples(inst)`` itself, which the greedy then reads instead of building it again.
     """
     try:
-        greedy = greedy_round(inst, inst.tie_rank, "greedy_score")
+        greedy = greedy_round(
+            inst, inst.tie_rank, "greedy_score", triples=triples if built else None
+        )
     except InfeasibleError:
         return np.zeros(0, dtype=np.int64)
     # each housed household's unit and réservataire, read off per triple (one pass, no sort of
@@ -478,6 +481,7 @@ def _solve_round(
         smaller = undominated_pairs(inst, params.prune_above_triples)
         if smaller is not None:  # the same optimum (`matching.solver.dominance`)
             inst, n_triples = smaller
+    built = triples is None  # the triples are `build_triples(inst)` itself until a drop
     triples = build_triples(inst) if triples is None else triples
     soft = inst.policy.quotas.mode == QuotaMode.SOFT
     rows = quota_rows(inst, triples) if rows is None else rows
@@ -507,6 +511,7 @@ def _solve_round(
         if kept is not None:  # the round on these triples has the same optimum (see there)
             stats["dominated"] = n_triples - len(kept)
             triples, rows = triples.subset(kept), rows_on(rows, kept, len(triples))
+            built = False
             classes = classes[kept]  # numbered by first appearance still: each keeps its first
             terms = stage_terms(
                 inst.policy.objective.stages, triples, rows, inst.policy.quotas.mode,
@@ -529,7 +534,7 @@ def _solve_round(
         del classes
         del wx  # the session holds its own costs (560 MB each on a Paris-sized round)
         if not soft:  # a hard round's LP may need an allocation that meets the quotas
-            session.rescue = functools.partial(_greedy_triples, inst, triples)
+            session.rescue = functools.partial(_greedy_triples, inst, triples, built)
         cert = session.solve(time_limit_s=max(30.0, budget.deadline - time.perf_counter()))
         stats.update(lp_bound=cert.upper_bound, lp_rounds=cert.rounds, lp_columns=cert.lp_columns,
                      lp_seconds=round(cert.seconds, 3))  # fmt: skip
