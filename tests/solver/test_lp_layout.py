@@ -292,6 +292,55 @@ def test_rescue_and_purge_keep_the_lp_optimum(seed: int, monkeypatch: pytest.Mon
     assert session.in_lp.sum() == len(session.col_global[session.col_global < len(triples)])
 
 
+@pytest.mark.parametrize("seed", [1, 3, 5, 8])
+def test_sift_after_the_rescue_keeps_the_lp_optimum(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sifting after the rescue: the bound and solution are still the explicit LP's optimum.
+
+    Every triple nonbasic at zero leaves HiGHS at each round after the rescue's first LP, so
+    pricing must bring back what the optimum needs; at the end the sifted triples tight under
+    the final dual are back in the LP, and its basis is still optimal (the branching starts
+    from it).
+    """
+    from matching.solver import lp
+    from matching.solver.solve import _greedy_triples
+
+    monkeypatch.setattr(lp, "RESCUE_AFTER_ROUNDS", 1)
+    monkeypatch.setattr(lp, "RESCUE_GAP", -1.0)
+    inst, triples, rows, weights = _round(seed)
+    session = lp.LPSession.for_round(
+        inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
+    )
+    session.first_duals = None
+    session.rescue = lambda: _greedy_triples(inst, triples)
+    pools: list[np.ndarray] = []
+    real = lp.LPSession._sift
+
+    def spy(self: lp.LPSession, sifted: np.ndarray | None) -> np.ndarray:
+        pools.append(real(self, sifted).copy())
+        return pools[-1]
+
+    monkeypatch.setattr(lp.LPSession, "_sift", spy)
+    cert = session.solve()
+    explicit = _explicit_lp_value(inst, triples, rows, weights)
+    assert pools and pools[-1].any()  # these seeds price after the rescue's first LP
+    assert cert.status == "bound"
+    assert explicit - 1e-6 <= cert.upper_bound <= explicit + lp.bound_slack(explicit)
+    assert cert.primal is not None
+    assert float(weights @ cert.primal.dense(len(weights))) == pytest.approx(
+        explicit, rel=1e-9, abs=1e-6
+    )
+    tight = pools[-1] & (cert.reduced_cost <= lp.PURGE_ABOVE * session.scale)
+    assert session.in_lp[tight].all()
+    assert session.in_lp.sum() == len(session.col_global[session.col_global < len(triples)])
+    session.highs.run()  # the restored columns left the basis optimal
+    assert session.highs.getInfo().simplex_iteration_count == 0
+    assert -session.highs.getInfo().objective_function_value == pytest.approx(
+        explicit, rel=1e-9, abs=1e-6
+    )
+
+
 @pytest.mark.parametrize("scoped", [False, True])
 def test_row_classes_share_every_coefficient(scoped: bool) -> None:
     """Triples of one class have one unit, one réservataire and one coefficient per row.

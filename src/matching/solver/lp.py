@@ -127,6 +127,22 @@ instead of 104 s. Dropping only those above a thousandth of a triple's worth (16
 and 91 s. Dropping again at every later round: LP 45 s, but the branching's node LPs priced
 more and the round took 72 s."""
 
+SIFT_AFTER_RESCUE = True
+"""After the rescue's first restricted LP, every later pricing round first drops from HiGHS all
+the triples nonbasic at zero (`LPSession._sift`), whatever their reduced cost; when the root LP
+ends, those of them tight under its final dual come back (`LPSession._restore`).
+
+Why: on the binding pooled year (2026-11-30) the rescued LP then still took 7 pricing rounds of
+4-9 s each: HiGHS's primal simplex on 130,000-236,000 columns, of which all but about 10,000
+end nonbasic at zero (the LP is massively dual degenerate; on its final 10,475 basic or
+at-one columns alone, HiGHS takes 0.36 s from scratch, on all 236,540 columns 24.8 s). Sifted,
+the restricted LP stays at 26,000 columns plus each round's picks, and the same rounds take
+0.01-0.8 s: the root LP 22 s instead of 48-50 s. Without the tight columns back, the branching's
+first child lacked them and took 20.7 s and 11 pricing rounds instead of 3 s. Sifting while the
+restricted LP still lags (from the rescue round itself) cycled: 20 rounds without an end; and
+on the default pooled year, which needs no rescue, sifting from its second or third round made
+the round slower (19.7 s and 14.8 s against 13.9 s): so only after a rescue."""
+
 VIOLATION_COST = 1000.0
 """Price of violating an extra row by one unit, in multiples of the largest triple weight."""
 
@@ -1014,6 +1030,8 @@ class LPSession:
             _logger.debug("LP round 0: bound %.3f from the assignment prices", best.upper_bound)
         self.first_duals = None
         rescue, self.rescue = self.rescue, None  # the next solve's only (the root's)
+        sifting = False  # from the round after the rescue's first LP (`SIFT_AFTER_RESCUE`)
+        sifted: np.ndarray | None = None  # the triples the sift dropped from HiGHS
 
         def outcome(rounds: int) -> Certificate:
             if best is None or last is None:
@@ -1098,6 +1116,8 @@ class LPSession:
                 break
             if best.reduced_cost is not rc:  # an earlier dual bounds better than this one
                 improving = self._near(improving, best.reduced_cost)
+            if sifting:
+                sifted = self._sift(sifted)
             if (
                 rescue is not None
                 and rounds >= RESCUE_AFTER_ROUNDS
@@ -1106,11 +1126,52 @@ class LPSession:
                 purged = self._purge(np.asarray(sol.col_dual))
                 self.add_triples(rescue())
                 rescue = None
+                sifting = SIFT_AFTER_RESCUE
                 _logger.debug("LP round %d: rescue columns added, %d purged", rounds, purged)
             self.add_triples(self._pick(improving, rc))
             if retired is not None:
                 spare = retired if retired.base is None else retired.base
+        if sifted is not None and best is not None:
+            self._restore(sifted, best.reduced_cost)
         return outcome(rounds)
+
+    def _sift(self, sifted: np.ndarray | None) -> np.ndarray:
+        """Drop from HiGHS every triple nonbasic at zero; the pool of all dropped so far.
+
+        A nonbasic column at its lower bound leaves the basis and the solution unchanged when
+        dropped (see `SIFT_AFTER_RESCUE` for why and when); pricing, over every triple, adds it
+        back whenever it improves again.
+        """
+        status = self.highs.getBasis().col_status
+        lower = np.fromiter(
+            (st == highspy.HighsBasisStatus.kLower for st in status), dtype=bool, count=len(status)
+        )
+        is_x = (self.col_global >= 0) & (self.col_global < self.lay.n_x)
+        drop = np.flatnonzero(is_x & lower)
+        pool = np.zeros(self.lay.n_x, dtype=bool) if sifted is None else sifted
+        if len(drop) == 0:
+            return pool
+        pool[self.col_global[drop]] = True
+        self.highs.deleteCols(len(drop), drop.astype(np.int32))
+        self.in_lp[self.col_global[drop]] = False
+        keep = np.ones(len(self.col_global), dtype=bool)
+        keep[drop] = False
+        self.col_global = self.col_global[keep]
+        self.cols_at_solve = self.highs.getNumCol()
+        _logger.debug("LP sift: %d columns dropped, %d left", len(drop), len(self.col_global))
+        return pool
+
+    def _restore(self, sifted: np.ndarray, reduced_cost: np.ndarray) -> None:
+        """Give back to HiGHS the sifted triples tight under the final dual (basis unchanged).
+
+        Why: the branching's nodes re-optimise from the root's basis, and a degenerate LP's
+        alternative optima are made of exactly these columns (`SIFT_AFTER_RESCUE`). Columns
+        of reduced cost at least 0 enter nonbasic at zero: the LP and its solution stay.
+        """
+        back = np.flatnonzero(sifted & ~self.in_lp & (reduced_cost <= PURGE_ABOVE * self.scale))
+        self.add_triples(back)
+        self.cols_at_solve = self.highs.getNumCol()
+        _logger.debug("LP restore: %d sifted columns back", len(back))
 
     def _purge(self, col_dual: np.ndarray) -> int:
         """Drop from HiGHS the triples at zero whose reduced cost there is positive; how many.
