@@ -341,6 +341,57 @@ def test_sift_after_the_rescue_keeps_the_lp_optimum(
     )
 
 
+@pytest.mark.parametrize("seed", [1, 2, 7])
+def test_rescue_started_early_runs_aside_and_changes_nothing(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rescue started one round early runs on its own thread, and the LP is the same.
+
+    Seeds 1 and 7 use it at their second round; seed 2's LP ends at its second round, before
+    the rescue, and the solve still waits for the greedy: no thread outlives it. With or
+    without the early start, the same rounds, columns, bound and solution (the explicit LP's).
+    """
+    import threading
+
+    from matching.solver import lp
+    from matching.solver.solve import _greedy_triples
+
+    monkeypatch.setattr(lp, "RESCUE_AFTER_ROUNDS", 2)
+    monkeypatch.setattr(lp, "RESCUE_GAP", -1.0)  # always lagging: the rescue is due
+    inst, triples, rows, weights = _round(seed)
+    explicit = _explicit_lp_value(inst, triples, rows, weights)
+    outcomes = []
+    for early in (True, False):
+        monkeypatch.setattr(lp, "PREFETCH_RESCUE", early)
+        session = lp.LPSession.for_round(
+            inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
+        )
+        session.first_duals = None
+        ran_on: list[str] = []
+
+        def rescue(ran_on: list[str] = ran_on) -> np.ndarray:
+            ran_on.append(threading.current_thread().name)
+            return _greedy_triples(inst, triples)
+
+        session.rescue = rescue
+        cert = session.solve()
+        assert not any(t.name.startswith("matching-rescue") for t in threading.enumerate())
+        assert session._early is None
+        if early:
+            assert len(ran_on) == 1 and ran_on[0].startswith("matching-rescue")
+        else:
+            assert all(name == threading.current_thread().name for name in ran_on)
+        assert explicit - 1e-6 <= cert.upper_bound <= explicit + lp.bound_slack(explicit)
+        assert cert.primal is not None
+        assert float(weights @ cert.primal.dense(len(weights))) == pytest.approx(
+            explicit, rel=1e-9, abs=1e-6
+        )
+        outcomes.append((cert.rounds, cert.lp_columns, cert.upper_bound, len(ran_on)))
+    (rounds, columns, bound, _), (rounds_off, columns_off, bound_off, used_off) = outcomes
+    assert (rounds, columns, bound) == (rounds_off, columns_off, bound_off)
+    assert used_off == (1 if seed in (1, 7) else 0)  # the rescue was due (or the LP ended)
+
+
 @pytest.mark.parametrize("scoped", [False, True])
 def test_row_classes_share_every_coefficient(scoped: bool) -> None:
     """Triples of one class have one unit, one réservataire and one coefficient per row.
