@@ -1191,8 +1191,9 @@ class LPSession:
         """Give back to HiGHS the sifted triples tight under the best dual (nonbasic at zero).
 
         Why: the branching's nodes re-optimise from the root's basis, and a degenerate LP's
-        alternative optima are made of exactly these columns (`SIFT_AFTER_RESCUE`). The
-        restricted LP's value is already the full LP's, so its basis stays optimal.
+        alternative optima are made of exactly these columns (`SIFT_AFTER_RESCUE`). When the
+        LP has ended, the restricted LP's value is already the full LP's, so its basis stays
+        optimal (a test re-solves it in 0 iterations); otherwise they are only more columns.
         """
         back = np.flatnonzero(sifted & ~self.in_lp & (reduced_cost <= PURGE_ABOVE * self.scale))
         self.add_triples(back)
