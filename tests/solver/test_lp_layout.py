@@ -10,13 +10,15 @@ a solution's auxiliary values satisfy its rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from matching.solver.instance import RoundInstance, Triples, build_triples
-from matching.solver.lp import SAMPLE_ABOVE, RoundLayout, kth_smallest
+from matching.solver.lp import SAMPLE_ABOVE, Certificate, LPSession, RoundLayout, kth_smallest
 from matching.solver.objective import combined_weights, stage_terms
 from matching.solver.rows import QuotaRow, quota_rows
 from tests.solver.support import binding_policy, generated_round
@@ -252,6 +254,44 @@ def test_session_bound_is_the_lp_optimum_and_its_solution_reaches_it(seed: int) 
     )
 
 
+def _rescued_session(
+    seed: int,
+    after_rounds: int,
+    monkeypatch: pytest.MonkeyPatch,
+    rescue: Callable[[RoundInstance, Triples], np.ndarray] | None = None,
+) -> tuple[LPSession, np.ndarray, float]:
+    """A round's LP session whose rescue is due after ``after_rounds`` rounds (always lagging).
+
+    No early stop at the assignment prices, so the rounds run; the rescue is the greedy's
+    triples unless ``rescue`` (a callable of the round's instance and triples) replaces it.
+    Returns the session, the triples' weights and the explicit LP's optimum.
+    """
+    from matching.solver import lp
+    from matching.solver.solve import _greedy_triples
+
+    monkeypatch.setattr(lp, "RESCUE_AFTER_ROUNDS", after_rounds)
+    monkeypatch.setattr(lp, "RESCUE_GAP", -1.0)
+    inst, triples, rows, weights = _round(seed)
+    session = lp.LPSession.for_round(
+        inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
+    )
+    session.first_duals = None
+    make = rescue or _greedy_triples
+    session.rescue = lambda: make(inst, triples)
+    return session, weights, _explicit_lp_value(inst, triples, rows, weights)
+
+
+def _assert_explicit_lp(cert: Certificate, weights: np.ndarray, explicit: float) -> None:
+    """The certificate's bound and its LP solution are the explicit LP's optimum."""
+    from matching.solver.lp import bound_slack
+
+    assert explicit - 1e-6 <= cert.upper_bound <= explicit + bound_slack(explicit)
+    assert cert.primal is not None
+    assert float(weights @ cert.primal.dense(len(weights))) == pytest.approx(
+        explicit, rel=1e-9, abs=1e-6
+    )
+
+
 @pytest.mark.parametrize("seed", range(1, 7))
 def test_rescue_and_purge_keep_the_lp_optimum(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rescue columns and a purge after the first round: the bound is still the LP optimum.
@@ -260,16 +300,8 @@ def test_rescue_and_purge_keep_the_lp_optimum(seed: int, monkeypatch: pytest.Mon
     bring back any that the optimum needs, so the bound and the solution are the explicit LP's.
     """
     from matching.solver import lp
-    from matching.solver.solve import _greedy_triples
 
-    monkeypatch.setattr(lp, "RESCUE_AFTER_ROUNDS", 1)
-    monkeypatch.setattr(lp, "RESCUE_GAP", -1.0)
-    inst, triples, rows, weights = _round(seed)
-    session = lp.LPSession.for_round(
-        inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
-    )
-    session.first_duals = None  # no early stop at the prices: the rounds must run
-    session.rescue = lambda: _greedy_triples(inst, triples)
+    session, weights, explicit = _rescued_session(seed, 1, monkeypatch)
     purged: list[int] = []
     real = lp.LPSession._purge
 
@@ -279,17 +311,13 @@ def test_rescue_and_purge_keep_the_lp_optimum(seed: int, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(lp.LPSession, "_purge", spy)
     cert = session.solve()
-    explicit = _explicit_lp_value(inst, triples, rows, weights)
     # the rescue came after the first round (and purged what did not improve), unless the first
     # round's restricted LP was already optimal (seed 4)
     assert purged or cert.rounds == 1
     assert cert.status == "bound"
-    assert explicit - 1e-6 <= cert.upper_bound <= explicit + lp.bound_slack(explicit)
-    assert cert.primal is not None
-    assert float(weights @ cert.primal.dense(len(weights))) == pytest.approx(
-        explicit, rel=1e-9, abs=1e-6
-    )
-    assert session.in_lp.sum() == len(session.col_global[session.col_global < len(triples)])
+    _assert_explicit_lp(cert, weights, explicit)
+    n_x = session.lay.n_x
+    assert session.in_lp.sum() == len(session.col_global[session.col_global < n_x])
 
 
 @pytest.mark.parametrize("seed", [1, 3, 5, 8])
@@ -304,36 +332,24 @@ def test_sift_after_the_rescue_keeps_the_lp_optimum(
     from it).
     """
     from matching.solver import lp
-    from matching.solver.solve import _greedy_triples
 
-    monkeypatch.setattr(lp, "RESCUE_AFTER_ROUNDS", 1)
-    monkeypatch.setattr(lp, "RESCUE_GAP", -1.0)
-    inst, triples, rows, weights = _round(seed)
-    session = lp.LPSession.for_round(
-        inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
-    )
-    session.first_duals = None
-    session.rescue = lambda: _greedy_triples(inst, triples)
+    session, weights, explicit = _rescued_session(seed, 1, monkeypatch)
     pools: list[np.ndarray] = []
     real = lp.LPSession._sift
 
-    def spy(self: lp.LPSession, sifted: np.ndarray | None) -> np.ndarray:
-        pools.append(real(self, sifted).copy())
-        return pools[-1]
+    def spy(self: lp.LPSession, sifted: np.ndarray) -> None:
+        real(self, sifted)
+        pools.append(sifted.copy())
 
     monkeypatch.setattr(lp.LPSession, "_sift", spy)
     cert = session.solve()
-    explicit = _explicit_lp_value(inst, triples, rows, weights)
     assert pools and pools[-1].any()  # these seeds price after the rescue's first LP
     assert cert.status == "bound"
-    assert explicit - 1e-6 <= cert.upper_bound <= explicit + lp.bound_slack(explicit)
-    assert cert.primal is not None
-    assert float(weights @ cert.primal.dense(len(weights))) == pytest.approx(
-        explicit, rel=1e-9, abs=1e-6
-    )
+    _assert_explicit_lp(cert, weights, explicit)
     tight = pools[-1] & (cert.reduced_cost <= lp.PURGE_ABOVE * session.scale)
     assert session.in_lp[tight].all()
-    assert session.in_lp.sum() == len(session.col_global[session.col_global < len(triples)])
+    n_x = session.lay.n_x
+    assert session.in_lp.sum() == len(session.col_global[session.col_global < n_x])
     session.highs.run()  # the restored columns left the basis optimal
     assert session.highs.getInfo().simplex_iteration_count == 0
     assert -session.highs.getInfo().objective_function_value == pytest.approx(
@@ -356,24 +372,16 @@ def test_rescue_started_early_runs_aside_and_changes_nothing(
     from matching.solver import lp
     from matching.solver.solve import _greedy_triples
 
-    monkeypatch.setattr(lp, "RESCUE_AFTER_ROUNDS", 2)
-    monkeypatch.setattr(lp, "RESCUE_GAP", -1.0)  # always lagging: the rescue is due
-    inst, triples, rows, weights = _round(seed)
-    explicit = _explicit_lp_value(inst, triples, rows, weights)
     outcomes = []
     for early in (True, False):
         monkeypatch.setattr(lp, "PREFETCH_RESCUE", early)
-        session = lp.LPSession.for_round(
-            inst, triples, rows, inst.bands(), weights, np.zeros(len(rows)), soft=False
-        )
-        session.first_duals = None
         ran_on: list[str] = []
 
-        def rescue(ran_on: list[str] = ran_on) -> np.ndarray:
+        def rescue(inst: RoundInstance, triples: Triples, ran_on: list[str] = ran_on) -> np.ndarray:
             ran_on.append(threading.current_thread().name)
             return _greedy_triples(inst, triples)
 
-        session.rescue = rescue
+        session, weights, explicit = _rescued_session(seed, 2, monkeypatch, rescue)
         cert = session.solve()
         assert not any(t.name.startswith("matching-rescue") for t in threading.enumerate())
         assert session._early is None
@@ -381,11 +389,7 @@ def test_rescue_started_early_runs_aside_and_changes_nothing(
             assert len(ran_on) == 1 and ran_on[0].startswith("matching-rescue")
         else:
             assert all(name == threading.current_thread().name for name in ran_on)
-        assert explicit - 1e-6 <= cert.upper_bound <= explicit + lp.bound_slack(explicit)
-        assert cert.primal is not None
-        assert float(weights @ cert.primal.dense(len(weights))) == pytest.approx(
-            explicit, rel=1e-9, abs=1e-6
-        )
+        _assert_explicit_lp(cert, weights, explicit)
         outcomes.append((cert.rounds, cert.lp_columns, cert.upper_bound, len(ran_on)))
     (rounds, columns, bound, _), (rounds_off, columns_off, bound_off, used_off) = outcomes
     assert (rounds, columns, bound) == (rounds_off, columns_off, bound_off)

@@ -1060,8 +1060,9 @@ class LPSession:
             _logger.debug("LP round 0: bound %.3f from the assignment prices", best.upper_bound)
         self.first_duals = None
         rescue, self.rescue = self.rescue, None  # the next solve's only (the root's)
-        sifting = False  # from the round after the rescue's first LP (`SIFT_AFTER_RESCUE`)
-        sifted: np.ndarray | None = None  # the triples the sift dropped from HiGHS
+        # the triples the sift dropped from HiGHS; sifting from the round after the rescue's
+        # first LP (`SIFT_AFTER_RESCUE`)
+        sifted: np.ndarray | None = None
 
         def outcome(rounds: int) -> Certificate:
             if best is None or last is None:
@@ -1146,8 +1147,8 @@ class LPSession:
                 break
             if best.reduced_cost is not rc:  # an earlier dual bounds better than this one
                 improving = self._near(improving, best.reduced_cost)
-            if sifting:
-                sifted = self._sift(sifted)
+            if sifted is not None:
+                self._sift(sifted)
             lagging = upper - best.upper_bound > RESCUE_GAP * self.scale
             if (
                 PREFETCH_RESCUE
@@ -1165,7 +1166,8 @@ class LPSession:
                 early, self._early = self._early, None
                 self.add_triples(early.result() if early is not None else rescue())
                 rescue = None
-                sifting = SIFT_AFTER_RESCUE
+                if SIFT_AFTER_RESCUE:
+                    sifted = np.zeros(lay.n_x, dtype=bool)
                 _logger.debug("LP round %d: rescue columns added, %d purged", rounds, purged)
             self.add_triples(self._pick(improving, rc))
             if retired is not None:
@@ -1174,18 +1176,16 @@ class LPSession:
             self._restore(sifted, best.reduced_cost)
         return outcome(rounds)
 
-    def _sift(self, sifted: np.ndarray | None) -> np.ndarray:
-        """Drop from HiGHS every triple nonbasic at zero; the pool of all dropped so far.
+    def _sift(self, sifted: np.ndarray) -> None:
+        """Drop from HiGHS every triple nonbasic at zero, marking it in ``sifted``.
 
         See `SIFT_AFTER_RESCUE` for why and when; pricing, over every triple, adds any of them
         back whenever it improves again.
         """
-        drop = self._triple_columns(highspy.HighsBasisStatus.kLower, at=True)
-        pool = np.zeros(self.lay.n_x, dtype=bool) if sifted is None else sifted
-        pool[self.col_global[drop]] = True
+        drop = self._triples_at_zero()
+        sifted[self.col_global[drop]] = True
         self._drop_columns(drop)
         _logger.debug("LP sift: %d columns dropped, %d left", len(drop), len(self.col_global))
-        return pool
 
     def _restore(self, sifted: np.ndarray, reduced_cost: np.ndarray) -> None:
         """Give back to HiGHS the sifted triples tight under the best dual (nonbasic at zero).
@@ -1208,19 +1208,22 @@ class LPSession:
         slowed every later simplex. A nonbasic column at its lower bound leaves the basis and
         the solution unchanged when dropped, and pricing adds it back if it improves again.
         """
-        nonbasic = self._triple_columns(highspy.HighsBasisStatus.kBasic, at=False)
-        drop = nonbasic[col_dual[nonbasic] > PURGE_ABOVE * self.scale]
+        at_zero = self._triples_at_zero()
+        drop = at_zero[col_dual[at_zero] > PURGE_ABOVE * self.scale]
         self._drop_columns(drop)
         return len(drop)
 
-    def _triple_columns(self, status: highspy.HighsBasisStatus, *, at: bool) -> np.ndarray:
-        """HiGHS positions of the triple columns whose basis status is (``at``) or is not that."""
+    def _triples_at_zero(self) -> np.ndarray:
+        """HiGHS positions of the triple columns nonbasic at their lower bound (zero).
+
+        (A nonbasic column at its upper bound has a reduced cost of at most 0 at the optimum,
+        so the purge's positive ones are all among these.)
+        """
         statuses = self.highs.getBasis().col_status
-        match = np.fromiter(
-            ((st == status) == at for st in statuses), dtype=bool, count=len(statuses)
-        )
+        lower = highspy.HighsBasisStatus.kLower
+        at_zero = np.fromiter((st == lower for st in statuses), dtype=bool, count=len(statuses))
         is_x = (self.col_global >= 0) & (self.col_global < self.lay.n_x)
-        return np.flatnonzero(is_x & match)
+        return np.flatnonzero(is_x & at_zero)
 
     def _drop_columns(self, drop: np.ndarray) -> None:
         """Delete these HiGHS columns (nonbasic: the basis and the solution stay)."""
